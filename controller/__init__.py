@@ -1,0 +1,3 @@
+"""drainctl: drain WebSocket servers before their platform deletes them."""
+
+__version__ = "0.1.0"

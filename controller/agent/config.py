@@ -1,0 +1,157 @@
+"""The agent's configuration file, parsed once at the edge into frozen objects.
+
+A user mistake (unknown key, wrong type, unreadable token file) becomes one `ConfigError` line naming the
+file and the key, e.g. `agent.yaml: fallback.grace_s: Input should be a valid number`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError, field_validator
+
+from controller.budget import Budget
+from controller.errors import ConfigError
+
+_DEFAULTS = Budget()
+
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AppConfig(_Frozen):
+    """How the agent reaches the app's own drain hook (the testbed server's admin drain route)."""
+
+    drain_url: str
+    """`POST` here with `{"rate_per_s": R}` and the app's bearer token to start a graceful drain."""
+    token_file: Path
+    """File holding the app's admin bearer token. Never logged."""
+    timeout_s: PositiveSeconds = 2.0
+    """A drain call unanswered after this long counts as timed out (a stopped or wedged app)."""
+
+    @field_validator("drain_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value
+
+
+class FallbackConfig(_Frozen):
+    """The local fallback: drain, reset and release by itself when the controller stays silent."""
+
+    enabled: bool = True
+    grace_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 5.0
+    """How long after a notice the agent waits for a controller drain before draining by itself."""
+    drain_rate_per_s: PositiveSeconds = _DEFAULTS.drain_rate_per_s
+    """Disconnects per second asked of the app when the agent drains by itself."""
+    no_progress_window_s: PositiveSeconds = _DEFAULTS.no_progress_window_s
+    """Reset what is left when the kernel count has not fallen for this long."""
+    reset_margin_s: PositiveSeconds = 5.0
+    """Reset and release no later than this long before the notice's `not_after`."""
+    poll_s: PositiveSeconds = 0.25
+    """How often the fallback looks at the kernel count and at the notice's state."""
+
+
+class AgentConfig(_Frozen):
+    """Everything `agent.yaml` holds."""
+
+    listen: str = "127.0.0.1:9100"
+    """HOST:PORT of the agent's HTTP API; port 0 lets the kernel choose (the ready line says which)."""
+    token_file: Path
+    """File holding the bearer token every route but /healthz requires. Never logged."""
+    service_port: Annotated[int, Field(ge=1, le=65535)]
+    """Established TCP sockets with this LOCAL port are the ones counted and reset."""
+    service_address: IPvAnyAddress | None = None
+    """Optional local address filter, for hosts where several services share the port."""
+    app: AppConfig
+    fallback: FallbackConfig = FallbackConfig()
+    instance: Annotated[str, Field(min_length=1)]
+    """This host's instance name, as the controller knows it."""
+
+    @field_validator("listen")
+    @classmethod
+    def _hostport(cls, value: str) -> str:
+        split_hostport(value)
+        return value
+
+    @property
+    def listen_host(self) -> str:
+        return split_hostport(self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        return split_hostport(self.listen)[1]
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """The parsed config plus the secrets its token files hold."""
+
+    config: AgentConfig
+    token: str = field(repr=False)
+    """Bearer token the agent's own API requires."""
+    app_token: str = field(repr=False)
+    """Bearer token for the app's drain hook."""
+
+
+def split_hostport(text: str) -> tuple[str, int]:
+    """`127.0.0.1:9100`, `[::1]:9100`; port 0 lets the kernel choose."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def load_settings(path: Path) -> AgentSettings:
+    """Read `agent.yaml` and the token files it names; every problem is a one-line `ConfigError`."""
+    config = parse_config(_read_yaml(path), where=str(path))
+    return AgentSettings(
+        config=config,
+        token=read_token(config.token_file, where=f"{path}: token_file"),
+        app_token=read_token(config.app.token_file, where=f"{path}: app.token_file"),
+    )
+
+
+def parse_config(raw: Any, *, where: str) -> AgentConfig:
+    try:
+        return AgentConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"] if _is_key(part)) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{where}: {key}: {message}") from exc
+
+
+def _is_key(part: str | int) -> bool:
+    """Keys and list indexes, not pydantic's names for union branches (`lax-or-strict[...]`)."""
+    return isinstance(part, int) or part.isidentifier()
+
+
+def read_token(path: Path, *, where: str) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {str(path)!r}: {exc.strerror}") from exc
+    if not token:
+        raise ConfigError(f"{where}: {str(path)!r} is empty")
+    return token
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}") from exc

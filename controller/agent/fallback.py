@@ -1,0 +1,144 @@
+"""The local fallback: when a notice arrives and the controller stays silent, drain, reset and release alone.
+
+Timeline of one notice (deadline = not_after - reset_margin_s):
+
+    seen ──grace_s──> no controller drain?  drain via the app hook at the fallback rate
+                      watch the kernel count: zero -> release (drained)
+                                              no progress for no_progress_window_s, or deadline -> reset, release
+    seen ──> controller drain started: stay out of its way; at the deadline, if nobody released: reset, release
+
+It never holds a notice past its deadline (a failed drain, count or reset is logged and the release still
+happens) and never releases before the count reached zero or the leftovers were reset.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from controller.agent.clock import Clock
+from controller.agent.config import FallbackConfig
+from controller.agent.notices import Actor, Notice, NoticeState
+from controller.errors import DrainctlError
+
+log = logging.getLogger(__name__)
+
+
+class Hands(Protocol):
+    """What the fallback needs from the agent (the agent's `NodeAgent` provides it)."""
+
+    async def drain(self, rate_per_s: float, *, by: Actor) -> dict[str, Any]: ...
+
+    async def connections(self) -> int: ...
+
+    async def reset(self, *, by: Actor) -> int: ...
+
+    async def release(self, notice: Notice, *, by: Actor) -> bool: ...
+
+
+class Outcome(enum.StrEnum):
+    DRAINED = "drained"
+    """The agent drained, the count reached zero, the agent released."""
+    FORCED = "forced"
+    """The agent drained, then reset the leftovers (no progress or deadline) and released."""
+    CONTROLLER_DEADLINE = "controller"
+    """The controller drained but nobody released by the deadline: the agent reset and released."""
+    RELEASED = "released"
+    """Someone else (the controller) released the notice first."""
+
+
+async def run_fallback(notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock) -> Outcome:
+    deadline_s = notice.not_after - config.reset_margin_s
+    grace_end_s = min(notice.seen_at + config.grace_s, deadline_s)
+    await _wait(clock, config.poll_s, grace_end_s, lambda: notice.state is not NoticeState.OPEN)
+    if notice.state is NoticeState.RELEASED:
+        return Outcome.RELEASED
+    if notice.drain_started_by == "controller":
+        return await _guard_controller_drain(notice, hands, config, clock, deadline_s)
+    notice.start_drain("agent")
+    if clock.now() < deadline_s:
+        await _drain(notice, hands, config)
+    return await _watch(notice, hands, config, clock, deadline_s)
+
+
+async def _guard_controller_drain(
+    notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock, deadline_s: float
+) -> Outcome:
+    await _wait(clock, config.poll_s, deadline_s, lambda: notice.state is NoticeState.RELEASED)
+    if notice.state is NoticeState.RELEASED:
+        return Outcome.RELEASED
+    log.warning("notice %s: controller drain not released %.1f s before not_after; resetting", notice.id,
+                config.reset_margin_s)
+    await _force(notice, hands, clock)
+    return Outcome.CONTROLLER_DEADLINE
+
+
+async def _watch(notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock, deadline_s: float) -> Outcome:
+    """Follow the kernel count until zero (release) or stuck/deadline (reset, release)."""
+    lowest: int | None = None
+    lowest_at_s = clock.now()
+    while notice.state is not NoticeState.RELEASED:
+        count = await _count(hands)
+        now_s = clock.now()
+        if count == 0:
+            await _release(notice, hands, clock)
+            return Outcome.DRAINED
+        if count is not None and (lowest is None or count < lowest):
+            lowest, lowest_at_s = count, now_s
+        stuck_at_s = lowest_at_s + config.no_progress_window_s
+        if now_s >= deadline_s or now_s >= stuck_at_s:
+            log.info("notice %s: %s sockets left (%s); resetting", notice.id, count,
+                     "deadline" if now_s >= deadline_s else "no progress")
+            await _force(notice, hands, clock)
+            return Outcome.FORCED
+        await clock.sleep(min(config.poll_s, deadline_s - now_s, stuck_at_s - now_s))
+    return Outcome.RELEASED
+
+
+async def _wait(clock: Clock, poll_s: float, until_s: float, done: Callable[[], bool]) -> None:
+    while not done():
+        left_s = until_s - clock.now()
+        if left_s <= 0:
+            return
+        await clock.sleep(min(poll_s, left_s))
+
+
+async def _drain(notice: Notice, hands: Hands, config: FallbackConfig) -> None:
+    log.info("notice %s: no controller drain within %.1f s; draining at %g/s", notice.id, config.grace_s,
+             config.drain_rate_per_s)
+    try:
+        await hands.drain(config.drain_rate_per_s, by="agent")
+    except DrainctlError as exc:
+        log.warning("notice %s: drain failed (%s); leftovers will be reset", notice.id, exc)
+
+
+async def _count(hands: Hands) -> int | None:
+    try:
+        return await hands.connections()
+    except DrainctlError as exc:
+        log.warning("kernel socket count failed: %s", exc)
+        return None
+
+
+async def _force(notice: Notice, hands: Hands, clock: Clock) -> None:
+    try:
+        notice.reset = await hands.reset(by="agent")
+    except DrainctlError as exc:
+        log.error("notice %s: reset failed (%s); releasing anyway before not_after", notice.id, exc)
+    await _release(notice, hands, clock)
+
+
+async def _release(notice: Notice, hands: Hands, clock: Clock) -> None:
+    """Release, retrying a failing platform until `not_after` (past it, the platform has moved on)."""
+    while True:
+        try:
+            await hands.release(notice, by="agent")
+            return
+        except DrainctlError as exc:
+            if clock.now() >= notice.not_after:
+                log.error("notice %s: release failed until not_after: %s", notice.id, exc)
+                return
+            log.warning("notice %s: release failed, retrying: %s", notice.id, exc)
+            await clock.sleep(min(1.0, notice.not_after - clock.now()))

@@ -1,0 +1,129 @@
+"""The agent's operations on its host, shared by the HTTP API (the controller's calls) and the local fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from controller.agent.apphook import AppRejected, AppTimeout, AppUnreachable
+from controller.agent.clock import Clock
+from controller.agent.config import FallbackConfig
+from controller.agent.fallback import run_fallback
+from controller.agent.metrics import AgentMetrics
+from controller.agent.notices import Actor, Notice, NoticeBook
+
+log = logging.getLogger(__name__)
+
+_DRAIN_OUTCOMES: dict[type[Exception], str] = {
+    AppUnreachable: "unreachable",
+    AppTimeout: "timeout",
+    AppRejected: "rejected",
+}
+
+
+class Sockets(Protocol):
+    port: int
+
+    async def count(self) -> int: ...
+
+    async def reset(self) -> int: ...
+
+
+class DrainHook(Protocol):
+    async def drain(self, rate_per_s: float) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class NodeAgent:
+    """Drain, count, reset and notices for one host; starts a fallback for each new notice."""
+
+    def __init__(
+        self,
+        *,
+        sockets: Sockets,
+        hook: DrainHook,
+        book: NoticeBook,
+        metrics: AgentMetrics,
+        fallback: FallbackConfig,
+        clock: Clock,
+    ) -> None:
+        self.sockets = sockets
+        self.book = book
+        self.metrics = metrics
+        self._hook = hook
+        self._fallback = fallback
+        self._clock = clock
+        self._controller_drain_at_s: float | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def drain(self, rate_per_s: float, *, by: Actor) -> dict[str, Any]:
+        """Ask the app to drain; the app's answer. A controller drain calls off the fallbacks' wait first."""
+        if by == "controller":
+            self._controller_drain_at_s = self._clock.now()
+            for notice in self.book.unreleased():
+                notice.start_drain("controller")
+        log.info("drain requested by %s at %g/s", by, rate_per_s)
+        try:
+            answer = await self._hook.drain(rate_per_s)
+        except (AppUnreachable, AppTimeout, AppRejected) as exc:
+            self.metrics.drains.labels(by=by, outcome=_DRAIN_OUTCOMES[type(exc)]).inc()
+            log.warning("drain requested by %s failed: %s", by, exc)
+            raise
+        self.metrics.drains.labels(by=by, outcome="accepted").inc()
+        return answer
+
+    async def connections(self) -> int:
+        count = await self.sockets.count()
+        self.metrics.established.set(count)
+        return count
+
+    async def reset(self, *, by: Actor) -> int:
+        reset = await self.sockets.reset()
+        self.metrics.resets.labels(by=by).inc()
+        self.metrics.sockets_reset.labels(by=by).inc(reset)
+        log.info("reset requested by %s: %d sockets on port %d aborted", by, reset, self.sockets.port)
+        return reset
+
+    def add_notice(self, notice_id: str, kind: str, not_after: float) -> tuple[Notice, bool]:
+        """Record a notice (idempotent by id) and, when new, start its fallback."""
+        notice, new = self.book.add(notice_id, kind, not_after)
+        if not new:
+            return notice, False
+        self.metrics.notices.labels(kind=kind).inc()
+        log.info("notice %s (%s) seen, not_after in %.1f s", notice.id, kind, not_after - notice.seen_at)
+        drained_at_s = self._controller_drain_at_s
+        if drained_at_s is not None and drained_at_s >= notice.seen_at - self._fallback.grace_s:
+            notice.start_drain("controller")
+        if self._fallback.enabled:
+            self._spawn(self._run_fallback(notice))
+        return notice, True
+
+    async def release(self, notice: Notice, *, by: Actor) -> bool:
+        released = await self.book.release(notice, by=by)
+        if released:
+            self.metrics.releases.labels(by=by).inc()
+            log.info("notice %s released by %s", notice.id, by)
+        return released
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._hook.aclose()
+
+    async def _run_fallback(self, notice: Notice) -> None:
+        try:
+            outcome = await run_fallback(notice, self, self._fallback, self._clock)
+        except Exception:
+            log.exception("notice %s: fallback crashed", notice.id)
+            raise
+        self.metrics.fallback_runs.labels(outcome=outcome.value).inc()
+        log.info("notice %s: fallback done (%s)", notice.id, outcome.value)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

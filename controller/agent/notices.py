@@ -1,0 +1,114 @@
+"""The platform's lifecycle notices the agent has seen, and how one is released back to the platform.
+
+A notice says "this host goes away at `not_after`". It is released once its sockets are drained or reset:
+for the local testbed, marking it released is the whole release (the supervisor polls it); cloud platforms
+plug their own `PlatformRelease` in (Azure StartRequests, GCP shutdown hook returning) in a later issue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from controller.agent.clock import Clock
+
+Actor = Literal["controller", "agent"]
+"""Who acted: the controller (through the agent's API) or the agent's own fallback."""
+
+
+class NoticeState(enum.StrEnum):
+    OPEN = "open"
+    """Seen; nobody has started draining yet."""
+    DRAINING = "draining"
+    """A drain started (see `drain_started_by`)."""
+    RELEASED = "released"
+    """Handed back to the platform; the host may go."""
+
+
+@dataclass
+class Notice:
+    """One lifecycle notice and what has been done about it (mutable: the agent's own record)."""
+
+    id: str
+    kind: str
+    not_after: float
+    """Unix seconds: the platform deletes the host at this time whatever happens."""
+    seen_at: float
+    state: NoticeState = NoticeState.OPEN
+    drain_started_by: Actor | None = None
+    reset: int | None = None
+    """Sockets the agent's fallback reset for this notice; None when it reset none."""
+    released_at: float | None = None
+    released_by: Actor | None = None
+
+    def start_drain(self, by: Actor) -> None:
+        if self.state is NoticeState.OPEN:
+            self.state = NoticeState.DRAINING
+            self.drain_started_by = by
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "not_after": self.not_after,
+            "seen_at": self.seen_at,
+            "state": self.state.value,
+            "drain_started_by": self.drain_started_by,
+            "reset": self.reset,
+            "released_at": self.released_at,
+            "released_by": self.released_by,
+        }
+
+
+class PlatformRelease(Protocol):
+    """Tells the platform it may proceed with the host's deletion. Raises our errors on failure."""
+
+    async def release(self, notice: Notice) -> None: ...
+
+
+class LocalRelease:
+    """The local testbed's release: the supervisor polls the notice until it reads `released`."""
+
+    async def release(self, notice: Notice) -> None:
+        return None
+
+
+class NoticeBook:
+    """Notices by id; adding is idempotent, releasing happens once."""
+
+    def __init__(self, platform: PlatformRelease, clock: Clock) -> None:
+        self._platform = platform
+        self._clock = clock
+        self._notices: dict[str, Notice] = {}
+        self._lock = asyncio.Lock()
+
+    def add(self, notice_id: str, kind: str, not_after: float) -> tuple[Notice, bool]:
+        """The notice with this id, and whether it is new."""
+        known = self._notices.get(notice_id)
+        if known is not None:
+            return known, False
+        notice = Notice(id=notice_id, kind=kind, not_after=not_after, seen_at=self._clock.now())
+        self._notices[notice_id] = notice
+        return notice, True
+
+    def get(self, notice_id: str) -> Notice | None:
+        return self._notices.get(notice_id)
+
+    def all(self) -> list[Notice]:
+        return list(self._notices.values())
+
+    def unreleased(self) -> list[Notice]:
+        return [n for n in self._notices.values() if n.state is not NoticeState.RELEASED]
+
+    async def release(self, notice: Notice, *, by: Actor) -> bool:
+        """Release through the platform, once; False when it was already released."""
+        async with self._lock:
+            if notice.state is NoticeState.RELEASED:
+                return False
+            await self._platform.release(notice)
+            notice.state = NoticeState.RELEASED
+            notice.released_at = self._clock.now()
+            notice.released_by = by
+            return True

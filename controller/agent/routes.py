@@ -1,0 +1,163 @@
+"""The agent's HTTP API (DESIGN.md §6): a bearer token on every route but /healthz, compared in constant time.
+
+    GET  /healthz                      200 {"status": "ok"}                       (no token)
+    POST /v1/drain {"rate_per_s": R}   202 {"accepted": true, "app": {...}}       502 app unreachable, 504 timeout
+    GET  /v1/connections               200 {"port": P, "established": N}          (kernel count)
+    POST /v1/reset                     200 {"port": P, "reset": N}                (kernel socket destroy)
+    POST /v1/notices {"id","kind","not_after"}  201 notice                        (idempotent by id)
+    GET  /v1/notices                   200 {"notices": [notice, ...]}
+    GET  /v1/notices/{id}              200 notice, 404 unknown
+    POST /v1/notices/{id}/release      200 notice, 404 unknown
+    GET  /metrics                      Prometheus text
+
+Errors are JSON `{"error": "..."}`; a missing or wrong token gets 401 before anything else happens.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from controller.agent.apphook import AppRejected, AppTimeout, AppUnreachable
+from controller.agent.node import NodeAgent
+from controller.agent.notices import Notice
+from controller.errors import DrainctlError, TemporaryError
+
+_AGENT: web.AppKey[NodeAgent] = web.AppKey("agent", NodeAgent)
+_PUBLIC_PATHS = frozenset({"/healthz"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DrainRequest(_Input):
+    rate_per_s: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class NoticeRequest(_Input):
+    id: Annotated[str, Field(min_length=1, max_length=256)]
+    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    not_after: Annotated[float, Field(allow_inf_nan=False)]
+    """Unix seconds."""
+
+
+def build_app(agent: NodeAgent, token: str) -> web.Application:
+    app = web.Application(middlewares=[_bearer_token(token), _errors_as_json])
+    app[_AGENT] = agent
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_post("/v1/drain", _drain)
+    app.router.add_get("/v1/connections", _connections)
+    app.router.add_post("/v1/reset", _reset)
+    app.router.add_post("/v1/notices", _add_notice)
+    app.router.add_get("/v1/notices", _notices)
+    app.router.add_get("/v1/notices/{id}", _notice)
+    app.router.add_post("/v1/notices/{id}/release", _release)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+def _bearer_token(token: str) -> Middleware:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        if request.path not in _PUBLIC_PATHS and not hmac.compare_digest(given, expected):
+            return _error(401, "unauthorized")
+        return await handler(request)
+
+    return check
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except TemporaryError as exc:
+        return _error(503, str(exc))
+    except DrainctlError as exc:
+        return _error(500, str(exc))
+
+
+async def _healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def _drain(request: web.Request) -> web.StreamResponse:
+    body = await _parse(request, DrainRequest)
+    try:
+        answer = await request.app[_AGENT].drain(body.rate_per_s, by="controller")
+    except AppTimeout as exc:
+        return _error(504, str(exc))
+    except (AppUnreachable, AppRejected) as exc:
+        return _error(502, str(exc))
+    return web.json_response({"accepted": True, "app": answer}, status=202)
+
+
+async def _connections(request: web.Request) -> web.StreamResponse:
+    agent = request.app[_AGENT]
+    return web.json_response({"port": agent.sockets.port, "established": await agent.connections()})
+
+
+async def _reset(request: web.Request) -> web.StreamResponse:
+    agent = request.app[_AGENT]
+    return web.json_response({"port": agent.sockets.port, "reset": await agent.reset(by="controller")})
+
+
+async def _add_notice(request: web.Request) -> web.StreamResponse:
+    body = await _parse(request, NoticeRequest)
+    notice, _ = request.app[_AGENT].add_notice(body.id, body.kind, body.not_after)
+    return web.json_response(notice.as_json(), status=201)
+
+
+async def _notices(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"notices": [n.as_json() for n in request.app[_AGENT].book.all()]})
+
+
+async def _notice(request: web.Request) -> web.StreamResponse:
+    return web.json_response(_known_notice(request).as_json())
+
+
+async def _release(request: web.Request) -> web.StreamResponse:
+    notice = _known_notice(request)
+    await request.app[_AGENT].release(notice, by="controller")
+    return web.json_response(notice.as_json())
+
+
+async def _metrics(request: web.Request) -> web.StreamResponse:
+    text, content_type = request.app[_AGENT].metrics.render()
+    return web.Response(body=text, headers={"Content-Type": content_type})
+
+
+def _known_notice(request: web.Request) -> Notice:
+    notice_id = request.match_info["id"]
+    notice = request.app[_AGENT].book.get(notice_id)
+    if notice is None:
+        message = json.dumps({"error": f"unknown notice {notice_id!r}"})
+        raise web.HTTPNotFound(text=message, content_type="application/json")
+    return notice
+
+
+async def _parse(request: web.Request, model: type[Body]) -> Body:
+    try:
+        return model.model_validate_json(await request.read())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "body"
+        message = json.dumps({"error": f"{key}: {first['msg']}"})
+        raise web.HTTPBadRequest(text=message, content_type="application/json") from exc
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+

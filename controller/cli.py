@@ -1,0 +1,41 @@
+"""The `drainctl` command: one entry point for the daemon, the agent, on-call commands and the testbed.
+
+Exit codes (DESIGN.md §6): 0 ok, 1 the operation failed, 2 usage or config error. A user mistake is
+reported as one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from controller.agent.command import agent as agent_command
+from controller.errors import ConfigError, DrainctlError
+from testbed.cli import app as testbed_app
+from testbed.cli import demo as testbed_demo
+
+app = typer.Typer(
+    name="drainctl",
+    help="Drain WebSocket servers before their platform deletes them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(testbed_app, name="testbed", help="The local testbed: reference server, client swarm, fleet.")
+app.command("demo", help="Run the local demo on this machine and print its report.")(testbed_demo)
+app.command("agent")(agent_command)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"drainctl: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except DrainctlError as exc:
+        print(f"drainctl: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("drainctl: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,237 @@
+"""controller.yaml, parsed once at the edge into frozen, typed objects.
+
+Everything inside the controller takes these objects, never raw dicts. Unknown keys, wrong types, unreadable
+token files and timer budgets that break an invariant are refused with one line naming the key, e.g.
+`controller.yaml: instances.A.pool: Field required`. Token files are read here; the tokens are `SecretStr`
+so they never show up in a repr or a log line.
+
+    journal: /var/lib/drainctl/journal.sqlite
+    budget: {drain_deadline_s: 30, no_progress_window_s: 3}      # overrides of controller.budget.Budget
+    prometheus:                                                   # optional: without it, kernel count only
+      url: http://127.0.0.1:9090
+      query: 'sum(drainctl_testbed_open_sockets{server="{instance}"})'
+    disruption: {default_max_draining: 1, pools: {web: {max_draining: 2}}}
+    instances:
+      A: {pool: web, agent_url: http://10.0.0.5:9100, agent_token_file: /etc/drainctl/agent.token}
+    agents: {timeout_s: 3.0}
+    api: {listen: 127.0.0.1:9300, token_file: /etc/drainctl/api.token}
+    sources: {local: {enabled: true, poll_interval_s: 1.0}, manual: {enabled: true}}
+    engine: {poll_interval_s: 0.5, retry_initial_s: 0.5, retry_max_s: 5.0}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from controller.budget import Budget
+from controller.errors import ConfigError
+
+DEFAULT_QUERY = 'sum(drainctl_testbed_open_sockets{server="{instance}"})'
+INSTANCE_PLACEHOLDER = "{instance}"
+
+
+def read_token(path: Path | str) -> str:
+    """The stripped contents of a token file; ValueError (named by the caller's key) when unusable."""
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
+    if not token:
+        raise ValueError(f"{str(path)!r} is empty")
+    return token
+
+
+def _budget(value: Any) -> Budget:
+    if isinstance(value, Budget):
+        return value
+    return Budget.from_mapping(value if value is not None else {}, where="budget")
+
+
+def _http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError as exc:
+        raise ValueError(f"malformed URL {value!r}: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+    return value.rstrip("/")
+
+
+def _hostport(value: str) -> str:
+    _host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+def _positive(value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a positive number, got {value!r}")
+    return value
+
+
+TokenFile = Annotated[SecretStr, BeforeValidator(read_token)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Seconds = Annotated[float, AfterValidator(_positive)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class PrometheusConfig(_Frozen):
+    url: HttpUrl
+    """Prometheus base URL, e.g. http://127.0.0.1:9090."""
+    query: str = DEFAULT_QUERY
+    """PromQL giving one instance's open sockets; `{instance}` is replaced by the instance name."""
+    timeout_s: Seconds = 2.0
+    """Per query; a slower Prometheus counts as unreachable and the kernel count is used alone."""
+
+    @model_validator(mode="after")
+    def _query_names_the_instance(self) -> PrometheusConfig:
+        if INSTANCE_PLACEHOLDER not in self.query:
+            raise ValueError(f"query must contain {INSTANCE_PLACEHOLDER} (replaced by the instance name)")
+        return self
+
+    def query_for(self, instance: str) -> str:
+        quoted = instance.replace("\\", "\\\\").replace('"', '\\"')
+        return self.query.replace(INSTANCE_PLACEHOLDER, quoted)
+
+
+class PoolBudget(_Frozen):
+    """How many of a pool's instances may be draining at once: a count, or a percentage of the pool."""
+
+    max_draining: int | None = Field(default=None, ge=1)
+    max_draining_percent: float | None = Field(default=None, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PoolBudget:
+        if (self.max_draining is None) == (self.max_draining_percent is None):
+            raise ValueError("give exactly one of max_draining and max_draining_percent")
+        return self
+
+    def slots(self, pool_size: int) -> int:
+        """At least one, so a pool can always make progress."""
+        if self.max_draining is not None:
+            return self.max_draining
+        assert self.max_draining_percent is not None
+        return max(1, math.floor(pool_size * self.max_draining_percent / 100))
+
+
+class DisruptionConfig(_Frozen):
+    default_max_draining: int = Field(default=1, ge=1)
+    """For pools not listed under `pools`."""
+    pools: Mapping[str, PoolBudget] = Field(default_factory=dict)
+
+
+class InstanceConfig(_Frozen):
+    pool: str = Field(min_length=1)
+    agent_url: HttpUrl
+    """The node agent's base URL (its HTTP API, DESIGN.md §6)."""
+    agent_token: TokenFile = Field(alias="agent_token_file")
+    """Read from `agent_token_file`; never logged."""
+
+
+class AgentsConfig(_Frozen):
+    timeout_s: Seconds = 3.0
+    """Per agent request. Longer than the agent's own app timeout, so a stopped app shows as the agent's 504."""
+
+
+class ApiConfig(_Frozen):
+    listen: Annotated[str, AfterValidator(_hostport)] = "127.0.0.1:9300"
+    token: TokenFile = Field(alias="token_file")
+
+
+class LocalSourceConfig(_Frozen):
+    enabled: bool = True
+    poll_interval_s: Seconds = 1.0
+    """How often each agent's notices are read."""
+
+
+class ManualSourceConfig(_Frozen):
+    enabled: bool = True
+
+
+class SourcesConfig(_Frozen):
+    local: LocalSourceConfig = LocalSourceConfig()
+    manual: ManualSourceConfig = ManualSourceConfig()
+
+
+class EngineConfig(_Frozen):
+    poll_interval_s: Seconds = 0.5
+    """How often a draining instance's sockets are counted."""
+    retry_initial_s: Seconds = 0.5
+    """First retry delay after a temporary error; doubles up to `retry_max_s`."""
+    retry_max_s: Seconds = 5.0
+
+
+class ControllerConfig(_Frozen):
+    journal: Path
+    """The SQLite journal file (created if missing)."""
+    budget: Annotated[Budget, PlainValidator(_budget)] = Budget()
+    prometheus: PrometheusConfig | None = None
+    disruption: DisruptionConfig = DisruptionConfig()
+    instances: Mapping[str, InstanceConfig] = Field(default_factory=dict)
+    agents: AgentsConfig = AgentsConfig()
+    api: ApiConfig | None = None
+    sources: SourcesConfig = SourcesConfig()
+    engine: EngineConfig = EngineConfig()
+
+    def slots(self, pool: str) -> int:
+        """The disruption budget of a pool: how many of its instances may drain at once."""
+        budget = self.disruption.pools.get(pool)
+        if budget is None:
+            return self.disruption.default_max_draining
+        return budget.slots(sum(1 for spec in self.instances.values() if spec.pool == pool))
+
+
+def load_config(path: Path) -> ControllerConfig:
+    """Read and validate controller.yaml; any problem is one `ConfigError` line naming the file and key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    return parse_config(raw, where=str(path))
+
+
+def parse_config(raw: object, *, where: str = "controller.yaml") -> ControllerConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
+    try:
+        return ControllerConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {_first_error(exc)}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{key}: {message}{more}"

@@ -1,0 +1,404 @@
+"""The per-instance state machine: each reconcile pass reads an episode and takes its next step.
+
+Level-triggered: a pass looks at the episode as the journal has it (plus the latest socket count) and does
+whatever comes next; it returns when it wants to be called again. Every step is journaled before it is
+acted on, so a pass interrupted anywhere (kill -9) is resumed by the next controller from the journal:
+
+- `pending`: wait for a disruption-budget slot (earliest deadline first; the deadline overrides the budget),
+  then journal "drain requested" and send the drain request, once. Whatever its result, go on to verifying.
+- `draining` found on resume: the request may have been sent; it is never sent again -> verifying.
+- `verifying`: count sockets (`actions.verification`). Zero -> drained (graceful). No fall in the count for
+  `no_progress_window_s`, or the drain deadline -> forcing. A slow but moving drain runs to its deadline.
+- `forcing`: reset what is left; retried on temporary errors until the release deadline -> drained (forced).
+- `drained`: release the platform (idempotent, retried until the platform's deadline) -> released.
+- `failed`: held until the release deadline (the host's own fallback may still act), then released all the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from controller.actions.hosts import Hosts
+from controller.actions.release import NothingToRelease, Releaser
+from controller.actions.verification import Observation, Verifier
+from controller.budget import Budget
+from controller.config import EngineConfig
+from controller.engine.budgeting import admit
+from controller.engine.clock import Clock
+from controller.engine.metrics import EngineMetrics
+from controller.engine.scheduling import backoff_s, must_start_by, plan
+from controller.errors import DrainctlError, PermanentError, TemporaryError
+from controller.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase
+from controller.store import Store
+
+log = logging.getLogger("drainctl.engine")
+
+NOTHING_TO_RELEASE = NothingToRelease()
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the controller did with an event, and the episode it concerns (None when there is none)."""
+
+    disposition: Disposition
+    drain: Drain | None
+
+
+@dataclass
+class Watch:
+    """In-memory progress of one draining instance (not journaled: a resumed drain gets a fresh window)."""
+
+    progress_at: float
+    """When the count last fell (or when watching started)."""
+    best: int | None = None
+    """Lowest count seen."""
+    last: Observation | None = None
+    last_at: float | None = None
+
+    def see(self, observation: Observation, now: float) -> None:
+        self.last, self.last_at = observation, now
+        count = observation.count
+        if count is not None and (self.best is None or count < self.best):
+            self.best, self.progress_at = count, now
+
+    def stalled(self, now: float, window_s: float) -> bool:
+        count = self.last.count if self.last else None
+        return count is not None and count > 0 and now - self.progress_at >= window_s
+
+
+class Reconciler:
+    """Holds the latest episode of every instance and takes each one's next step."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        hosts: Hosts,
+        verifier: Verifier,
+        releasers: Mapping[str, Releaser],
+        budget: Budget,
+        settings: EngineConfig,
+        clock: Clock,
+        metrics: EngineMetrics,
+        slots: Callable[[str], int],
+    ) -> None:
+        self._store = store
+        self._hosts = hosts
+        self._verifier = verifier
+        self._releasers = releasers
+        self._budget = budget
+        self._settings = settings
+        self._clock = clock
+        self._metrics = metrics
+        self._slots = slots
+        self.drains: dict[str, Drain] = {}
+        """The latest episode of each instance (the only one that may be unfinished)."""
+        self.watches: dict[str, Watch] = {}
+        self._attempts: dict[str, int] = {}
+        self._errors: dict[str, DrainctlError] = {}
+        self._waiting: dict[str, str] = {}
+        self._handlers: Mapping[Phase, Callable[[Drain], Awaitable[float | None]]] = {
+            Phase.PENDING: self._pending,
+            Phase.DRAINING: self._draining,
+            Phase.VERIFYING: self._verifying,
+            Phase.FORCING: self._forcing,
+            Phase.DRAINED: self._drained,
+            Phase.FAILED: self._failed,
+        }
+
+    # --- intake --------------------------------------------------------------------------------------------
+
+    def accept(self, event: LifecycleEvent, pool: str) -> Submission:
+        """Dedupe, merge into the running episode, drop as stale, or start a new episode."""
+        now = self._clock.now()
+        current = self.drains.get(event.instance)
+        if self._store.seen(event.id):
+            return self._counted(event, Submission(Disposition.DUPLICATE, current))
+        if current is not None and not current.finished:
+            return self._counted(event, Submission(Disposition.MERGED, self._merge(current, event)))
+        if current is not None and event.kind is not EventKind.RESET and event.not_after <= current.not_after:
+            self._store.log_event(event, at=now, disposition=Disposition.STALE, drain_id=current.id)
+            log.info("%s: event %s is older than drain %d, which already ran; ignored", event.instance, event.id,
+                     current.id)
+            return self._counted(event, Submission(Disposition.STALE, current))
+        holds = self.releaser(event.source).holds and event.kind not in (EventKind.MANUAL, EventKind.RESET)
+        draft = Drain(
+            id=0,
+            instance=event.instance,
+            pool=pool,
+            source=event.source,
+            kind=event.kind,
+            event_id=event.id,
+            not_after=event.not_after,
+            rate_per_s=event.rate_per_s or self._budget.drain_rate_per_s,
+            drain_deadline_s=(
+                event.drain_deadline_s if event.drain_deadline_s is not None else self._budget.drain_deadline_s
+            ),
+            needs_release=holds,
+            refs=(event.ref,) if holds and event.ref else (),
+            phase_since=now,
+            created_at=now,
+            updated_at=now,
+        )
+        detail = f"{event.kind} from {event.source}; platform deadline in {event.not_after - now:.1f} s"
+        drain = self._store.create(draft, event=event, at=now, step="event accepted", detail=detail)
+        self.drains[drain.instance] = drain
+        self._metrics.count_phases(self.drains.values())
+        log.info("%s: %s (drain %d)", drain.instance, detail, drain.id)
+        return self._counted(event, Submission(Disposition.STARTED, drain))
+
+    def releaser(self, source: str) -> Releaser:
+        return self._releasers.get(source, NOTHING_TO_RELEASE)
+
+    def _merge(self, current: Drain, event: LifecycleEvent) -> Drain:
+        changes: dict[str, Any] = {}
+        if event.not_after < current.not_after:
+            changes["not_after"] = event.not_after
+            if current.drain_requested_at is not None and current.force_at is not None and current.release_by:
+                tighter = plan(start=current.drain_requested_at, not_after=event.not_after,
+                               drain_deadline_s=current.drain_deadline_s, budget=self._budget,
+                               holds=current.needs_release)
+                changes["force_at"] = min(current.force_at, tighter.force_at)
+                changes["release_by"] = min(current.release_by, tighter.release_by)
+        if event.ref and current.needs_release and event.source == current.source and event.ref not in current.refs:
+            changes["refs"] = (*current.refs, event.ref)
+        detail = f"{event.kind} from {event.source} joins drain {current.id}"
+        return self._move(current, "event merged", detail=detail, event=event, **changes)
+
+    def _counted(self, event: LifecycleEvent, submission: Submission) -> Submission:
+        self._metrics.events.labels(event.source, submission.disposition.value).inc()
+        return submission
+
+    # --- passes --------------------------------------------------------------------------------------------
+
+    async def step(self, instance: str) -> float | None:
+        """One pass for `instance`: its next step. Returns when to pass again (None: nothing left to do)."""
+        drain = self.drains.get(instance)
+        if drain is None or drain.finished:
+            return None
+        try:
+            return await self._handlers[drain.phase](drain)
+        except PermanentError as exc:
+            current = self.drains[instance]
+            if current.phase is Phase.FAILED:
+                raise
+            self._errors[instance] = exc
+            return self._fail(current, str(exc))
+        except TemporaryError as exc:
+            return self._retry_at(self.drains[instance], exc)
+
+    async def _pending(self, drain: Drain) -> float | None:
+        now = self._clock.now()
+        if drain.kind is EventKind.RESET:
+            self._move(drain, "reset requested by operator", phase=Phase.FORCING, reason="operator reset",
+                       force_at=now, release_by=now + self._budget.verify_s)
+            return now
+        start_by = must_start_by(not_after=drain.not_after, budget=self._budget, holds=drain.needs_release)
+        verdict = admit(drain, self.drains.values(), slots=self._slots(drain.pool), now=now, must_start_by=start_by)
+        if not verdict.start:
+            if self._waiting.get(drain.instance) != verdict.why:
+                log.info("%s: %s", drain.instance, verdict.why)
+            self._waiting[drain.instance] = verdict.why
+            return start_by
+        self._waiting.pop(drain.instance, None)
+        host = self._hosts.host(drain.instance)
+        timers = plan(start=now, not_after=drain.not_after, drain_deadline_s=drain.drain_deadline_s,
+                      budget=self._budget, holds=drain.needs_release)
+        detail = (
+            f"{verdict.why}; rate {drain.rate_per_s:g}/s; reset at +{timers.force_at - now:.1f} s, "
+            f"release by +{timers.release_by - now:.1f} s"
+        )
+        drain = self._move(drain, "drain requested", detail=detail, phase=Phase.DRAINING, drain_requested_at=now,
+                           force_at=timers.force_at, release_by=timers.release_by)
+        self.watches[drain.instance] = Watch(progress_at=now)
+        try:
+            await host.drain(drain.rate_per_s)
+        except DrainctlError as exc:
+            self._errors[drain.instance] = exc
+            self._move(drain, "drain request failed", detail=f"{exc}; not re-sent, counting sockets",
+                       phase=Phase.VERIFYING, last_error=str(exc))
+        else:
+            self._move(drain, "drain accepted", phase=Phase.VERIFYING)
+        return self._clock.now()
+
+    async def _draining(self, drain: Drain) -> float | None:
+        self.watches[drain.instance] = Watch(progress_at=self._clock.now())
+        self._move(drain, "resumed", detail="the drain request may have been sent: not sending it again",
+                   phase=Phase.VERIFYING)
+        return self._clock.now()
+
+    async def _verifying(self, drain: Drain) -> float | None:
+        force_at, release_by = drain.force_at, drain.release_by
+        assert force_at is not None and release_by is not None
+        if self._clock.now() >= release_by:
+            return self._fail(drain, f"not verified at zero by the release deadline ({self._last_words(drain)})")
+        watch = self.watches.setdefault(drain.instance, Watch(progress_at=self._clock.now()))
+        seen = await self._verifier.observe(drain.instance, self._hosts.host(drain.instance))
+        now = self._clock.now()
+        watch.see(seen, now)
+        if seen.disagreement:
+            log.debug("%s: counts disagree (%s); the kernel count decides", drain.instance, seen.describe())
+        if seen.zero_by:
+            self._move(drain, "verified zero", detail=seen.describe(), phase=Phase.DRAINED, outcome=Outcome.GRACEFUL,
+                       verified_by=seen.zero_by, sockets_last=0)
+            return now
+        if drain.sockets_before is None and seen.count is not None:
+            drain = self._move(drain, "first count", detail=seen.describe(), sockets_before=seen.count,
+                               sockets_last=seen.count)
+        window_s = self._budget.no_progress_window_s
+        left = seen.count if seen.count is not None else "an unknown number of"
+        if now >= force_at:
+            return self._force(drain, f"drain deadline reached with {left} sockets left", seen)
+        if watch.stalled(now, window_s):
+            return self._force(drain, f"no progress for {window_s:g} s at {left} sockets", seen)
+        return min(now + self._settings.poll_interval_s, force_at)
+
+    def _force(self, drain: Drain, reason: str, seen: Observation) -> float:
+        log.warning("%s: forcing: %s", drain.instance, reason)
+        self._move(drain, "reset requested", detail=seen.describe(), phase=Phase.FORCING, reason=reason,
+                   sockets_last=seen.count)
+        return self._clock.now()
+
+    async def _forcing(self, drain: Drain) -> float | None:
+        if drain.release_by is not None and self._clock.now() >= drain.release_by:
+            return self._fail(drain, f"could not reset before the release deadline ({self._last_words(drain)})")
+        try:
+            reset = await self._hosts.host(drain.instance).reset()
+        except TemporaryError as exc:
+            return self._retry_at(drain, exc, cap=drain.release_by)
+        self._metrics.sockets_reset.inc(reset)
+        self._move(drain, "reset done", detail=f"{reset} sockets reset", phase=Phase.DRAINED, outcome=Outcome.FORCED,
+                   sockets_reset=drain.sockets_reset + reset, sockets_last=0)
+        return self._clock.now()
+
+    async def _drained(self, drain: Drain) -> float | None:
+        if not drain.needs_release:
+            self._move(drain, "done", detail="nothing to release", phase=Phase.RELEASED)
+            return None
+        return await self._release(drain)
+
+    async def _failed(self, drain: Drain) -> float | None:
+        if drain.release_by is not None and self._clock.now() < drain.release_by:
+            return drain.release_by  # never release early: the host's own fallback may still drain it
+        return await self._release(drain)
+
+    async def _release(self, drain: Drain) -> float | None:
+        if drain.release_requested_at is None:
+            drain = self._move(drain, "release requested", detail=", ".join(drain.refs) or None,
+                               release_requested_at=self._clock.now())
+        try:
+            await self.releaser(drain.source).release(drain)
+        except DrainctlError as exc:
+            self._errors[drain.instance] = exc
+            if isinstance(exc, TemporaryError) and self._clock.now() < drain.not_after:
+                return self._retry_at(drain, exc, cap=drain.not_after)
+            self._give_up_release(drain, exc)
+            return None
+        if drain.phase is Phase.DRAINED:
+            self._move(drain, "released", phase=Phase.RELEASED, released_at=self._clock.now())
+        else:
+            self._move(drain, "released", detail=f"after failing: {drain.reason}", released_at=self._clock.now())
+        return None
+
+    def _give_up_release(self, drain: Drain, exc: DrainctlError) -> None:
+        """The platform refused, or its deadline passed: it proceeds on its own; say so and stop trying."""
+        why = f"release not confirmed: {exc}"
+        log.error("%s: %s; the platform proceeds at its own deadline", drain.instance, why)
+        if drain.phase is Phase.FAILED:
+            self._move(drain, "release given up", detail=why, release_error=str(exc))
+        else:
+            self._metrics.failures.labels(_cause(exc)).inc()
+            self._move(drain, "release given up", detail=why, phase=Phase.FAILED, reason=why, release_error=str(exc))
+
+    # --- operator reset ------------------------------------------------------------------------------------
+
+    def force_now(self, instance: str) -> Drain | None:
+        """Move a running episode to forcing at once (`drainctl reset`); None when none is running."""
+        drain = self.drains.get(instance)
+        if drain is None or drain.finished or drain.phase not in (Phase.PENDING, Phase.DRAINING, Phase.VERIFYING):
+            return drain if drain is not None and not drain.finished else None
+        now = self._clock.now()
+        release_by = drain.release_by
+        if release_by is None:
+            release_by = plan(start=now, not_after=drain.not_after, drain_deadline_s=0.0, budget=self._budget,
+                              holds=drain.needs_release).release_by
+        return self._move(drain, "reset requested by operator", phase=Phase.FORCING, reason="operator reset",
+                          force_at=now, release_by=release_by)
+
+    async def reset_again(self, drain: Drain) -> Drain:
+        """An operator's reset of an instance already drained (or failed) but not yet released."""
+        drain = self._move(drain, "reset requested by operator")
+        reset = await self._hosts.host(drain.instance).reset()
+        self._metrics.sockets_reset.inc(reset)
+        total = drain.sockets_reset + reset
+        return self._move(drain, "reset done", detail=f"{reset} sockets reset", sockets_reset=total)
+
+    # --- bookkeeping ---------------------------------------------------------------------------------------
+
+    def _fail(self, drain: Drain, reason: str) -> float:
+        error = self._errors.get(drain.instance)
+        self._metrics.failures.labels(_cause(error)).inc()
+        log.error("%s: drain %d failed: %s", drain.instance, drain.id, reason)
+        self._move(drain, "failed", detail=reason, phase=Phase.FAILED, outcome=Outcome.FAILED, reason=reason,
+                   last_error=str(error) if error else drain.last_error)
+        return self._clock.now()
+
+    def _retry_at(self, drain: Drain, exc: TemporaryError, *, cap: float | None = None) -> float:
+        attempt = self._attempts[drain.instance] = self._attempts.get(drain.instance, 0) + 1
+        previous = self._errors.get(drain.instance)
+        self._errors[drain.instance] = exc
+        delay_s = backoff_s(attempt, initial_s=self._settings.retry_initial_s, max_s=self._settings.retry_max_s,
+                            hint_s=exc.delay_s)
+        level = logging.WARNING if attempt == 1 or str(previous) != str(exc) else logging.DEBUG
+        log.log(level, "%s: %s: %s (retry %d in %.1f s)", drain.instance, drain.phase, exc, attempt, delay_s)
+        at = self._clock.now() + delay_s
+        return min(at, cap) if cap is not None else at
+
+    def _last_words(self, drain: Drain) -> str:
+        error = self._errors.get(drain.instance)
+        watch = self.watches.get(drain.instance)
+        if error is not None:
+            return f"last error: {error}"
+        if watch is not None and watch.last is not None:
+            return f"last count: {watch.last.describe()}"
+        return "no count"
+
+    def _move(
+        self,
+        drain: Drain,
+        step: str,
+        *,
+        detail: str | None = None,
+        event: LifecycleEvent | None = None,
+        **changes: Any,
+    ) -> Drain:
+        """Journal a step (durably), then make it the episode's current state."""
+        now = self._clock.now()
+        after = dataclasses.replace(drain, updated_at=now, **changes)
+        moved = after.phase is not drain.phase
+        if moved:
+            after = dataclasses.replace(after, phase_since=now)
+        self._store.record(drain, after, step=step, detail=detail, event=event,
+                           disposition=Disposition.MERGED if event else None)
+        self.drains[drain.instance] = after
+        if moved:
+            self._attempts.pop(drain.instance, None)
+            self._metrics.phase_seconds.labels(drain.phase.value).observe(max(0.0, now - drain.phase_since))
+            self._metrics.count_phases(self.drains.values())
+            log.info("%s: %s -> %s: %s%s", drain.instance, drain.phase, after.phase, step,
+                     f" ({detail})" if detail else "")
+        if after.outcome is not None and drain.outcome is None:
+            self._metrics.drains.labels(after.outcome.value).inc()
+        return after
+
+
+def _cause(error: DrainctlError | None) -> str:
+    """A metric label from an error's type: AgentUnreachable -> agent_unreachable; no error -> deadline."""
+    if error is None:
+        return "deadline"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()

@@ -1,0 +1,320 @@
+"""The engine: sources in, reconcile passes out. The controller's public surface for the API and the CLI.
+
+    engine = Engine(store=..., hosts=..., verifier=..., releasers=..., inventory={"A": "web"}, ...)
+    engine.submit(event)                  # from a source or the API: Submission(disposition, drain)
+    engine.drain("A", deadline_s=30)      # an operator's manual drain (the manual source)
+    await engine.reset("A")               # an operator's force-reset
+    engine.status(); engine.history(); engine.journal(drain_id)
+    await engine.run(sources)             # the daemon: watch sources, reconcile until cancelled
+
+One worker per instance at a time; instances are worked on concurrently. On construction the engine resumes
+every unfinished episode found in the journal. `run_due()` runs every pass that is due now and returns: the
+engine's tests drive it with a fake clock instead of `run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from controller.actions.hosts import Hosts
+from controller.actions.release import Releaser
+from controller.actions.verification import Observation, Verifier
+from controller.budget import Budget
+from controller.config import EngineConfig
+from controller.engine.budgeting import admit
+from controller.engine.clock import Clock, SystemClock
+from controller.engine.metrics import EngineMetrics
+from controller.engine.queueing import DueQueue
+from controller.engine.reconciling import Reconciler, Submission
+from controller.engine.scheduling import Plan, must_start_by, plan
+from controller.errors import DrainctlError, PermanentError
+from controller.models import Disposition, Drain, EventKind, LifecycleEvent, Phase, Transition
+from controller.sources import Source
+from controller.sources import manual as manual_source
+from controller.store import Store
+
+log = logging.getLogger("drainctl.engine")
+
+
+class UnknownInstance(PermanentError):
+    """The instance is not in the controller's inventory."""
+
+
+class ManualDisabled(PermanentError):
+    """Manual drains are turned off in the controller's config (`sources.manual.enabled`)."""
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    instance: str
+    pool: str
+    drain: Drain | None
+    """The latest episode, running or finished; None if the instance was never drained."""
+    observation: Observation | None
+    """The latest socket counts of a running drain (not journaled)."""
+    observed_at: float | None
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What `submit` would do with an event, without doing it."""
+
+    disposition: Disposition
+    would_start_now: bool
+    why: str
+    plan: Plan | None
+    rate_per_s: float
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        hosts: Hosts,
+        verifier: Verifier,
+        releasers: Mapping[str, Releaser],
+        inventory: Mapping[str, str],
+        slots: Callable[[str], int],
+        budget: Budget,
+        settings: EngineConfig,
+        clock: Clock | None = None,
+        metrics: EngineMetrics | None = None,
+        manual_enabled: bool = True,
+    ) -> None:
+        """`inventory`: instance -> pool. `slots(pool)`: how many of the pool may drain at once."""
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or EngineMetrics()
+        self.budget = budget
+        self.inventory = dict(inventory)
+        self._store = store
+        self._settings = settings
+        self._slots = slots
+        self._manual_enabled = manual_enabled
+        self._reconciler = Reconciler(
+            store=store, hosts=hosts, verifier=verifier, releasers=releasers, budget=budget, settings=settings,
+            clock=self.clock, metrics=self.metrics, slots=slots,
+        )
+        self._queue = DueQueue()
+        self._busy: set[str] = set()
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._wakeup = asyncio.Event()
+        self._resume()
+
+    # --- events in -----------------------------------------------------------------------------------------
+
+    def submit(self, event: LifecycleEvent) -> Submission:
+        """Take an event from a source; journaled before this returns. Unknown instance: `UnknownInstance`."""
+        pool = self._pool(event.instance)
+        submission = self._reconciler.accept(event, pool)
+        if submission.disposition in (Disposition.STARTED, Disposition.MERGED):
+            self._schedule(event.instance, self.clock.now())
+        return submission
+
+    def drain(
+        self,
+        instance: str,
+        *,
+        deadline_s: float | None = None,
+        rate_per_s: float | None = None,
+        request_id: str | None = None,
+    ) -> Submission:
+        """An operator's drain: gracefully for up to `deadline_s` (default: the budget's), then reset."""
+        return self.submit(self.manual_event(instance, deadline_s=deadline_s, rate_per_s=rate_per_s,
+                                             request_id=request_id))
+
+    def manual_event(
+        self,
+        instance: str,
+        *,
+        deadline_s: float | None = None,
+        rate_per_s: float | None = None,
+        request_id: str | None = None,
+    ) -> LifecycleEvent:
+        if not self._manual_enabled:
+            raise ManualDisabled("manual drains are disabled (sources.manual.enabled: false)")
+        self._pool(instance)
+        try:
+            return manual_source.drain_event(
+                instance, now=self.clock.now(), deadline_s=deadline_s or self.budget.drain_deadline_s,
+                rate_per_s=rate_per_s, request_id=request_id,
+            )
+        except ValueError as exc:
+            raise PermanentError(f"{instance}: {exc}") from exc
+
+    def dry_run(self, event: LifecycleEvent) -> DryRun:
+        """What `submit(event)` would do now, changing nothing (for `drainctl drain --dry-run`)."""
+        self._pool(event.instance)
+        now = self.clock.now()
+        rate = event.rate_per_s or self.budget.drain_rate_per_s
+        current = self._reconciler.drains.get(event.instance)
+        if self._store.seen(event.id):
+            return DryRun(Disposition.DUPLICATE, False, "this event was already received", None, rate)
+        if current is not None and not current.finished:
+            why = f"{event.instance} is already in drain {current.id} ({current.phase}); the event would join it"
+            return DryRun(Disposition.MERGED, False, why, None, rate)
+        if current is not None and event.kind is not EventKind.RESET and event.not_after <= current.not_after:
+            return DryRun(Disposition.STALE, False, f"older than drain {current.id}, which already ran", None, rate)
+        holds = self._reconciler.releaser(event.source).holds and event.kind not in (EventKind.MANUAL,
+                                                                                       EventKind.RESET)
+        deadline_s = event.drain_deadline_s if event.drain_deadline_s is not None else self.budget.drain_deadline_s
+        draft = Drain(id=-1, instance=event.instance, pool=self._pool(event.instance), source=event.source,
+                      kind=event.kind, event_id=event.id, not_after=event.not_after, rate_per_s=rate,
+                      drain_deadline_s=deadline_s, needs_release=holds, created_at=now)
+        start_by = must_start_by(not_after=event.not_after, budget=self.budget, holds=holds)
+        others = [*self._reconciler.drains.values(), draft]
+        verdict = admit(draft, others, slots=self._slots(draft.pool), now=now, must_start_by=start_by)
+        timers = plan(start=now, not_after=event.not_after, drain_deadline_s=deadline_s, budget=self.budget,
+                      holds=holds)
+        return DryRun(Disposition.STARTED, verdict.start, verdict.why, timers, rate)
+
+    async def reset(self, instance: str) -> Drain:
+        """An operator's force-reset: the running drain is forced now, or a reset-only episode is started.
+
+        Returns the episode after its reset pass (phase drained, or still forcing if the agent must be retried).
+        """
+        self._pool(instance)
+        async with self._locks[instance]:
+            running = self._reconciler.force_now(instance)
+            if running is not None and running.phase in (Phase.DRAINED, Phase.FAILED):
+                return await self._reconciler.reset_again(running)
+            if running is None:
+                self.submit(manual_source.reset_event(instance, now=self.clock.now()))
+            for _ in range(3):  # pending -> forcing -> drained -> released, while each step is due at once
+                due = await self._reconciler.step(instance)
+                self._after_step(instance, due)
+                if due is None or due > self.clock.now():
+                    break
+            drain = self._reconciler.drains[instance]
+        self._wakeup.set()
+        return drain
+
+    # --- reading -------------------------------------------------------------------------------------------
+
+    def get(self, instance: str) -> Drain | None:
+        return self._reconciler.drains.get(instance)
+
+    def status(self) -> list[InstanceStatus]:
+        """Every inventory instance (and any instance with a journaled drain), with its latest episode."""
+        names = sorted({*self.inventory, *self._reconciler.drains})
+        result = []
+        for name in names:
+            drain = self._reconciler.drains.get(name)
+            watch = self._reconciler.watches.get(name) if drain is not None and not drain.finished else None
+            pool = self.inventory.get(name) or (drain.pool if drain else "")
+            result.append(InstanceStatus(name, pool, drain, watch.last if watch else None,
+                                         watch.last_at if watch else None))
+        return result
+
+    def history(self, *, instance: str | None = None, limit: int = 100) -> list[Drain]:
+        """Episodes, most recent first."""
+        return self._store.drains(instance=instance, limit=limit)
+
+    def journal(self, drain_id: int | None = None, *, limit: int = 1000) -> list[Transition]:
+        """Journal lines of one episode, or the most recent ones."""
+        return self._store.transitions(drain_id=drain_id, limit=limit)
+
+    # --- running -------------------------------------------------------------------------------------------
+
+    async def run(self, sources: Sequence[Source] = ()) -> None:
+        """Watch every source and reconcile until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            for source in sources:
+                tasks.create_task(self._watch(source), name=f"source-{source.name}")
+            while True:
+                for key in self._queue.pop_due(self.clock.now(), busy=self._busy):
+                    self._busy.add(key)
+                    tasks.create_task(self._work(key), name=f"reconcile-{key}")
+                due = self._queue.next_at(busy=self._busy)
+                self._wakeup.clear()
+                timeout = None if due is None else max(0.0, due - self.clock.now())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    async def run_due(self) -> None:
+        """Run every pass due now (and those they make due now), then return. For tests and benchmarks."""
+        for _ in range(10_000):
+            keys = self._queue.pop_due(self.clock.now(), busy=self._busy)
+            if not keys:
+                return
+            self._busy.update(keys)
+            await asyncio.gather(*(self._work(key) for key in keys))
+        raise RuntimeError("engine: passes keep becoming due at the same instant")
+
+    def next_due(self) -> float | None:
+        return self._queue.next_at(busy=self._busy)
+
+    async def _work(self, key: str) -> None:
+        due: float | None
+        try:
+            async with self._locks[key]:
+                due = await self._reconciler.step(key)
+        except Exception:
+            log.exception("%s: reconcile pass failed; trying again in %.1f s", key, self._settings.retry_max_s)
+            due = self.clock.now() + self._settings.retry_max_s
+        finally:
+            self._busy.discard(key)
+        self._after_step(key, due)
+        self._wakeup.set()
+
+    def _after_step(self, key: str, due: float | None) -> None:
+        if due is not None:
+            self._queue.schedule(key, due)
+        drain = self._reconciler.drains.get(key)
+        if drain is not None and not drain.active and drain.phase is not Phase.PENDING:
+            self._wake_pool(drain.pool)
+
+    def _wake_pool(self, pool: str) -> None:
+        """A slot may have freed: pending drains of the pool take another look now."""
+        now = self.clock.now()
+        for other in self._reconciler.drains.values():
+            if other.pool == pool and other.phase is Phase.PENDING and other.instance not in self._busy:
+                self._queue.schedule(other.instance, now)
+
+    async def _watch(self, source: Source) -> None:
+        while True:
+            try:
+                async for event in source.watch():
+                    self._take(source, event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("source %s failed; watching again in %.1f s", source.name, self._settings.retry_max_s)
+            await asyncio.sleep(self._settings.retry_max_s)
+
+    def _take(self, source: Source, event: LifecycleEvent) -> None:
+        try:
+            self.submit(event)
+        except DrainctlError as exc:
+            log.error("source %s: event for %s not taken: %s", source.name, event.instance, exc)
+
+    def _schedule(self, key: str, at: float) -> None:
+        self._queue.schedule(key, at)
+        self._wakeup.set()
+
+    def _pool(self, instance: str) -> str:
+        try:
+            return self.inventory[instance]
+        except KeyError:
+            known = ", ".join(sorted(self.inventory)) or "none"
+            raise UnknownInstance(f"unknown instance {instance!r} (known: {known})") from None
+
+    def _resume(self) -> None:
+        for name in self.inventory:
+            latest = self._store.latest(name)
+            if latest is not None:
+                self._reconciler.drains[name] = latest
+        unfinished = self._store.unfinished()
+        now = self.clock.now()
+        for drain in unfinished:
+            self._reconciler.drains[drain.instance] = drain
+            self._queue.schedule(drain.instance, now)
+        self.metrics.count_phases(self._reconciler.drains.values())
+        if unfinished:
+            log.info("journal: resuming %d unfinished drains: %s", len(unfinished),
+                     ", ".join(f"{d.instance} ({d.phase})" for d in unfinished))

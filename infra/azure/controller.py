@@ -1,0 +1,102 @@
+"""The controller's footprint on Azure: two VMs (active and standby) running `drainctl run` under systemd.
+
+They sit in the hub region's controller subnet (the only source every region's NSG lets reach the agent port),
+in two availability zones, with the controller's user-assigned identity and no public address. Both run the
+same unit; the journal's leader lock makes one active and the other a hot standby.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native as azure
+
+from infra.config import AzureImage
+
+ROLES = ("active", "standby")
+ZONES = ("1", "2")
+
+
+@dataclass(frozen=True)
+class AzureControllerPairArgs:
+    location: str
+    vm_size: str
+    image: AzureImage
+    admin_username: str
+    ssh_public_key: str
+    resource_group_name: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    identity_id: pulumi.Input[str]
+    custom_data: pulumi.Input[str]
+
+
+class AzureControllerPair(pulumi.ComponentResource):
+    addresses: list[pulumi.Output[str]]
+
+    def __init__(self, name: str, args: AzureControllerPairArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("drainctl:azure:ControllerPair", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        compute = azure.compute
+        self.addresses = []
+        for role, zone in zip(ROLES, ZONES, strict=True):
+            nic = azure.network.NetworkInterface(
+                f"{name}-{role}-nic",
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                ip_configurations=[
+                    azure.network.NetworkInterfaceIPConfigurationArgs(
+                        name="ipconfig",
+                        subnet=azure.network.SubnetArgs(id=args.subnet_id),
+                        private_ip_allocation_method="Dynamic",
+                    )
+                ],
+                opts=child,
+            )
+            compute.VirtualMachine(
+                f"{name}-{role}",
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                zones=[zone],
+                hardware_profile=compute.HardwareProfileArgs(vm_size=args.vm_size),
+                identity=compute.VirtualMachineIdentityArgs(
+                    type=compute.ResourceIdentityType.USER_ASSIGNED, user_assigned_identities=[args.identity_id]
+                ),
+                os_profile=compute.OSProfileArgs(
+                    computer_name=f"drainctl-controller-{role}",
+                    admin_username=args.admin_username,
+                    custom_data=args.custom_data,
+                    linux_configuration=compute.LinuxConfigurationArgs(
+                        disable_password_authentication=True,
+                        ssh=compute.SshConfigurationArgs(
+                            public_keys=[
+                                compute.SshPublicKeyArgs(
+                                    path=f"/home/{args.admin_username}/.ssh/authorized_keys",
+                                    key_data=args.ssh_public_key,
+                                )
+                            ]
+                        ),
+                    ),
+                ),
+                storage_profile=compute.StorageProfileArgs(
+                    image_reference=compute.ImageReferenceArgs(
+                        publisher=args.image.publisher,
+                        offer=args.image.offer,
+                        sku=args.image.sku,
+                        version=args.image.version,
+                    ),
+                    os_disk=compute.OSDiskArgs(
+                        create_option="FromImage",
+                        managed_disk=compute.ManagedDiskParametersArgs(storage_account_type="Premium_LRS"),
+                    ),
+                ),
+                network_profile=compute.NetworkProfileArgs(
+                    network_interfaces=[compute.NetworkInterfaceReferenceArgs(id=nic.id, primary=True)]
+                ),
+                tags={"drainctl-role": f"controller-{role}"},
+                opts=child,
+            )
+            self.addresses.append(
+                nic.ip_configurations.apply(lambda configs: (configs or [])[0].private_ip_address or "")
+            )
+        self.register_outputs({"addresses": self.addresses})

@@ -1,0 +1,96 @@
+"""The stack's global VPC and its firewall: health checks reach the app port, only the controller reaches agents.
+
+GCP VPCs are global; each region adds its subnet in `GcpApiFleet`. Firewall rules target the fleet's service
+account, and the agent port is opened by identity (the controller's service account), not by address:
+
+- allow   health-check ranges 35.191.0.0/16, 130.211.0.0/22 -> app port (priority 1000)
+  (https://cloud.google.com/load-balancing/docs/health-check-concepts#ip-ranges)
+- allow   controller service account -> agent port (priority 900)
+- deny    0.0.0.0/0 -> agent port (priority 1000), so a broader allow added later cannot open it.
+
+When the database is Cloud SQL, the VPC also gets private services access (a peering range), so instances have
+private addresses only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
+
+
+@dataclass(frozen=True)
+class GcpNetworkArgs:
+    app_port: int
+    agent_port: int
+    fleet_email: pulumi.Input[str]
+    controller_email: pulumi.Input[str]
+    private_services: bool
+    """Reserve a peering range for Cloud SQL private IP (only when the database is on GCP)."""
+
+
+class GcpNetwork(pulumi.ComponentResource):
+    network_id: pulumi.Output[str]
+    private_services: pulumi.Resource | None
+    """The service networking connection Cloud SQL must wait for, if any."""
+
+    def __init__(self, name: str, args: GcpNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("drainctl:gcp:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        vpc = gcp.compute.Network(name, auto_create_subnetworks=False, routing_mode="GLOBAL", opts=child)
+        fleet = [args.fleet_email]
+        gcp.compute.Firewall(
+            f"{name}-allow-health-checks",
+            network=vpc.id,
+            direction="INGRESS",
+            priority=1000,
+            source_ranges=list(HEALTH_CHECK_RANGES),
+            target_service_accounts=fleet,
+            allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[str(args.app_port)])],
+            description="Load balancer health checks and proxies reach the app port.",
+            opts=child,
+        )
+        gcp.compute.Firewall(
+            f"{name}-allow-controller-to-agent",
+            network=vpc.id,
+            direction="INGRESS",
+            priority=900,
+            source_service_accounts=[args.controller_email],
+            target_service_accounts=fleet,
+            allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[str(args.agent_port)])],
+            description="Only the controller's identity reaches the node agent.",
+            opts=child,
+        )
+        gcp.compute.Firewall(
+            f"{name}-deny-agent-port",
+            network=vpc.id,
+            direction="INGRESS",
+            priority=1000,
+            source_ranges=["0.0.0.0/0"],
+            target_service_accounts=fleet,
+            denies=[gcp.compute.FirewallDenyArgs(protocol="tcp", ports=[str(args.agent_port)])],
+            description="Everything but the controller is refused at the agent port.",
+            opts=child,
+        )
+        self.private_services = None
+        if args.private_services:
+            peering_range = gcp.compute.GlobalAddress(
+                f"{name}-private-services",
+                network=vpc.id,
+                purpose="VPC_PEERING",
+                address_type="INTERNAL",
+                prefix_length=16,
+                opts=child,
+            )
+            self.private_services = gcp.servicenetworking.Connection(
+                f"{name}-private-services",
+                network=vpc.id,
+                service="servicenetworking.googleapis.com",
+                reserved_peering_ranges=[peering_range.name],
+                opts=child,
+            )
+        self.network_id = vpc.id
+        self.register_outputs({"network_id": self.network_id})

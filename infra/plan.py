@@ -1,0 +1,240 @@
+"""The offline plan: what a stack would create, without cloud credentials, the Pulumi CLI or provider plugins.
+
+`make plan STACK=production` (`python -m infra.plan production`) runs the program under Pulumi's mocks and prints
+one row per cloud resource (type, name, region, the properties that matter), the routing table the stack would
+export, and the policy pack's verdict. SREs read it to review a change before `pulumi preview`.
+
+Exit codes: 0 ok, 1 a policy is violated, 2 the stack config is refused (one line naming the key).
+`--policy-config` prints the policy pack's config for the stack instead (the budget each rule checks against).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from controller.errors import ConfigError
+from infra.config import StackConfig, load_stack_file
+from infra.mocks import OfflineRun, Recorded, run_offline
+from infra.policy.validators import RESOURCE_RULES, Context, replica_per_region
+
+STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def plan(
+    stack: Annotated[str, typer.Argument(help="Stack name: stacks/Pulumi.<stack>.yaml.")],
+    stacks_dir: Annotated[Path, typer.Option(help="Where the stack files live.")] = STACKS_DIR,
+    policy_config: Annotated[bool, typer.Option("--policy-config", help="Print the policy pack config.")] = False,
+) -> None:
+    """Print what STACK would create, its routing table and the policy verdict."""
+    config = load_stack_file(stacks_dir / f"Pulumi.{stack}.yaml")
+    if policy_config:
+        budget = config.budget.as_dict()
+        print(json.dumps({name: {"budget": budget} for name in RESOURCE_RULES}, indent=2))
+        return
+    run = run_offline(config)
+    console = Console(width=max(Console().width, 200), highlight=False)
+    console.print(_inventory(config, run))
+    console.print(_routing(run))
+    violations = policy_violations(config, run)
+    for violation in violations:
+        console.print(f"[red]policy violation[/red] {violation}")
+    counts = Counter(r.type.split(":")[0] for r in run.custom() if not r.type.startswith("drainctl:"))
+    summary = ", ".join(f"{count} {provider}" for provider, count in sorted(counts.items()))
+    console.print(f"{stack}: {sum(counts.values())} resources ({summary}); {len(violations)} policy violations")
+    if violations:
+        raise typer.Exit(1)
+
+
+def policy_violations(config: StackConfig, run: OfflineRun) -> list[str]:
+    """Every rule of the policy pack over the recorded stack, as `pulumi preview --policy-pack` would run them."""
+    violations = []
+    for resource in run.custom():
+        context = Context(budget=config.budget, secret_paths=resource.secret_paths)
+        for name, (_, rule) in RESOURCE_RULES.items():
+            violations += [f"{name}: {resource.name}: {v}" for v in rule(resource.type, resource.inputs, context)]
+    stack_wide = replica_per_region([(resource.type, resource.inputs) for resource in run.custom()])
+    return violations + [f"replica-per-region: {violation}" for violation in stack_wide]
+
+
+def _inventory(config: StackConfig, run: OfflineRun) -> Table:
+    table = Table(
+        title=f"drainctl stack {config.stack}: offline plan (Pulumi mocks)", title_justify="left", box=box.SIMPLE
+    )
+    for column in ("type", "name", "region", "key properties"):
+        table.add_column(column, overflow="fold")
+    rows = [resource for resource in run.custom() if not resource.type.startswith("drainctl:")]
+    for resource in sorted(rows, key=lambda r: (r.region != "global", r.region, r.type, r.name)):
+        table.add_row(_short_type(resource.type), resource.name, resource.region, summarize(resource))
+    return table
+
+
+def _routing(run: OfflineRun) -> Table:
+    table = Table(title="routing (stack output `routing`)", title_justify="left", box=box.SIMPLE)
+    for column in ("region", "write_host", "read_host"):
+        table.add_column(column)
+    for region, hosts in run.outputs.get("routing", {}).items():
+        table.add_row(region, hosts["write_host"], hosts["read_host"])
+    return table
+
+
+def _short_type(resource_type: str) -> str:
+    """`gcp:compute/instanceTemplate:InstanceTemplate` -> `gcp:compute.InstanceTemplate`."""
+    provider, module, kind = [*resource_type.split(":"), "", ""][:3]
+    return f"{provider}:{module.split('/')[0]}.{kind}" if kind else resource_type
+
+
+def summarize(resource: Recorded) -> str:
+    """The properties of a resource that a reviewer of this stack cares about."""
+    describe = _SUMMARIES.get(resource.type)
+    secrets = sorted(path for path in resource.secret_paths if path.split(".")[0] in resource.inputs)
+    parts = [describe(resource.inputs)] if describe else []
+    if secrets:
+        parts.append("secret: " + ", ".join(secrets))
+    return "; ".join(part for part in parts if part)
+
+
+def _get(props: Any, path: str, default: Any = None) -> Any:
+    for part in path.split("."):
+        props = props.get(part) if isinstance(props, Mapping) else None
+    return default if props is None else props
+
+
+def _template(p: Mapping[str, Any]) -> str:
+    shutdown = _get(p, "scheduling.gracefulShutdown", {})
+    state = "on" if shutdown.get("enabled") else "OFF"
+    return f"{p.get('machineType')}; graceful shutdown {state}, max {_get(shutdown, 'maxDuration.seconds')} s"
+
+
+def _mig(p: Mapping[str, Any]) -> str:
+    update = p.get("updatePolicy", {})
+    ports = ", ".join(f"{port['name']}:{port['port']}" for port in p.get("namedPorts", []))
+    return (
+        f"update {update.get('type')}/{update.get('minimalAction')} surge {update.get('maxSurgeFixed')} "
+        f"unavailable {update.get('maxUnavailableFixed')}; port {ports}; "
+        f"autohealing {bool(p.get('autoHealingPolicies'))}"
+    )
+
+
+def _armor(p: Mapping[str, Any]) -> str:
+    throttles = [rule for rule in p.get("rules", []) if rule.get("action") == "throttle"]
+    return "; ".join(
+        f"throttle {_get(rule, 'match.expr.expression')} {_get(rule, 'rateLimitOptions.rateLimitThreshold.count')}"
+        f"/{_get(rule, 'rateLimitOptions.rateLimitThreshold.intervalSec')} s per "
+        f"{_get(rule, 'rateLimitOptions.enforceOnKey')} -> {_get(rule, 'rateLimitOptions.exceedAction')}"
+        for rule in throttles
+    )
+
+
+def _firewall(p: Mapping[str, Any]) -> str:
+    verb, rules = ("allow", p.get("allows")) if p.get("allows") else ("deny", p.get("denies", []))
+    ports = ",".join(port for rule in rules or [] for port in rule.get("ports", []))
+    sources = p.get("sourceRanges") or [f"sa:{email}" for email in p.get("sourceServiceAccounts", [])]
+    return f"{verb} tcp:{ports} from {', '.join(sources)} (priority {p.get('priority')})"
+
+
+def _sql(p: Mapping[str, Any]) -> str:
+    role = f"replica of {p['masterInstanceName']}" if p.get("masterInstanceName") else "primary"
+    return (
+        f"{p.get('databaseVersion')} {role}; {_get(p, 'settings.tier')} {_get(p, 'settings.availabilityType')}; "
+        f"public IPv4 {_get(p, 'settings.ipConfiguration.ipv4Enabled')}"
+    )
+
+
+def _azure_lb(p: Mapping[str, Any]) -> str:
+    rules = [
+        f"rule {r.get('frontendPort')}->{r.get('backendPort')} idle {r.get('idleTimeoutInMinutes')} min "
+        f"tcpReset {r.get('enableTcpReset')}"
+        for r in p.get("loadBalancingRules", [])
+    ]
+    probes = [f"probe {probe.get('protocol')} {probe.get('requestPath')}" for probe in p.get("probes", [])]
+    return "; ".join(rules + probes)
+
+
+def _vmss(p: Mapping[str, Any]) -> str:
+    notice = _get(p, "virtualMachineProfile.scheduledEventsProfile.terminateNotificationProfile", {})
+    extensions = _get(p, "virtualMachineProfile.extensionProfile.extensions", [])
+    health = next((_get(e, "settings.requestPath") for e in extensions if e.get("type", "").startswith("Appl")), None)
+    return (
+        f"{_get(p, 'sku.name')} x{_get(p, 'sku.capacity')}; terminate notification "
+        f"{'on' if notice.get('enable') else 'OFF'} {notice.get('notBeforeTimeout')}; upgrade "
+        f"{_get(p, 'upgradePolicy.mode')} maxSurge {_get(p, 'upgradePolicy.rollingUpgradePolicy.maxSurge')}; "
+        f"health {health}"
+    )
+
+
+def _flexible(p: Mapping[str, Any]) -> str:
+    role = "replica" if p.get("createMode") == "Replica" else f"primary HA {_get(p, 'highAvailability.mode')}"
+    return (
+        f"PostgreSQL {p.get('version')} {role}; {_get(p, 'sku.name')}; "
+        f"public access {_get(p, 'network.publicNetworkAccess')}"
+    )
+
+
+def _nsg(p: Mapping[str, Any]) -> str:
+    return "; ".join(
+        f"{r.get('access').lower()} {r.get('destinationPortRange')} from {r.get('sourceAddressPrefix')} "
+        f"({r.get('priority')})"
+        for r in p.get("securityRules", [])
+    )
+
+
+_SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "gcp:compute/instanceTemplate:InstanceTemplate": _template,
+    "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager": _mig,
+    "gcp:compute/regionAutoscaler:RegionAutoscaler": lambda p: (
+        f"{_get(p, 'autoscalingPolicy.minReplicas')}-{_get(p, 'autoscalingPolicy.maxReplicas')} replicas; scale in "
+        f"<= {_get(p, 'autoscalingPolicy.scaleInControl.maxScaledInReplicas.fixed')} per "
+        f"{_get(p, 'autoscalingPolicy.scaleInControl.timeWindowSec')} s"
+    ),
+    "gcp:compute/backendService:BackendService": lambda p: (
+        f"{p.get('loadBalancingScheme')}; timeout (WebSocket lifetime cap) {p.get('timeoutSec')} s; "
+        f"connection draining {p.get('connectionDrainingTimeoutSec')} s; {len(p.get('backends', []))} backends"
+    ),
+    "gcp:compute/healthCheck:HealthCheck": lambda p: (
+        f"HTTP {_get(p, 'httpHealthCheck.requestPath')}:{_get(p, 'httpHealthCheck.port')} "
+        f"every {p.get('checkIntervalSec')} s"
+    ),
+    "gcp:compute/securityPolicy:SecurityPolicy": _armor,
+    "gcp:compute/firewall:Firewall": _firewall,
+    "gcp:compute/subnetwork:Subnetwork": lambda p: f"{p.get('ipCidrRange')}",
+    "gcp:compute/managedSslCertificate:ManagedSslCertificate": lambda p: ", ".join(_get(p, "managed.domains", [])),
+    "gcp:compute/instance:Instance": lambda p: f"{p.get('machineType')} {p.get('zone')}; {_get(p, 'labels')}",
+    "gcp:sql/databaseInstance:DatabaseInstance": _sql,
+    "gcp:projects/iAMCustomRole:IAMCustomRole": lambda p: ", ".join(p.get("permissions", [])),
+    "azure-native:network:LoadBalancer": _azure_lb,
+    "azure-native:network:NetworkSecurityGroup": _nsg,
+    "azure-native:network:VirtualNetwork": lambda p: ", ".join(
+        f"{s.get('name')} {s.get('addressPrefix')}" for s in p.get("subnets", [])
+    ),
+    "azure-native:compute:VirtualMachineScaleSet": _vmss,
+    "azure-native:compute:VirtualMachine": lambda p: f"{_get(p, 'hardwareProfile.vmSize')} zone {p.get('zones')}",
+    "azure-native:dbforpostgresql:Server": _flexible,
+    "azure-native:authorization:RoleDefinition": lambda p: ", ".join(
+        action for permission in p.get("permissions", []) for action in permission.get("actions", [])
+    ),
+}
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"drainctl plan: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

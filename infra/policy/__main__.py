@@ -1,0 +1,61 @@
+"""The CrossGuard pack: wraps the plain validators of `validators.py`; no rule logic lives here.
+
+Each resource rule gets the stack's timer budget from the policy config (`budget`, the same mapping as the
+stack's `drainctl:budget`; `python -m infra.plan <stack> --policy-config` prints it) and the resource's
+secret outputs. The replica rule looks at the whole stack.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Pulumi runs this file by path from infra/policy/; the repository root holds the `infra` and `controller` packages.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyPack,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from controller.budget import Budget
+from infra.policy.validators import RESOURCE_RULES, Context, ResourceRule, replica_per_region
+
+BUDGET_SCHEMA = PolicyConfigSchema(properties={"budget": {"type": "object"}})
+
+
+def _resource_policy(name: str, description: str, rule: ResourceRule) -> ResourceValidationPolicy:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        context = Context(
+            budget=Budget.from_mapping(args.get_config().get("budget") or {}),
+            secret_paths=tuple(args.opts.additional_secret_outputs or ()),
+        )
+        for violation in rule(args.resource_type, args.props, context):
+            report_violation(violation, None)
+
+    return ResourceValidationPolicy(name=name, description=description, validate=validate, config_schema=BUDGET_SCHEMA)
+
+
+def _replicas(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    for violation in replica_per_region([(resource.resource_type, resource.props) for resource in args.resources]):
+        report_violation(violation, None)
+
+
+PolicyPack(
+    name="drainctl",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    policies=[
+        *(_resource_policy(name, description, rule) for name, (description, rule) in RESOURCE_RULES.items()),
+        StackValidationPolicy(
+            name="replica-per-region",
+            description="Every region with an API fleet is served by a nearby read replica.",
+            validate=_replicas,
+        ),
+    ],
+)

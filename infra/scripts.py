@@ -1,0 +1,228 @@
+"""Boot scripts: what every VM installs and runs, rendered from the stack's typed config.
+
+An API server gets the API server and the drainctl agent as systemd units; a controller VM gets `drainctl run`.
+Secrets (agent token, app admin token, database password) are never part of a script, the instance metadata or
+custom data: the script fetches them at boot with the VM's own identity (GCP Secret Manager, Azure Key Vault)
+into root-only files, and nothing echoes them (no `set -x`). The policy pack checks that boot scripts carry no
+secret values.
+
+Unit ordering matters for the drain: the agent is ordered `Before=` the API server, so on shutdown systemd stops
+the API server first (it drains on SIGTERM) while the agent is still there to count, reset and release.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from controller.budget import Budget
+from infra.config import AppSettings, DatabaseSettings
+
+ETC = "/etc/drainctl"
+VENV = "/opt/drainctl"
+AGENT_TOKEN_FILE = f"{ETC}/agent-token"
+APP_TOKEN_FILE = f"{ETC}/app-admin-token"
+DB_PASSWORD_FILE = f"{ETC}/db-password"
+_EOF = "DRAINCTL_EOF"
+
+
+@dataclass(frozen=True)
+class SecretCommands:
+    """Shell commands that print one secret each on stdout, run as root at boot."""
+
+    agent_token: str
+    app_admin_token: str
+    db_password: str
+
+
+@dataclass(frozen=True)
+class DatabaseHosts:
+    write_host: str
+    read_host: str
+
+
+def gcp_secret(project: str, secret_id: str) -> str:
+    """Read a Secret Manager secret with the VM's service account (gcloud ships on Google's Debian images)."""
+    return f"gcloud secrets versions access latest --project {shlex.quote(project)} --secret {shlex.quote(secret_id)}"
+
+
+def azure_secret(vault_name: str, secret_name: str, client_id: str) -> str:
+    """Read a Key Vault secret with the VM's user-assigned identity (`azure_secret` is defined by the preamble)."""
+    return f"azure_secret {shlex.quote(vault_name)} {shlex.quote(secret_name)} {shlex.quote(client_id)}"
+
+
+def api_server_script(
+    budget: Budget, app: AppSettings, database: DatabaseSettings, hosts: DatabaseHosts, secrets: SecretCommands
+) -> str:
+    """The API server's boot script: API server + agent as systemd units."""
+    agent = {
+        "listen": f"0.0.0.0:{app.agent_port}",
+        "token_file": AGENT_TOKEN_FILE,
+        "service_port": app.app_port,
+        "app": {"drain_url": app.drain_url, "token_file": APP_TOKEN_FILE},
+        "fallback": {
+            "drain_rate_per_s": budget.drain_rate_per_s,
+            "no_progress_window_s": budget.no_progress_window_s,
+        },
+    }
+    stop_s = budget.drain_deadline_s + budget.verify_s + budget.margin_s
+    return "\n".join(
+        [
+            _preamble(app.drainctl_package),
+            _fetch(AGENT_TOKEN_FILE, secrets.agent_token),
+            _fetch(APP_TOKEN_FILE, secrets.app_admin_token),
+            _fetch(DB_PASSWORD_FILE, secrets.db_password),
+            _env_file(f"{ETC}/database.env", _database_env(database, hosts)),
+            # The agent's instance name is this host's name, known only at boot.
+            f"cat > {ETC}/agent.yaml <<{_EOF}\n{_yaml(agent, expanded=True)}instance: $(hostname)\n{_EOF}",
+            _unit(
+                "drainctl-api",
+                description="API server (WebSockets, /healthz, /readyz, /metrics)",
+                exec_start=app.api_server_command,
+                extra=[f"EnvironmentFile={ETC}/database.env", f"TimeoutStopSec={stop_s:g}"],
+            ),
+            _unit(
+                "drainctl-agent",
+                description="drainctl node agent (drain, count, reset; local fallback)",
+                exec_start=f"{VENV}/bin/drainctl agent --config {ETC}/agent.yaml",
+                extra=["AmbientCapabilities=CAP_NET_ADMIN"],
+                before="drainctl-api.service",
+            ),
+            "systemctl daemon-reload",
+            "systemctl enable --now drainctl-agent.service drainctl-api.service",
+            "",
+        ]
+    )
+
+
+def controller_script(
+    budget: Budget,
+    app: AppSettings,
+    database: DatabaseSettings,
+    write_host: str,
+    settings: Mapping[str, Any],
+    secrets: SecretCommands,
+) -> str:
+    """A controller VM's boot script: `drainctl run` under systemd; the journal's leader lock picks the active one."""
+    controller = {"budget": budget.as_dict(), **settings}
+    env = {
+        "PGHOST": write_host,
+        "PGDATABASE": database.name,
+        "PGUSER": database.user,
+        "PGPASSFILE": f"{ETC}/pgpass",
+        "DRAINCTL_AGENT_TOKEN_FILE": AGENT_TOKEN_FILE,
+    }
+    return "\n".join(
+        [
+            _preamble(app.drainctl_package),
+            _fetch(AGENT_TOKEN_FILE, secrets.agent_token),
+            _fetch(DB_PASSWORD_FILE, secrets.db_password),
+            # libpq's password file: host:port:database:user:password, built on the host from the fetched secret.
+            f'(umask 077; printf "%s:5432:%s:%s:%s\\n" {shlex.quote(write_host)} {shlex.quote(database.name)} '
+            f'{shlex.quote(database.user)} "$(cat {DB_PASSWORD_FILE})" > {ETC}/pgpass)',
+            _env_file(f"{ETC}/controller.env", env),
+            f"cat > {ETC}/controller.yaml <<'{_EOF}'\n{_yaml(controller)}{_EOF}",
+            _unit(
+                "drainctl-controller",
+                description="drainctl drain controller",
+                exec_start=f"{VENV}/bin/drainctl run --config {ETC}/controller.yaml",
+                extra=[f"EnvironmentFile={ETC}/controller.env"],
+            ),
+            "systemctl daemon-reload",
+            "systemctl enable --now drainctl-controller.service",
+            "",
+        ]
+    )
+
+
+def cloud_init(script: str) -> str:
+    """Azure custom data (base64 of a cloud-config that writes the boot script and runs it)."""
+    config = {
+        "write_files": [{"path": "/var/lib/drainctl/boot.sh", "permissions": "0700", "content": script}],
+        "runcmd": [["/var/lib/drainctl/boot.sh"]],
+    }
+    document = "#cloud-config\n" + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    return base64.b64encode(document.encode()).decode()
+
+
+_AZURE_SECRET_FUNCTION = """\
+azure_secret() {  # vault, secret name, identity client id -> the secret's value on stdout
+  local token
+  token=$(curl -sSf -H Metadata:true -G "http://169.254.169.254/metadata/identity/oauth2/token" \\
+    --data-urlencode api-version=2018-02-01 --data-urlencode resource=https://vault.azure.net \\
+    --data-urlencode "client_id=$3" \\
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  curl -sSf -H "Authorization: Bearer $token" "https://$1.vault.azure.net/secrets/$2?api-version=7.4" \\
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["value"])'
+}"""
+
+
+def _preamble(package: str) -> str:
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "# drainctl boot script, rendered by infra/scripts.py. Idempotent; never echoes secrets (no set -x).",
+            "set -euo pipefail",
+            _AZURE_SECRET_FUNCTION,
+            f"install -d -m 0750 {ETC}",
+            "command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1 "
+            "|| { apt-get update -q && apt-get install -y -q python3-venv; }",
+            f"test -x {VENV}/bin/pip || python3 -m venv {VENV}",
+            f"{VENV}/bin/pip install --quiet --upgrade {shlex.quote(package)}",
+        ]
+    )
+
+
+def _fetch(path: str, command: str) -> str:
+    return f"(umask 077; {command} > {path}.new && mv {path}.new {path})"
+
+
+def _database_env(database: DatabaseSettings, hosts: DatabaseHosts) -> dict[str, str]:
+    return {
+        "DATABASE_WRITE_HOST": hosts.write_host,
+        "DATABASE_READ_HOST": hosts.read_host,
+        "DATABASE_NAME": database.name,
+        "DATABASE_USER": database.user,
+        "DATABASE_PASSWORD_FILE": DB_PASSWORD_FILE,
+    }
+
+
+def _env_file(path: str, values: Mapping[str, str]) -> str:
+    body = "".join(f"{key}={value}\n" for key, value in values.items())
+    return f"cat > {path} <<'{_EOF}'\n{body}{_EOF}"
+
+
+def _unit(name: str, *, description: str, exec_start: str, extra: list[str], before: str | None = None) -> str:
+    order = [f"Before={before}"] if before else []
+    lines = [
+        "[Unit]",
+        f"Description={description}",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        *order,
+        "",
+        "[Service]",
+        f"ExecStart={exec_start}",
+        "Restart=always",
+        "RestartSec=2",
+        *extra,
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ]
+    return f"cat > /etc/systemd/system/{name}.service <<'{_EOF}'\n" + "\n".join(lines) + f"\n{_EOF}"
+
+
+def _yaml(value: Any, *, expanded: bool = False) -> str:
+    """YAML for a here-document; `expanded` ones (unquoted delimiter) must hold no shell metacharacters."""
+    text = yaml.safe_dump(value, sort_keys=False, default_flow_style=False)
+    if expanded and any(char in text for char in "$`\\"):
+        raise ValueError("this YAML must not contain $, ` or \\: the shell expands its here-document")
+    if _EOF in text:
+        raise ValueError(f"this YAML must not contain {_EOF}: it ends the here-document")
+    return text

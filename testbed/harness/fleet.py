@@ -1,0 +1,228 @@
+"""The fleet: one object that starts the testbed's processes and guarantees none of them outlives it.
+
+    with Fleet(budget) as fleet:
+        a, b = fleet.start_server("A"), fleet.start_server("B")
+        lb = fleet.start_haproxy([a, b])
+        prom = fleet.start_prometheus([a, b])
+        swarm = fleet.start_swarm(lb.ws_url, count=1000, duration_s=600)
+        swarm.wait_joined()
+        a.drain(rate_per_s=200)
+        report = swarm.stop()
+
+Each start returns once the process is ready (its ready line, its health endpoint), never after a fixed sleep.
+Leaving the with-block, normally, by an exception or by Ctrl-C, stops every process (SIGCONT, SIGTERM, SIGKILL
+after a grace period) and removes the workdir if the fleet created it. If the harness itself is killed, the
+kernel kills the children (see `supervising`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from controller.budget import Budget
+from controller.errors import PermanentError
+from testbed.addresses import HostPort
+from testbed.harness import haproxy, prometheus
+from testbed.harness.haproxy import HealthCheck, LoadBalancer
+from testbed.harness.ports import free_port
+from testbed.harness.prometheus import Prometheus
+from testbed.harness.servers import ServerEndpoints, ServerProcess
+from testbed.harness.supervising import Supervised, stop_all
+from testbed.harness.swarms import SwarmProcess
+from testbed.harness.waiting import wait_for
+
+START_TIMEOUT_S = 60.0
+"""How long a process may take to become ready; generous, the machine is shared and may be busy."""
+PORT_ATTEMPTS = 3
+"""Starts of HAProxy/Prometheus retried with another port when someone else took the free one first."""
+
+DRAINCTL = (sys.executable, "-c", "from controller.cli import main; main()")
+"""The `drainctl` command of this interpreter, whether or not the console script is on PATH."""
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if not found:
+        raise PermanentError(f"{name} is not installed (Debian: apt-get install -y {name}); `make setup` installs it")
+    return found
+
+
+class Fleet:
+    """Servers, HAProxy, Prometheus and swarms as child processes, torn down together."""
+
+    def __init__(self, budget: Budget, workdir: Path | None = None) -> None:
+        self.budget = budget
+        self._owns_workdir = workdir is None
+        self.workdir = Path(tempfile.mkdtemp(prefix="drainctl-fleet-")) if workdir is None else workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._processes: list[Supervised] = []
+        self.servers: dict[str, ServerProcess] = {}
+        self.load_balancers: list[LoadBalancer] = []
+        self.prometheuses: list[Prometheus] = []
+        self.swarms: list[SwarmProcess] = []
+        self._env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every process and remove the workdir if this fleet created it. Safe to call twice."""
+        processes, self._processes = self._processes, []
+        stop_all(processes)
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @property
+    def pids(self) -> list[int]:
+        """PIDs of every process started so far (for tests that check nothing survives)."""
+        return [p.pid for p in self._processes]
+
+    @property
+    def ports(self) -> list[HostPort]:
+        """Every address a process of this fleet listens on."""
+        addresses = [address for s in self.servers.values() for address in (s.listen, s.admin)]
+        addresses += [lb.frontend for lb in self.load_balancers]
+        addresses += [p.address for p in self.prometheuses]
+        return addresses
+
+    def start_command(self, name: str, argv: Sequence[str], *, read_events: bool = True) -> Supervised:
+        """Start any command under the fleet's supervision (log in the workdir, torn down with the fleet)."""
+        process = Supervised(
+            name, argv, log_path=self.workdir / f"{name}.log", cwd=self.workdir, env=self._env, read_events=read_events
+        )
+        self._processes.append(process)
+        return process
+
+    def start_server(self, name: str, fault: str | None = None, idle_timeout_s: float | None = None) -> ServerProcess:
+        """A reference server on loopback ports chosen by the kernel; returns once it printed its ready line."""
+        if name in self.servers:
+            raise PermanentError(f"a server called {name!r} is already running in this fleet")
+        token = secrets.token_urlsafe(24)
+        token_file = self.workdir / f"{name}.token"
+        with os.fdopen(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+            file.write(token)  # created 0600: the admin token is a secret
+        idle_s = self.budget.server_idle_timeout_s if idle_timeout_s is None else idle_timeout_s
+        argv = [*DRAINCTL, "testbed", "server", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
+        argv += ["--admin-token-file", str(token_file), "--name", name, "--idle-timeout", f"{idle_s:g}"]
+        if fault:
+            argv += ["--fault", fault]
+        process = self.start_command(f"server-{name}", argv)
+        ready = ServerEndpoints.from_ready(process.wait_event("ready", START_TIMEOUT_S))
+        server = ServerProcess(process, ready, token)
+        self.servers[name] = server
+        return server
+
+    def start_haproxy(self, servers: Sequence[ServerProcess], health: HealthCheck | None = None) -> LoadBalancer:
+        """HAProxy in front of `servers`; returns once every server is UP in it."""
+        backends = [(s.name, s.listen) for s in servers]
+        index = len(self.load_balancers)
+        config_path = self.workdir / f"haproxy-{index}.cfg"
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            frontend = free_port()
+            runtime_socket = f"drainctl-lb-{os.getpid()}-{secrets.token_hex(6)}"
+            config_path.write_text(
+                haproxy.render_config(
+                    self.budget,
+                    backends,
+                    frontend=frontend,
+                    runtime_socket=runtime_socket,
+                    health=health,
+                    maxconn=haproxy.fitting_maxconn(),
+                ),
+                encoding="utf-8",
+            )
+            argv = [_binary("haproxy"), "-db", "-f", str(config_path)]
+            process = self.start_command(f"haproxy-{index}", argv, read_events=False)
+            lb = LoadBalancer(process, frontend, runtime_socket)
+            if self._wait_started(process, lb.ready, "haproxy", last_attempt=attempt == PORT_ATTEMPTS):
+                break
+        for server in servers:
+            lb.wait_state(server.name, "UP", timeout_s=START_TIMEOUT_S)
+        self.load_balancers.append(lb)
+        return lb
+
+    def start_prometheus(self, servers: Sequence[ServerProcess]) -> Prometheus:
+        """Prometheus scraping every server each second; returns once each server has been scraped."""
+        index = len(self.prometheuses)
+        config_path = self.workdir / f"prometheus-{index}.yml"
+        config_path.write_text(prometheus.render_config([(s.name, s.listen) for s in servers]), encoding="utf-8")
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            address = free_port()
+            argv = [
+                _binary("prometheus"),
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={self.workdir / f'prometheus-{index}-data'}",
+                f"--web.listen-address={address}",
+                "--storage.tsdb.retention.time=1h",
+                "--log.level=warn",
+            ]
+            process = self.start_command(f"prometheus-{index}", argv, read_events=False)
+            prom = Prometheus(process, address)
+            if self._wait_started(process, prom.ready, "prometheus", last_attempt=attempt == PORT_ATTEMPTS):
+                break
+        prom.wait_scraped([s.name for s in servers], timeout_s=START_TIMEOUT_S)
+        self.prometheuses.append(prom)
+        return prom
+
+    def start_swarm(
+        self,
+        url: str,
+        *,
+        count: int,
+        duration_s: float,
+        heartbeat_interval_s: float | None = None,
+        heartbeat_timeout_s: float | None = None,
+        connect_timeout_s: float | None = None,
+        connect_rate_per_s: float | None = None,
+        token_prefix: str | None = None,
+        topic: str | None = None,
+    ) -> SwarmProcess:
+        """A swarm of `count` clients on `url`; heartbeat timers default to the budget's. Returns at once:
+        call `wait_joined()` to wait for the clients."""
+        index = len(self.swarms)
+        report = self.workdir / f"swarm-{index}.json"
+        interval_s = self.budget.heartbeat_interval_s if heartbeat_interval_s is None else heartbeat_interval_s
+        timeout_s = self.budget.heartbeat_timeout_s if heartbeat_timeout_s is None else heartbeat_timeout_s
+        argv = [*DRAINCTL, "testbed", "clients", "--url", url, "--count", str(count)]
+        argv += ["--heartbeat-interval", f"{interval_s:g}", "--heartbeat-timeout", f"{timeout_s:g}"]
+        argv += ["--duration", f"{duration_s:g}", "--report", str(report)]
+        optional = {
+            "--connect-timeout": connect_timeout_s,
+            "--connect-rate": connect_rate_per_s,
+            "--token-prefix": token_prefix,
+            "--topic": topic,
+        }
+        for flag, value in optional.items():
+            if value is not None:
+                argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        swarm = SwarmProcess(self.start_command(f"swarm-{index}", argv), report, count)
+        self.swarms.append(swarm)
+        return swarm
+
+    def _wait_started(self, process: Supervised, ready: Callable[[], bool], what: str, *, last_attempt: bool) -> bool:
+        """True once `ready()`; False if the process exited first (its port was taken) and attempts are left."""
+
+        def started() -> bool:
+            if not process.alive():
+                raise PermanentError(f"{what} exited with code {process.popen.returncode}:\n{process.log_tail()}")
+            return ready()
+
+        try:
+            wait_for(started, timeout_s=START_TIMEOUT_S, what=f"{what} to start (log {process.log_path})")
+        except PermanentError:
+            if last_attempt:
+                raise
+            return False
+        return True

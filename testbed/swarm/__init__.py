@@ -1,0 +1,1 @@
+"""The client swarm: many Phoenix clients in one process, recording every disconnect and offline time."""

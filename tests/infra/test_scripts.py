@@ -1,0 +1,89 @@
+"""Boot scripts install the API server and the agent as systemd units, with configs the agent itself accepts."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+
+import pytest
+import yaml
+
+from controller.agent.config import parse_config
+from infra import scripts
+from infra.config import StackConfig
+from infra.mocks import OfflineRun
+
+Built = Callable[[str], tuple[StackConfig, OfflineRun]]
+
+
+def _api_script(built: Built) -> tuple[StackConfig, str]:
+    config, run = built("production")
+    (template, *_) = run.of_type("gcp:compute/instanceTemplate:InstanceTemplate")
+    return config, template.inputs["metadataStartupScript"]
+
+
+def _heredoc(script: str, path: str) -> str:
+    match = re.search(rf"cat > {re.escape(path)} <<'?DRAINCTL_EOF'?\n(.*?)\nDRAINCTL_EOF", script, re.S)
+    assert match, f"{path} is not written by the script"
+    return match.group(1)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_rendered_scripts_are_valid_bash(built: Built) -> None:
+    _, run = built("production")
+    texts = [t.inputs["metadataStartupScript"] for t in run.of_type("gcp:compute/instanceTemplate:InstanceTemplate")]
+    texts += [vm.inputs["metadataStartupScript"] for vm in run.of_type("gcp:compute/instance:Instance")]
+    for text in texts:
+        subprocess.run(["bash", "-n"], input=text, text=True, check=True, timeout=30)
+
+
+def test_agent_config_is_accepted_by_the_agent(built: Built) -> None:
+    config, script = _api_script(built)
+    raw = yaml.safe_load(_heredoc(script, "/etc/drainctl/agent.yaml").replace("$(hostname)", "api-0001"))
+    agent = parse_config(raw, where="agent.yaml")
+    assert agent.listen_port == config.app.agent_port
+    assert agent.service_port == config.app.app_port
+    assert agent.instance == "api-0001"
+    assert str(agent.token_file) == scripts.AGENT_TOKEN_FILE
+    assert agent.fallback.drain_rate_per_s == config.budget.drain_rate_per_s
+
+
+def test_agent_outlives_the_api_server_on_shutdown(built: Built) -> None:
+    _, script = _api_script(built)
+    agent_unit = _heredoc(script, "/etc/systemd/system/drainctl-agent.service")
+    api_unit = _heredoc(script, "/etc/systemd/system/drainctl-api.service")
+    assert "Before=drainctl-api.service" in agent_unit  # stopped after the API server
+    assert "AmbientCapabilities=CAP_NET_ADMIN" in agent_unit  # ss -K needs it
+    assert "EnvironmentFile=/etc/drainctl/database.env" in api_unit
+    assert "systemctl enable --now drainctl-agent.service drainctl-api.service" in script
+
+
+def test_api_servers_get_their_regions_read_host(built: Built) -> None:
+    _, run = built("production")
+    routing = run.outputs["routing"]
+    for template in run.of_type("gcp:compute/instanceTemplate:InstanceTemplate"):
+        env = _heredoc(template.inputs["metadataStartupScript"], "/etc/drainctl/database.env")
+        assert f"DATABASE_READ_HOST={routing[template.region]['read_host']}" in env
+        assert f"DATABASE_WRITE_HOST={routing[template.region]['write_host']}" in env
+
+
+def test_azure_custom_data_is_cloud_init_running_the_same_script(built: Built) -> None:
+    _, run = built("production")
+    for scale_set in run.of_type("azure-native:compute:VirtualMachineScaleSet"):
+        document = base64.b64decode(scale_set.inputs["virtualMachineProfile"]["osProfile"]["customData"]).decode()
+        assert document.startswith("#cloud-config\n")
+        cloud_config = yaml.safe_load(document)
+        (boot,) = cloud_config["write_files"]
+        assert cloud_config["runcmd"] == [[boot["path"]]]
+        assert "drainctl agent --config /etc/drainctl/agent.yaml" in boot["content"]
+        assert "azure_secret " in boot["content"]  # secrets come from Key Vault at boot
+
+
+def test_controller_yaml_carries_the_stacks_budget(built: Built) -> None:
+    config, run = built("production")
+    (active, _) = run.of_type("gcp:compute/instance:Instance")
+    controller = yaml.safe_load(_heredoc(active.inputs["metadataStartupScript"], "/etc/drainctl/controller.yaml"))
+    assert controller["budget"] == config.budget.as_dict()
