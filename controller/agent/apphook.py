@@ -19,7 +19,7 @@ from controller.errors import PermanentError, TemporaryError
 
 
 class AppHookError(Exception):
-    """Mixin marking an error of the app's drain hook."""
+    """Any failure of the app's drain hook (each subclass is also a TemporaryError or a PermanentError)."""
 
 
 class AppUnreachable(AppHookError, TemporaryError):

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from controller.agent.apphook import AppRejected, AppTimeout, AppUnreachable
+from controller.agent.apphook import AppHookError, AppRejected, AppTimeout, AppUnreachable
 from controller.agent.clock import Clock
 from controller.agent.config import FallbackConfig
 from controller.agent.fallback import run_fallback
@@ -16,7 +16,7 @@ from controller.agent.notices import Actor, Notice, NoticeBook
 
 log = logging.getLogger(__name__)
 
-_DRAIN_OUTCOMES: dict[type[Exception], str] = {
+_DRAIN_OUTCOMES: dict[type[AppHookError], str] = {
     AppUnreachable: "unreachable",
     AppTimeout: "timeout",
     AppRejected: "rejected",
@@ -68,7 +68,7 @@ class NodeAgent:
         log.info("drain requested by %s at %g/s", by, rate_per_s)
         try:
             answer = await self._hook.drain(rate_per_s)
-        except (AppUnreachable, AppTimeout, AppRejected) as exc:
+        except AppHookError as exc:
             self.metrics.drains.labels(by=by, outcome=_DRAIN_OUTCOMES[type(exc)]).inc()
             log.warning("drain requested by %s failed: %s", by, exc)
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -157,6 +158,4 @@ def _optional(kind: type[int] | type[float], value: Any) -> Any:
 
 
 def _segment(notice_id: str) -> str:
-    from urllib.parse import quote
-
     return quote(notice_id, safe="")
