@@ -1,14 +1,18 @@
-"""`make bench`: run every benchmark in turn and print one JSON line each."""
+"""`make bench`: run every benchmark in turn and print one JSON line each (docs/performance.md has the results)."""
 
 from __future__ import annotations
 
 import json
 
-from bench import capacity
+from bench import capacity, latency, pacing, preemption, reset
 
 
 def main() -> None:
-    print(json.dumps({"capacity": capacity.run(10_000, 10.0, 30.0)}))
+    print(json.dumps({"capacity": capacity.run(10_000, 10.0, 30.0)}), flush=True)
+    print(json.dumps({"event_to_drain_start": latency.run(200, 20)}), flush=True)
+    print(json.dumps({"reset": reset.run(10_000, 6)}), flush=True)
+    print(json.dumps({"drain_pacing": pacing.run(5000, [250.0, 500.0, 1000.0])}), flush=True)
+    print(json.dumps({"preemption": preemption.run(5)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ import sys
 import typer
 
 from controller.agent.command import agent as agent_command
+from controller.daemon.command import run as run_command
 from controller.errors import ConfigError, DrainctlError
+from controller.oncall import commands as oncall
 from testbed.cli import app as testbed_app
 from testbed.cli import demo as testbed_demo
 
@@ -24,7 +26,12 @@ app = typer.Typer(
 )
 app.add_typer(testbed_app, name="testbed", help="The local testbed: reference server, client swarm, fleet.")
 app.command("demo", help="Run the local demo on this machine and print its report.")(testbed_demo)
-app.command("agent")(agent_command)
+app.add_typer(agent_command, name="agent")
+app.command("run")(run_command)
+app.command("drain")(oncall.drain)
+app.command("status")(oncall.status)
+app.command("history")(oncall.history)
+app.command("reset")(oncall.reset)
 
 
 def main() -> None:

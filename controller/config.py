@@ -16,6 +16,11 @@ so they never show up in a repr or a log line.
     agents: {timeout_s: 3.0}
     api: {listen: 127.0.0.1:9300, token_file: /etc/drainctl/api.token}
     sources: {local: {enabled: true, poll_interval_s: 1.0}, manual: {enabled: true}}
+    # sources.kubernetes: {enabled: true, namespace: api, label_selector: app=api, agent_port: 9100,
+    #                      agent_token_file: /etc/drainctl/agent.token, hold: finalizer}
+    # leader: {kind: lease, namespace: api, name: drainctl, lease_duration_s: 15, renew_s: 2}
+    # sources.gcp: {enabled: true, project: p, groups: [{region: us-central1, name: api}], auth: adc,
+    #               poll_interval_s: 5, window_s: 600}
     engine: {poll_interval_s: 0.5, retry_initial_s: 0.5, retry_max_s: 5.0}
 """
 
@@ -24,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -170,9 +175,110 @@ class ManualSourceConfig(_Frozen):
     enabled: bool = True
 
 
+FINALIZER_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+
+
+class KubernetesSourceConfig(_Frozen):
+    """Pods being deleted, by list+watch of the API server (docs/platforms.md, Kubernetes)."""
+
+    enabled: bool = False
+    api_url: HttpUrl | None = None
+    """The API server (also used for the leader Lease); None: in-cluster service account, else kubeconfig."""
+    namespace: str = Field(default="default", min_length=1)
+    label_selector: str = ""
+    """Which pods are API servers, e.g. `app=api`; empty: every pod of the namespace."""
+    pool: str = Field(default="kubernetes", min_length=1)
+    """Disruption-budget pool of the pods (`disruption.pools`)."""
+    agent_port: int = Field(default=9100, ge=1, le=65535)
+    """The node agent sidecar listens on this port of the pod IP."""
+    agent_token: TokenFile | None = Field(default=None, alias="agent_token_file")
+    """Bearer token of the pods' agents; required when enabled. Never logged."""
+    finalizer: Annotated[str, Field(pattern=FINALIZER_NAME)] = "drainctl.io/drain"
+    hold: Literal["finalizer", "prestop"] = "finalizer"
+    """finalizer: on every ready pod, removed on release. prestop: release the agent notice the pod's blocking
+    preStop hook waits on (no finalizer is added)."""
+    watch_timeout_s: Seconds = 300.0
+    """Each watch request asks the server to end it after this long; it is then resumed."""
+    request_timeout_s: Seconds = 10.0
+    retry_max_s: Seconds = 10.0
+    """Longest backoff between failed lists/watches."""
+    overdue_s: Seconds = 60.0
+    """A pod still carrying our finalizer this long after its deletionTimestamp is let go (never hold forever)."""
+
+    @model_validator(mode="after")
+    def _token_when_enabled(self) -> KubernetesSourceConfig:
+        if self.enabled and self.agent_token is None:
+            raise ValueError("agent_token_file is required when the kubernetes source is enabled")
+        return self
+
+
+class GcpGroupConfig(_Frozen):
+    region: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    """A regional managed instance group of API servers."""
+
+
+class GcpSourceConfig(_Frozen):
+    """Managed instances of regional MIGs being taken away, by polling (docs/platforms.md, GCP)."""
+
+    enabled: bool = False
+    project: str | None = Field(default=None, min_length=1)
+    groups: tuple[GcpGroupConfig, ...] = ()
+    api_url: HttpUrl = "https://compute.googleapis.com"
+    """The Compute Engine API (a fake on loopback in tests)."""
+    auth: Literal["adc", "credentials_file", "token", "anonymous"] = "adc"
+    """adc: Application Default Credentials (the VM's service account, GOOGLE_APPLICATION_CREDENTIALS);
+    credentials_file: the key file `credentials_file`; token: the bearer token in `token_file`; anonymous: none."""
+    credentials_file: Path | None = None
+    token: TokenFile | None = Field(default=None, alias="token_file")
+    """Never logged."""
+    poll_interval_s: Seconds = 5.0
+    window_s: Seconds = 600.0
+    """The graceful-shutdown window assumed when a managed instance carries no shutdownDetails (GCP default 10 min)."""
+    request_timeout_s: Seconds = 10.0
+    page_size: int = Field(default=500, ge=1, le=500)
+    retry_max_s: Seconds = 30.0
+    """Longest wait between retries of a failing list (at least what Retry-After asks)."""
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> GcpSourceConfig:
+        if self.enabled and (self.project is None or not self.groups):
+            raise ValueError("project and groups are required when the gcp source is enabled")
+        if self.auth == "credentials_file" and self.credentials_file is None:
+            raise ValueError("auth credentials_file needs credentials_file: PATH")
+        if self.auth == "token" and self.token is None:
+            raise ValueError("auth token needs token_file: PATH")
+        return self
+
+
 class SourcesConfig(_Frozen):
     local: LocalSourceConfig = LocalSourceConfig()
     manual: ManualSourceConfig = ManualSourceConfig()
+    kubernetes: KubernetesSourceConfig = KubernetesSourceConfig()
+    gcp: GcpSourceConfig = GcpSourceConfig()
+
+
+class LeaderConfig(_Frozen):
+    """Only the holder of a Lease acts (`controller/leader.py`); the API server is `sources.kubernetes.api_url`."""
+
+    kind: Literal["lease"] = "lease"
+    namespace: str = Field(min_length=1)
+    name: str = Field(default="drainctl", min_length=1)
+    identity: str | None = Field(default=None, min_length=1)
+    """This replica's holderIdentity; None: the host name (the pod name) and a random suffix."""
+    lease_duration_s: Seconds = 15.0
+    """A standby takes over when the lease was not renewed for this long."""
+    renew_s: Seconds = 2.0
+    """How often the holder renews and standbys look; at most a third of lease_duration_s."""
+
+    @model_validator(mode="after")
+    def _renew_fits(self) -> LeaderConfig:
+        if self.renew_s * 3 > self.lease_duration_s:
+            raise ValueError(
+                f"renew_s ({self.renew_s:g}) must be at most a third of lease_duration_s ({self.lease_duration_s:g}): "
+                "the holder must get several renewals in before it has to stop acting"
+            )
+        return self
 
 
 class EngineConfig(_Frozen):
@@ -194,6 +300,8 @@ class ControllerConfig(_Frozen):
     api: ApiConfig | None = None
     sources: SourcesConfig = SourcesConfig()
     engine: EngineConfig = EngineConfig()
+    leader: LeaderConfig | None = None
+    """Several replicas (Kubernetes): only the Lease holder acts. None: this controller always acts."""
 
     def slots(self, pool: str) -> int:
         """The disruption budget of a pool: how many of its instances may drain at once."""

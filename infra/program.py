@@ -226,7 +226,7 @@ def _gcp_fleets(
                 network_id=side.network.network_id,
                 fleet_email=identity.fleet_email,
                 liveness_check_id=checks.liveness_id,
-                startup_script=_api_script(config, placement, hosts, region.name, secret_commands),
+                startup_script=_api_script(config, placement, hosts, region.name, secret_commands, platform="gcp"),
             ),
             pulumi.ResourceOptions(providers={"gcp": side.providers[region.name]}),
         )
@@ -290,7 +290,7 @@ def _azure_fleets(
                 resource_group_name=network.resource_group_name,
                 app_subnet_id=network.app_subnet_id,
                 fleet_identity_id=identity.fleet_identity_id,
-                custom_data=_api_script(config, placement, hosts, region.name, fleet_commands).apply(
+                custom_data=_api_script(config, placement, hosts, region.name, fleet_commands, platform="azure").apply(
                     scripts.cloud_init
                 ),
             ),
@@ -328,7 +328,10 @@ def _api_script(
     hosts: Mapping[str, pulumi.Output[str]],
     region: str,
     commands: pulumi.Output[scripts.SecretCommands],
+    *,
+    platform: str,
 ) -> pulumi.Output[str]:
+    """`platform`: which notices the agent watches (`gcp`: GCE metadata; `azure`: IMDS scheduled events)."""
     write, read = hosts[placement.primary_region], hosts[placement.read_region[region]]
     return pulumi.Output.all(write, read, commands).apply(
         lambda parts: scripts.api_server_script(
@@ -337,6 +340,7 @@ def _api_script(
             config.database,
             scripts.DatabaseHosts(write_host=parts[0], read_host=parts[1]),
             parts[2],
+            platform=platform,
         )
     )
 

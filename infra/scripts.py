@@ -6,8 +6,10 @@ custom data: the script fetches them at boot with the VM's own identity (GCP Sec
 into root-only files, and nothing echoes them (no `set -x`). The policy pack checks that boot scripts carry no
 secret values.
 
-Unit ordering matters for the drain: the agent is ordered `Before=` the API server, so on shutdown systemd stops
-the API server first (it drains on SIGTERM) while the agent is still there to count, reset and release.
+The agent's and the controller's units are the files in `deploy/systemd/`, written verbatim. Unit ordering
+matters for the drain: the agent is ordered `After=` the API server, so on shutdown systemd stops the agent
+first, and its stop is held (`drainctl agent hold`) until the API server's sockets are drained and verified, or
+reset; only then is the API server stopped.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import base64
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -29,6 +32,8 @@ AGENT_TOKEN_FILE = f"{ETC}/agent-token"
 APP_TOKEN_FILE = f"{ETC}/app-admin-token"
 DB_PASSWORD_FILE = f"{ETC}/db-password"
 _EOF = "DRAINCTL_EOF"
+UNITS = Path(__file__).resolve().parents[1] / "deploy" / "systemd"
+"""The units shipped in deploy/systemd/, installed as they are."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,18 @@ def azure_secret(vault_name: str, secret_name: str, client_id: str) -> str:
 
 
 def api_server_script(
-    budget: Budget, app: AppSettings, database: DatabaseSettings, hosts: DatabaseHosts, secrets: SecretCommands
+    budget: Budget,
+    app: AppSettings,
+    database: DatabaseSettings,
+    hosts: DatabaseHosts,
+    secrets: SecretCommands,
+    *,
+    platform: str,
 ) -> str:
-    """The API server's boot script: API server + agent as systemd units."""
+    """The API server's boot script: API server + agent as systemd units. `platform` (`gcp` or `azure`) is
+    the notices the agent watches: GCE metadata (preempted, maintenance-event) or IMDS scheduled events."""
     agent = {
+        "platform": {"kind": platform},
         "listen": f"0.0.0.0:{app.agent_port}",
         "token_file": AGENT_TOKEN_FILE,
         "service_port": app.app_port,
@@ -86,13 +99,7 @@ def api_server_script(
                 exec_start=app.api_server_command,
                 extra=[f"EnvironmentFile={ETC}/database.env", f"TimeoutStopSec={stop_s:g}"],
             ),
-            _unit(
-                "drainctl-agent",
-                description="drainctl node agent (drain, count, reset; local fallback)",
-                exec_start=f"{VENV}/bin/drainctl agent --config {ETC}/agent.yaml",
-                extra=["AmbientCapabilities=CAP_NET_ADMIN"],
-                before="drainctl-api.service",
-            ),
+            _unit_file("drainctl-agent"),
             "systemctl daemon-reload",
             "systemctl enable --now drainctl-agent.service drainctl-api.service",
             "",
@@ -127,12 +134,7 @@ def controller_script(
             f'{shlex.quote(database.user)} "$(cat {DB_PASSWORD_FILE})" > {ETC}/pgpass)',
             _env_file(f"{ETC}/controller.env", env),
             f"cat > {ETC}/controller.yaml <<'{_EOF}'\n{_yaml(controller)}{_EOF}",
-            _unit(
-                "drainctl-controller",
-                description="drainctl drain controller",
-                exec_start=f"{VENV}/bin/drainctl run --config {ETC}/controller.yaml",
-                extra=[f"EnvironmentFile={ETC}/controller.env"],
-            ),
+            _unit_file("drainctl-controller"),
             "systemctl daemon-reload",
             "systemctl enable --now drainctl-controller.service",
             "",
@@ -195,6 +197,14 @@ def _database_env(database: DatabaseSettings, hosts: DatabaseHosts) -> dict[str,
 def _env_file(path: str, values: Mapping[str, str]) -> str:
     body = "".join(f"{key}={value}\n" for key, value in values.items())
     return f"cat > {path} <<'{_EOF}'\n{body}{_EOF}"
+
+
+def _unit_file(name: str) -> str:
+    """A unit of deploy/systemd/ (which uses the same paths: /opt/drainctl, /etc/drainctl), as a here-document."""
+    text = (UNITS / f"{name}.service").read_text(encoding="utf-8")
+    if _EOF in text:
+        raise ValueError(f"{name}.service must not contain {_EOF}: it ends the here-document")
+    return f"cat > /etc/systemd/system/{name}.service <<'{_EOF}'\n{text.rstrip()}\n{_EOF}"
 
 
 def _unit(name: str, *, description: str, exec_start: str, extra: list[str], before: str | None = None) -> str:

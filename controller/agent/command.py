@@ -1,19 +1,95 @@
-"""`drainctl agent --config agent.yaml`: parse the config at the edge, then run the agent."""
+"""`drainctl agent --config agent.yaml` (run the agent) and `drainctl agent hold --config agent.yaml` (the
+guest's shutdown hold, the ExecStop of the agent's systemd unit): parse the config at the edge, then act."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
-from controller.agent.config import load_settings
+from controller.agent.config import AgentSettings, load_settings
+from controller.errors import ConfigError, PermanentError
+
+ConfigOption = Annotated[Path, typer.Option("--config", help="The agent's YAML config (see docs/agent.md).")]
+
+agent = typer.Typer(
+    name="agent", invoke_without_command=True, no_args_is_help=False, pretty_exceptions_enable=False,
+    help="The node agent: drain, count and reset this host's sockets; local fallback on platform notices.",
+)
 
 
-def agent(
-    config: Annotated[Path, typer.Option("--config", help="The agent's YAML config (see docs/agent.md).")],
+@agent.callback()
+def run(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", help="The agent's YAML config (see docs/agent.md).")]
+    = None,
 ) -> None:
-    """Run the node agent: drain, count and reset this host's sockets; local fallback on platform notices."""
+    """Run the node agent (`drainctl agent --config agent.yaml`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config is None:
+        raise ConfigError("agent: --config PATH is required (the agent's YAML config, see docs/agent.md)")
     from controller.agent.serving import serve
 
     serve(load_settings(config))
+
+
+@agent.command("hold")
+def hold(
+    config: ConfigOption,
+    window_s: Annotated[float | None, typer.Option("--window-s", help="Hold at most this long (default: "
+                                                   "hold.window_s of the config).", min=0.001)] = None,
+    only_at_shutdown: Annotated[bool, typer.Option("--only-at-shutdown", help="Hold only while systemd is shutting "
+                                                   "the system down (not on a plain restart of the agent).")] = False,
+    agent_url: Annotated[str | None, typer.Option("--agent-url", help="The agent's base URL (default: from "
+                                                  "`listen` of the config).")] = None,
+) -> None:
+    """Block until this host's drain is verified or forced (every open notice released), at most the window."""
+    settings = load_settings(config)
+    if only_at_shutdown and not _shutting_down():
+        print("drainctl: the system is not shutting down; not holding", file=sys.stderr)
+        return
+    result = request_hold(settings, window_s, agent_url=agent_url)
+    print(json.dumps(result), flush=True)
+    if result.get("outcome") not in ("released", "no-agent"):
+        raise typer.Exit(1)
+
+
+def request_hold(settings: AgentSettings, window_s: float | None, *, agent_url: str | None = None) -> dict[str, object]:
+    """`POST /v1/shutdown-hold` on the local agent; `{"outcome": "no-agent"}` when no agent answers."""
+    config = settings.config
+    if agent_url is None:
+        if config.listen_port == 0:
+            raise ConfigError("agent hold: listen has port 0 in the config; give --agent-url")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(config.listen_host, config.listen_host)
+        agent_url = f"http://{f'[{host}]' if ':' in host else host}:{config.listen_port}"
+    url = f"{agent_url.rstrip('/')}/v1/shutdown-hold"
+    window = window_s if window_s is not None else config.hold.window_s
+    body = {"window_s": window}
+    try:
+        response = httpx.post(url, json=body, headers={"Authorization": f"Bearer {settings.token}"},
+                              timeout=window + 30.0, trust_env=False)
+    except httpx.ConnectError:
+        print(f"drainctl: no agent answers at {url}; nothing to hold", file=sys.stderr)
+        return {"outcome": "no-agent"}
+    except httpx.HTTPError as exc:
+        raise PermanentError(f"agent hold: {type(exc).__name__}: {exc}") from exc
+    if response.status_code != 200:
+        raise PermanentError(f"agent hold: HTTP {response.status_code}: {response.text[:200]}")
+    answer: dict[str, object] = response.json()
+    return answer
+
+
+def _shutting_down() -> bool:
+    """systemd's own word: `systemctl is-system-running` says `stopping` during a shutdown."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        return True  # not systemd: cannot tell a restart from a shutdown, so hold
+    state = subprocess.run([systemctl, "is-system-running"], capture_output=True, text=True, timeout=10, check=False)
+    return state.stdout.strip() == "stopping"

@@ -6,12 +6,13 @@ file and the key, e.g. `agent.yaml: fallback.grace_s: Input should be a valid nu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError, field_validator
 
 from controller.budget import Budget
 from controller.errors import ConfigError
@@ -59,6 +60,71 @@ class FallbackConfig(_Frozen):
     """How often the fallback looks at the kernel count and at the notice's state."""
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class LocalPlatform(_Frozen):
+    """No platform notices but those posted to `POST /v1/notices` (the testbed supervisor)."""
+
+    kind: Literal["local"] = "local"
+
+
+class AzurePlatform(_Frozen):
+    """Azure Scheduled Events from the instance metadata service (docs/platforms.md, Azure)."""
+
+    kind: Literal["azure"]
+    imds_url: HttpUrl = "http://169.254.169.254"
+    resource_name: Annotated[str, Field(min_length=1)] | None = None
+    """This VM's name as Scheduled Events lists it in `Resources`; None: the agent's `instance`."""
+    poll_s: PositiveSeconds = 1.0
+    """How often the events document is read (Azure recommends about once a second)."""
+    timeout_s: PositiveSeconds = 5.0
+    retry_max_s: PositiveSeconds = 10.0
+    """Longest wait after failed reads (at least what Retry-After asks)."""
+    drain_on_freeze: bool = False
+    """Freeze (a pause of seconds, memory-preserving maintenance) is reported; drained only when true."""
+
+
+class GcpPlatform(_Frozen):
+    """GCE guest metadata: `instance/preempted` and `instance/maintenance-event` (docs/platforms.md, GCP)."""
+
+    kind: Literal["gcp"]
+    metadata_url: HttpUrl = "http://metadata.google.internal"
+    watch_timeout_s: PositiveSeconds = 60.0
+    """Each hanging GET (`wait_for_change`) asks the server to answer after at most this long."""
+    preempted_notice_s: PositiveSeconds = 30.0
+    """A preempted VM is stopped this long after the flag flips (GCE: 30 s)."""
+    maintenance_notice_s: PositiveSeconds = 60.0
+    """A maintenance event starts this long after the value changes (GCE: 60 s)."""
+    grace_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    """How long the fallback waits for a controller drain on these short notices (0: drain at once)."""
+    drain_on_migrate: bool = False
+    """MIGRATE_ON_HOST_MAINTENANCE (live migration keeps the sockets) is reported; drained only when true."""
+    retry_max_s: PositiveSeconds = 10.0
+
+
+Platform = Annotated[LocalPlatform | AzurePlatform | GcpPlatform, Field(discriminator="kind")]
+
+
+class HoldConfig(_Frozen):
+    """The guest's shutdown hold (`drainctl agent hold`, `POST /v1/shutdown-hold`)."""
+
+    window_s: PositiveSeconds = 90.0
+    """The longest a shutdown is held; keep the unit's TimeoutStopSec above it."""
+
+
+def _default_state_file() -> Path | None:
+    """Under systemd with `StateDirectory=drainctl`: $STATE_DIRECTORY/agent-notices.json; else memory only."""
+    directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(directory) / "agent-notices.json" if directory else None
+
+
 class AgentConfig(_Frozen):
     """Everything `agent.yaml` holds."""
 
@@ -74,6 +140,10 @@ class AgentConfig(_Frozen):
     fallback: FallbackConfig = FallbackConfig()
     instance: Annotated[str, Field(min_length=1)]
     """This host's instance name, as the controller knows it."""
+    platform: Platform = LocalPlatform()
+    hold: HoldConfig = HoldConfig()
+    state_file: Path | None = Field(default_factory=_default_state_file)
+    """The notices, kept across restarts; default $STATE_DIRECTORY/agent-notices.json under systemd, else none."""
 
     @field_validator("listen")
     @classmethod

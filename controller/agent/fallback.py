@@ -51,15 +51,16 @@ class Outcome(enum.StrEnum):
 
 async def run_fallback(notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock) -> Outcome:
     deadline_s = notice.not_after - config.reset_margin_s
-    grace_end_s = min(notice.seen_at + config.grace_s, deadline_s)
+    grace_s = config.grace_s if notice.grace_s is None else notice.grace_s
+    grace_end_s = min(notice.seen_at + grace_s, deadline_s)
     await _wait(clock, config.poll_s, grace_end_s, lambda: notice.state is not NoticeState.OPEN)
     if notice.state is NoticeState.RELEASED:
         return Outcome.RELEASED
     if notice.drain_started_by == "controller":
         return await _guard_controller_drain(notice, hands, config, clock, deadline_s)
-    notice.start_drain("agent")
+    notice.start_drain("agent", at=clock.now())
     if clock.now() < deadline_s:
-        await _drain(notice, hands, config)
+        await _drain(notice, hands, config, grace_s)
     return await _watch(notice, hands, config, clock, deadline_s)
 
 
@@ -105,8 +106,8 @@ async def _wait(clock: Clock, poll_s: float, until_s: float, done: Callable[[], 
         await clock.sleep(min(poll_s, left_s))
 
 
-async def _drain(notice: Notice, hands: Hands, config: FallbackConfig) -> None:
-    log.info("notice %s: no controller drain within %.1f s; draining at %g/s", notice.id, config.grace_s,
+async def _drain(notice: Notice, hands: Hands, config: FallbackConfig, grace_s: float) -> None:
+    log.info("notice %s: no controller drain within %.1f s; draining at %g/s", notice.id, grace_s,
              config.drain_rate_per_s)
     try:
         await hands.drain(config.drain_rate_per_s, by="agent")

@@ -64,7 +64,8 @@ class NodeAgent:
         if by == "controller":
             self._controller_drain_at_s = self._clock.now()
             for notice in self.book.unreleased():
-                notice.start_drain("controller")
+                notice.start_drain("controller", at=self._controller_drain_at_s)
+            self.book.save()
         log.info("drain requested by %s at %g/s", by, rate_per_s)
         try:
             answer = await self._hook.drain(rate_per_s)
@@ -87,19 +88,37 @@ class NodeAgent:
         log.info("reset requested by %s: %d sockets on port %d aborted", by, reset, self.sockets.port)
         return reset
 
-    def add_notice(self, notice_id: str, kind: str, not_after: float) -> tuple[Notice, bool]:
+    def add_notice(
+        self, notice_id: str, kind: str, not_after: float, *, source: str = "api", grace_s: float | None = None
+    ) -> tuple[Notice, bool]:
         """Record a notice (idempotent by id) and, when new, start its fallback."""
-        notice, new = self.book.add(notice_id, kind, not_after)
+        notice, new = self.book.add(notice_id, kind, not_after, source=source, grace_s=grace_s)
         if not new:
             return notice, False
         self.metrics.notices.labels(kind=kind).inc()
-        log.info("notice %s (%s) seen, not_after in %.1f s", notice.id, kind, not_after - notice.seen_at)
+        log.info("notice %s (%s, from %s) seen, not_after in %.1f s", notice.id, kind, source,
+                 not_after - notice.seen_at)
         drained_at_s = self._controller_drain_at_s
         if drained_at_s is not None and drained_at_s >= notice.seen_at - self._fallback.grace_s:
-            notice.start_drain("controller")
+            notice.start_drain("controller", at=drained_at_s)
+            self.book.save()
         if self._fallback.enabled:
             self._spawn(self._run_fallback(notice))
         return notice, True
+
+    def restore(self) -> list[Notice]:
+        """Load the notices of the previous run; the open ones get their fallback again (deadlines unchanged)."""
+        reopened = self.book.restore()
+        for notice in reopened:
+            log.info("notice %s (%s) restored, not_after in %.1f s", notice.id, notice.kind,
+                     notice.not_after - self._clock.now())
+            if self._fallback.enabled:
+                self._spawn(self._run_fallback(notice))
+        return reopened
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a loop of the agent's (a platform watcher) until `aclose`."""
+        self._spawn(work)
 
     async def release(self, notice: Notice, *, by: Actor) -> bool:
         released = await self.book.release(notice, by=by)

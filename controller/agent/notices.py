@@ -1,14 +1,17 @@
 """The platform's lifecycle notices the agent has seen, and how one is released back to the platform.
 
 A notice says "this host goes away at `not_after`". It is released once its sockets are drained or reset:
-for the local testbed, marking it released is the whole release (the supervisor polls it); cloud platforms
-plug their own `PlatformRelease` in (Azure StartRequests, GCP shutdown hook returning) in a later issue.
+for the local testbed and GCP, marking it released is the whole release (the supervisor polls it; the guest's
+shutdown hold returns); Azure plugs its own `PlatformRelease` in (`azure_events.AzureRelease`: StartRequests).
+With a `NoticeStore`, the book is written to disk on every change, so a restarted agent keeps its open notices
+and never releases one twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -42,11 +45,18 @@ class Notice:
     """Sockets the agent's fallback reset for this notice; None when it reset none."""
     released_at: float | None = None
     released_by: Actor | None = None
+    source: str = "api"
+    """Who reported it: `api` (POST /v1/notices), `azure` (Scheduled Events), `gcp` (guest metadata), `shutdown`
+    (the guest's shutdown hold). The platform release acts only on its own platform's notices."""
+    grace_s: float | None = None
+    """How long the fallback waits for a controller drain; None: the agent's `fallback.grace_s`."""
+    drain_started_at: float | None = None
 
-    def start_drain(self, by: Actor) -> None:
+    def start_drain(self, by: Actor, *, at: float | None = None) -> None:
         if self.state is NoticeState.OPEN:
             self.state = NoticeState.DRAINING
             self.drain_started_by = by
+            self.drain_started_at = at
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +69,8 @@ class Notice:
             "reset": self.reset,
             "released_at": self.released_at,
             "released_by": self.released_by,
+            "source": self.source,
+            "drain_started_at": self.drain_started_at,
         }
 
 
@@ -69,28 +81,55 @@ class PlatformRelease(Protocol):
 
 
 class LocalRelease:
-    """The local testbed's release: the supervisor polls the notice until it reads `released`."""
+    """The local testbed's release (the supervisor polls the notice until it reads `released`), and GCP's (the
+    guest's shutdown hold returns once every notice is released)."""
 
     async def release(self, notice: Notice) -> None:
         return None
 
 
-class NoticeBook:
-    """Notices by id; adding is idempotent, releasing happens once."""
+class NoticeStore(Protocol):
+    """Where the book is kept between agent runs (`keeping.NoticeFile`)."""
 
-    def __init__(self, platform: PlatformRelease, clock: Clock) -> None:
+    def load(self) -> list[Notice]: ...
+
+    def save(self, notices: Iterable[Notice]) -> None: ...
+
+
+class NoticeBook:
+    """Notices by id; adding is idempotent, releasing happens once (also across restarts, with a store)."""
+
+    def __init__(self, platform: PlatformRelease, clock: Clock, store: NoticeStore | None = None) -> None:
         self._platform = platform
         self._clock = clock
+        self._store = store
         self._notices: dict[str, Notice] = {}
         self._lock = asyncio.Lock()
 
-    def add(self, notice_id: str, kind: str, not_after: float) -> tuple[Notice, bool]:
+    def restore(self) -> list[Notice]:
+        """Load the stored notices (before serving); the ones not yet released, which need their fallback again."""
+        if self._store is None:
+            return []
+        for notice in self._store.load():
+            self._notices.setdefault(notice.id, notice)
+        return self.unreleased()
+
+    def save(self) -> None:
+        """Write the book to its store (after a change made to a notice outside the book)."""
+        if self._store is not None:
+            self._store.save(self._notices.values())
+
+    def add(
+        self, notice_id: str, kind: str, not_after: float, *, source: str = "api", grace_s: float | None = None
+    ) -> tuple[Notice, bool]:
         """The notice with this id, and whether it is new."""
         known = self._notices.get(notice_id)
         if known is not None:
             return known, False
-        notice = Notice(id=notice_id, kind=kind, not_after=not_after, seen_at=self._clock.now())
+        notice = Notice(id=notice_id, kind=kind, not_after=not_after, seen_at=self._clock.now(), source=source,
+                        grace_s=grace_s)
         self._notices[notice_id] = notice
+        self.save()
         return notice, True
 
     def get(self, notice_id: str) -> Notice | None:
@@ -111,4 +150,5 @@ class NoticeBook:
             notice.state = NoticeState.RELEASED
             notice.released_at = self._clock.now()
             notice.released_by = by
+            self.save()
             return True

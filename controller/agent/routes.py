@@ -8,6 +8,8 @@
     GET  /v1/notices                   200 {"notices": [notice, ...]}
     GET  /v1/notices/{id}              200 notice, 404 unknown
     POST /v1/notices/{id}/release      200 notice, 404 unknown
+    POST /v1/shutdown-hold {"window_s"?}  200 {"outcome", "held_s", "notices"}: blocks until every open
+                                       notice is released (opening one if none is), at most window_s (holding.py)
     GET  /metrics                      Prometheus text
 
 Errors are JSON `{"error": "..."}`; a missing or wrong token gets 401 before anything else happens.
@@ -25,11 +27,14 @@ from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller.agent.apphook import AppRejected, AppTimeout, AppUnreachable
+from controller.agent.clock import SystemClock
+from controller.agent.holding import hold
 from controller.agent.node import NodeAgent
 from controller.agent.notices import Notice
 from controller.errors import DrainctlError, TemporaryError
 
 _AGENT: web.AppKey[NodeAgent] = web.AppKey("agent", NodeAgent)
+_HOLD_WINDOW_S: web.AppKey[float] = web.AppKey("hold_window_s", float)
 _PUBLIC_PATHS = frozenset({"/healthz"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,9 +56,15 @@ class NoticeRequest(_Input):
     """Unix seconds."""
 
 
-def build_app(agent: NodeAgent, token: str) -> web.Application:
+class HoldRequest(_Input):
+    window_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """None: the agent's `hold.window_s`."""
+
+
+def build_app(agent: NodeAgent, token: str, *, hold_window_s: float = 90.0) -> web.Application:
     app = web.Application(middlewares=[_bearer_token(token), _errors_as_json])
     app[_AGENT] = agent
+    app[_HOLD_WINDOW_S] = hold_window_s
     app.router.add_get("/healthz", _healthz)
     app.router.add_post("/v1/drain", _drain)
     app.router.add_get("/v1/connections", _connections)
@@ -62,6 +73,7 @@ def build_app(agent: NodeAgent, token: str) -> web.Application:
     app.router.add_get("/v1/notices", _notices)
     app.router.add_get("/v1/notices/{id}", _notice)
     app.router.add_post("/v1/notices/{id}/release", _release)
+    app.router.add_post("/v1/shutdown-hold", _shutdown_hold)
     app.router.add_get("/metrics", _metrics)
     return app
 
@@ -132,6 +144,13 @@ async def _release(request: web.Request) -> web.StreamResponse:
     notice = _known_notice(request)
     await request.app[_AGENT].release(notice, by="controller")
     return web.json_response(notice.as_json())
+
+
+async def _shutdown_hold(request: web.Request) -> web.StreamResponse:
+    body = await _parse(request, HoldRequest) if await request.read() else HoldRequest()
+    window_s = body.window_s or request.app[_HOLD_WINDOW_S]
+    result = await hold(request.app[_AGENT], window_s=window_s, clock=SystemClock())
+    return web.json_response(result.as_json())
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:

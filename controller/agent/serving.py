@@ -2,6 +2,10 @@
 
 When listening, it prints one JSON line to stdout, `{"event": "ready", "listen": "HOST:PORT", "pid": PID}`,
 so a supervisor (or a test) that asked for port 0 learns the bound address. Logs go to stderr.
+
+The platform (`platform.kind`) decides the release and the watchers: local (none), azure (Scheduled Events,
+released with StartRequests), gcp (guest metadata; released by the shutdown hold returning). Notices of the
+previous run are restored from `state_file` first, and their fallbacks resume.
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ import sys
 
 from aiohttp import web
 
+from controller.agent import azure_events, gce_metadata
 from controller.agent.apphook import AppDrainHook
 from controller.agent.clock import SystemClock
-from controller.agent.config import AgentSettings
+from controller.agent.config import AgentSettings, AzurePlatform, GcpPlatform
+from controller.agent.keeping import NoticeFile
 from controller.agent.metrics import AgentMetrics
 from controller.agent.node import NodeAgent
-from controller.agent.notices import LocalRelease, NoticeBook
+from controller.agent.notices import LocalRelease, NoticeBook, PlatformRelease
 from controller.agent.routes import build_app
 from controller.agent.sockets import ServiceSockets
+from controller.agent.watching import WatchMetrics
 from controller.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -30,26 +37,63 @@ log = logging.getLogger(__name__)
 
 def serve(settings: AgentSettings) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the platform watchers poll every second
     asyncio.run(_serve(settings))
 
 
 def build_agent(settings: AgentSettings) -> NodeAgent:
+    """The agent with its platform's release; `watch_platform` starts the platform's watchers."""
     config = settings.config
     clock = SystemClock()
+    release: PlatformRelease = LocalRelease()
+    if isinstance(config.platform, AzurePlatform):
+        release = azure_events.AzureRelease(_imds_client(config.platform))
+    store = NoticeFile(config.state_file) if config.state_file is not None else None
     return NodeAgent(
         sockets=ServiceSockets(config.service_port, config.service_address),
         hook=AppDrainHook(config.app.drain_url, settings.app_token, timeout_s=config.app.timeout_s),
-        book=NoticeBook(LocalRelease(), clock),
+        book=NoticeBook(release, clock, store),
         metrics=AgentMetrics(config.service_port),
         fallback=config.fallback,
         clock=clock,
     )
 
 
+def watch_platform(agent: NodeAgent, settings: AgentSettings) -> None:
+    """Start the platform's watcher (Azure Scheduled Events, GCE metadata); none on the local platform."""
+    config = settings.config
+    platform = config.platform
+    metrics = WatchMetrics(agent.metrics.registry)
+    if isinstance(platform, AzurePlatform):
+        events = azure_events.ScheduledEventsWatcher(
+            _imds_client(platform), agent, resource_name=platform.resource_name or config.instance,
+            metrics=metrics.of(azure_events.SOURCE), poll_s=platform.poll_s, retry_max_s=platform.retry_max_s,
+            drain_on_freeze=platform.drain_on_freeze,
+        )
+        agent.spawn(events.run())
+    elif isinstance(platform, GcpPlatform):
+        client = gce_metadata.MetadataClient(platform.metadata_url, watch_timeout_s=platform.watch_timeout_s)
+        guest = gce_metadata.GuestMetadataWatcher(
+            client, agent, metrics=metrics.of(gce_metadata.SOURCE), preempted_notice_s=platform.preempted_notice_s,
+            maintenance_notice_s=platform.maintenance_notice_s, grace_s=platform.grace_s,
+            drain_on_migrate=platform.drain_on_migrate, retry_max_s=platform.retry_max_s,
+        )
+        agent.spawn(guest.run())
+
+
+def _imds_client(platform: AzurePlatform) -> azure_events.ScheduledEventsClient:
+    return azure_events.ScheduledEventsClient(platform.imds_url, timeout_s=platform.timeout_s)
+
+
 async def _serve(settings: AgentSettings) -> None:
     config = settings.config
     agent = build_agent(settings)
-    runner = web.AppRunner(build_app(agent, settings.token), access_log=None, handle_signals=False)
+    if config.state_file is None:
+        log.info("notices are kept in memory only (no state_file): a restart forgets open notices")
+    agent.restore()
+    watch_platform(agent, settings)
+    app = build_app(agent, settings.token, hold_window_s=config.hold.window_s)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         await _listen(runner, config.listen_host, config.listen_port)

@@ -121,7 +121,9 @@ class Reconciler:
             return self._counted(event, Submission(Disposition.DUPLICATE, current))
         if current is not None and not current.finished:
             return self._counted(event, Submission(Disposition.MERGED, self._merge(current, event)))
-        if current is not None and event.kind is not EventKind.RESET and event.not_after <= current.not_after:
+        # An operator's drain or reset is always a new intent, never a late copy of an old notice.
+        operator = event.kind in (EventKind.MANUAL, EventKind.RESET)
+        if current is not None and not operator and event.not_after <= current.not_after:
             self._store.log_event(event, at=now, disposition=Disposition.STALE, drain_id=current.id)
             log.info("%s: event %s is older than drain %d, which already ran; ignored", event.instance, event.id,
                      current.id)

@@ -233,8 +233,11 @@ class Engine:
                 due = self._queue.next_at(busy=self._busy)
                 self._wakeup.clear()
                 timeout = None if due is None else max(0.0, due - self.clock.now())
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that races
+                # with the timeout, and the daemon would not stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wakeup.wait()
 
     async def run_due(self) -> None:
         """Run every pass due now (and those they make due now), then return. For tests and benchmarks."""

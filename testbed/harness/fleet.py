@@ -9,6 +9,13 @@
         a.drain(rate_per_s=200)
         report = swarm.stop()
 
+    Issue 5's parts on top (docs/testbed.md, "Agents, the controller and the platform"):
+
+        agent_a = fleet.start_agent(a)                       # drainctl agent beside server A
+        ctl = fleet.start_controller(fleet.controller_config([agent_a], prometheus=prom))   # drainctl run
+        platform = fleet.platform(controller=ctl, lb=lb)     # the supervisor playing the cloud
+        platform.retire(a, agent=agent_a, notice_s=30).wait_deleted(60)
+
 Each start returns once the process is ready (its ready line, its health endpoint), never after a fixed sleep.
 Leaving the with-block, normally, by an exception or by Ctrl-C, stops every process (SIGCONT, SIGTERM, SIGKILL
 after a grace period) and removes the workdir if the fleet created it. If the harness itself is killed, the
@@ -22,20 +29,27 @@ import secrets
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+import yaml
 
 from controller.budget import Budget
 from controller.errors import PermanentError
 from testbed.addresses import HostPort
-from testbed.harness import haproxy, prometheus
+from testbed.harness import agents, controllers, haproxy, prometheus
+from testbed.harness.agents import AgentProcess
+from testbed.harness.controllers import ControllerProcess
 from testbed.harness.haproxy import HealthCheck, LoadBalancer
+from testbed.harness.platform import Platform
 from testbed.harness.ports import free_port
 from testbed.harness.prometheus import Prometheus
 from testbed.harness.servers import ServerEndpoints, ServerProcess
 from testbed.harness.supervising import Supervised, stop_all
 from testbed.harness.swarms import SwarmProcess
+from testbed.harness.tokens import new_token_file, write_secret
 from testbed.harness.waiting import wait_for
 
 START_TIMEOUT_S = 60.0
@@ -67,6 +81,9 @@ class Fleet:
         self.load_balancers: list[LoadBalancer] = []
         self.prometheuses: list[Prometheus] = []
         self.swarms: list[SwarmProcess] = []
+        self.agents: dict[str, AgentProcess] = {}
+        self.controllers: list[ControllerProcess] = []
+        self.platforms: list[Platform] = []
         self._env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     def __enter__(self) -> Fleet:
@@ -79,8 +96,14 @@ class Fleet:
 
     def close(self) -> None:
         """Stop every process and remove the workdir if this fleet created it. Safe to call twice."""
+        for platform in self.platforms:
+            platform.close()
         processes, self._processes = self._processes, []
         stop_all(processes)
+        for agent in self.agents.values():
+            agent.close()
+        for controller in self.controllers:
+            controller.close()
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -95,6 +118,7 @@ class Fleet:
         addresses = [address for s in self.servers.values() for address in (s.listen, s.admin)]
         addresses += [lb.frontend for lb in self.load_balancers]
         addresses += [p.address for p in self.prometheuses]
+        addresses += [a.listen for a in self.agents.values()] + [c.api for c in self.controllers]
         return addresses
 
     def start_command(self, name: str, argv: Sequence[str], *, read_events: bool = True) -> Supervised:
@@ -210,6 +234,63 @@ class Fleet:
         swarm = SwarmProcess(self.start_command(f"swarm-{index}", argv), report, count)
         self.swarms.append(swarm)
         return swarm
+
+    def start_agent(
+        self,
+        server: ServerProcess,
+        *,
+        fallback: Mapping[str, Any] | None = None,
+        app_timeout_s: float = agents.APP_TIMEOUT_S,
+    ) -> AgentProcess:
+        """A node agent beside `server` (`drainctl agent`): it counts and resets the sockets on the server's
+        WebSocket port and drains it through its admin route. `fallback` is the agent.yaml `fallback:` section
+        (None: the agent's defaults, fallback enabled). Returns once the agent printed its ready line."""
+        name = server.name
+        if name in self.agents:
+            raise PermanentError(f"an agent for {name!r} is already running in this fleet")
+        token_file, app_token_file = self.workdir / f"agent-{name}.token", self.workdir / f"agent-{name}-app.token"
+        token = new_token_file(token_file)
+        write_secret(app_token_file, server.admin_token)
+        config_path = self.workdir / f"agent-{name}.yaml"
+        config_path.write_text(
+            agents.render_config(server, token_file=token_file, app_token_file=app_token_file, instance=name,
+                                 app_timeout_s=app_timeout_s, fallback=fallback),
+            encoding="utf-8",
+        )
+        process = self.start_command(f"agent-{name}", [*DRAINCTL, "agent", "--config", str(config_path)])
+        agent = AgentProcess(process, process.wait_event("ready", START_TIMEOUT_S), name=name, token=token,
+                             token_file=token_file, server=server)
+        self.agents[name] = agent
+        return agent
+
+    def controller_config(self, agents: Sequence[AgentProcess], **options: Any) -> dict[str, Any]:
+        """controller.yaml as a mapping for `agents` (see `controllers.controller_config` for `options`), with
+        the journal and the API token file in the workdir; the budget defaults to the fleet's."""
+        token_file = self.workdir / "controller-api.token"
+        if not token_file.exists():
+            new_token_file(token_file)
+        options.setdefault("budget", self.budget)
+        return controllers.controller_config(agents, journal=self.workdir / "journal.sqlite", token_file=token_file,
+                                             **options)
+
+    def start_controller(self, config: Mapping[str, Any]) -> ControllerProcess:
+        """`drainctl run` with `config` (see `controllers.controller_config`); returns once it printed its ready
+        line. Start the same config again after `kill()` to restart it on the same journal."""
+        index = len(self.controllers)
+        config_path = self.workdir / f"controller-{index}.yaml"
+        config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+        token_path = Path(str(config["api"]["token_file"]))
+        token = token_path.read_text(encoding="utf-8").strip()
+        process = self.start_command(f"controller-{index}", [*DRAINCTL, "run", "--config", str(config_path)])
+        controller = ControllerProcess(process, process.wait_event("ready", START_TIMEOUT_S), token=token)
+        self.controllers.append(controller)
+        return controller
+
+    def platform(self, *, controller: ControllerProcess | None = None, lb: LoadBalancer | None = None) -> Platform:
+        """The supervisor playing the cloud for this fleet's servers (see `testbed.harness.platform`)."""
+        platform = Platform(controller=controller, lb=lb)
+        self.platforms.append(platform)
+        return platform
 
     def _wait_started(self, process: Supervised, ready: Callable[[], bool], what: str, *, last_attempt: bool) -> bool:
         """True once `ready()`; False if the process exited first (its port was taken) and attempts are left."""

@@ -49,13 +49,16 @@ def test_agent_config_is_accepted_by_the_agent(built: Built) -> None:
     assert agent.instance == "api-0001"
     assert str(agent.token_file) == scripts.AGENT_TOKEN_FILE
     assert agent.fallback.drain_rate_per_s == config.budget.drain_rate_per_s
+    assert agent.platform.kind == "gcp", "a GCP agent watches the GCE metadata server's preemption notices"
 
 
-def test_agent_outlives_the_api_server_on_shutdown(built: Built) -> None:
+def test_agent_holds_the_shutdown_until_the_api_server_is_drained(built: Built) -> None:
     _, script = _api_script(built)
     agent_unit = _heredoc(script, "/etc/systemd/system/drainctl-agent.service")
     api_unit = _heredoc(script, "/etc/systemd/system/drainctl-api.service")
-    assert "Before=drainctl-api.service" in agent_unit  # stopped after the API server
+    assert "After=network-online.target drainctl-api.service" in agent_unit  # stopped before the API server...
+    assert "ExecStop=/opt/drainctl/bin/drainctl agent hold" in agent_unit  # ...and its stop waits for the drain
+    assert agent_unit == (scripts.UNITS / "drainctl-agent.service").read_text().rstrip()  # deploy/systemd's unit
     assert "AmbientCapabilities=CAP_NET_ADMIN" in agent_unit  # ss -K needs it
     assert "EnvironmentFile=/etc/drainctl/database.env" in api_unit
     assert "systemctl enable --now drainctl-agent.service drainctl-api.service" in script
@@ -80,6 +83,11 @@ def test_azure_custom_data_is_cloud_init_running_the_same_script(built: Built) -
         assert cloud_config["runcmd"] == [[boot["path"]]]
         assert "drainctl agent --config /etc/drainctl/agent.yaml" in boot["content"]
         assert "azure_secret " in boot["content"]  # secrets come from Key Vault at boot
+        agent = parse_config(
+            yaml.safe_load(_heredoc(boot["content"], "/etc/drainctl/agent.yaml").replace("$(hostname)", "vm0")),
+            where="agent.yaml",
+        )
+        assert agent.platform.kind == "azure", "an Azure agent watches IMDS scheduled events"
 
 
 def test_controller_yaml_carries_the_stacks_budget(built: Built) -> None:

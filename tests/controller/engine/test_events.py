@@ -102,3 +102,19 @@ async def test_an_event_for_an_unknown_instance_is_refused(tmp_path: Path) -> No
     with pytest.raises(UnknownInstance, match="unknown instance 'Z'"):
         world.engine.submit(world.notice("Z"))
     assert world.store.events() == []
+
+
+@async_test
+async def test_an_operators_drain_after_a_finished_platform_drain_drains_again(tmp_path: Path) -> None:
+    clock = FakeClock()
+    host = FakeHost(clock, sockets=100)
+    world = make_world(tmp_path / "journal.db", hosts={"A": host}, clock=clock)
+    world.engine.submit(world.notice("A", in_s=600, ref="long-notice"))
+    await world.settle()
+    assert len(host.drains) == 1
+
+    manual = world.engine.drain("A", deadline_s=10)
+
+    assert manual.disposition is Disposition.STARTED, "an operator's drain is a new intent, never stale"
+    await world.settle()
+    assert len(host.drains) == 2

@@ -1,0 +1,58 @@
+"""The guest's shutdown hold: the host's shutdown waits here until its sockets are drained (verified) or reset.
+
+The agent's systemd unit runs `drainctl agent hold` as ExecStop, which calls `POST /v1/shutdown-hold`; on GCP
+this is how a MIG's deletion or a graceful shutdown is held (DESIGN.md §4: "the agent's shutdown hook returns").
+
+    notices open      wait until every one of them is released (the controller's release after its verified
+                      drain, or the agent's own fallback: drain, verify, reset, release before not_after)
+    none open         open one (`shutdown/<time>`, kind stop, not_after = now + window): the controller sees it
+                      through the local source, the fallback acts after its grace period; then wait as above
+
+Bounded: it returns at the latest `window_s` after it was called, released or not (`timed_out`), and the
+unit's TimeoutStopSec is above that window. Never before the release: that is the whole point.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from controller.agent.clock import Clock
+from controller.agent.node import NodeAgent
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+"""How often the hold looks at the notices; the shutdown goes on within this much of the release."""
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    outcome: str
+    """`released`: every notice was released; `timed_out`: the window ended first."""
+    held_s: float
+    notices: tuple[str, ...]
+    """The notices the hold waited for."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "held_s": round(self.held_s, 3), "notices": list(self.notices)}
+
+
+async def hold(agent: NodeAgent, *, window_s: float, clock: Clock) -> HoldResult:
+    start = clock.now()
+    until = start + window_s
+    if not agent.book.unreleased():
+        agent.add_notice(f"shutdown/{start:.3f}", "stop", until, source="shutdown")
+    waiting = tuple(notice.id for notice in agent.book.unreleased())
+    log.info("shutdown hold: waiting up to %.0f s for %s", window_s, ", ".join(waiting))
+    while agent.book.unreleased() and clock.now() < until:
+        await clock.sleep(min(POLL_S, until - clock.now()))
+    open_ = agent.book.unreleased()
+    result = HoldResult("timed_out" if open_ else "released", clock.now() - start, waiting)
+    if open_:
+        log.error("shutdown hold: window of %.0f s over with %s still open; letting the shutdown go on",
+                  window_s, ", ".join(n.id for n in open_))
+    else:
+        log.info("shutdown hold: released after %.1f s; letting the shutdown go on", result.held_s)
+    return result

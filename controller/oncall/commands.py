@@ -1,0 +1,144 @@
+"""The on-call commands themselves: `drainctl drain | status | history | reset`.
+
+Each one parses its flags, asks the controller's API, prints a table, a line or the JSON (`--json`), and
+exits 0 (done), 1 (the operation failed) or 2 (a usage or config error). Errors are raised as our own types
+and turned into one line and an exit code by `controller.cli.main`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+import typer
+
+from controller.clients.controller import ControllerClient
+from controller.errors import ConfigError, PermanentError
+from controller.oncall import views
+from controller.oncall.connecting import (
+    DEFAULT_CONTROLLER,
+    DEFAULT_TOKEN_FILE,
+    ControllerOption,
+    TokenFileOption,
+    connect,
+)
+from controller.oncall.waiting import follow
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the controller's JSON instead of text.")]
+SUCCESSFUL_OUTCOMES = frozenset({"graceful", "forced"})
+
+
+def drain(
+    instance: Annotated[str, typer.Argument(help="The instance to drain, as the controller's inventory names it.")],
+    deadline: Annotated[
+        float | None,
+        typer.Option("--deadline", help="Seconds of graceful drain before what is left is reset [default: budget]."),
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", help="Disconnects per second [default: the budget's drain rate].")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the drain until it ends; exit 1 if it failed.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+    controller: ControllerOption = DEFAULT_CONTROLLER,
+    token_file: TokenFileOption = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Drain INSTANCE gracefully, then reset what is left at the deadline (or when the drain stops moving)."""
+    _positive("--deadline", deadline)
+    _positive("--rate", rate)
+    with connect(controller, token_file) as client:
+        body = client.drain(instance, deadline_s=deadline, rate_per_s=rate, dry_run=dry_run)
+        if dry_run:
+            _show(body, as_json, lambda: views.dry_run_lines(body))
+            return
+        if not wait or body.get("drain") is None or body["disposition"] == "stale":
+            _show(body, as_json, lambda: [views.submission_line(body, instance)])
+            raise typer.Exit(1 if body["disposition"] == "stale" or body.get("drain") is None else 0)
+        if not as_json:
+            views.console().print(views.submission_line(body, instance))
+        raise typer.Exit(_wait(client, instance, int(body["drain"]["id"]), as_json=as_json))
+
+
+def status(
+    as_json: JsonOption = False,
+    controller: ControllerOption = DEFAULT_CONTROLLER,
+    token_file: TokenFileOption = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Every instance the controller knows, with its latest drain: phase, sockets left, time to the reset."""
+    with connect(controller, token_file) as client:
+        instances = client.instances()
+    if as_json:
+        views.print_json({"instances": instances})
+    else:
+        views.console().print(views.status_table(instances))
+
+
+def history(
+    as_json: JsonOption = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many drains to show.")] = 20,
+    controller: ControllerOption = DEFAULT_CONTROLLER,
+    token_file: TokenFileOption = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Past and running drains, most recent first: outcome, sockets before and reset, how long they took."""
+    with connect(controller, token_file) as client:
+        drains = client.history(limit=limit)
+    if as_json:
+        views.print_json({"drains": drains})
+    else:
+        views.console().print(views.history_table(drains))
+
+
+def reset(
+    instance: Annotated[str, typer.Argument(help="The instance whose sockets to reset.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+    controller: ControllerOption = DEFAULT_CONTROLLER,
+    token_file: TokenFileOption = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Reset every socket of INSTANCE now with TCP RSTs (clients reconnect elsewhere); a running drain is forced."""
+    if not yes and not sys.stdin.isatty():
+        raise ConfigError(f"refusing to reset {instance} without confirmation: no terminal to ask on; pass --yes")
+    with connect(controller, token_file) as client:
+        if not yes:
+            _confirm(client, instance)
+        body = client.reset(instance)
+    _show(body, as_json, lambda: [views.reset_line(body)])
+    if not body["done"]:
+        raise typer.Exit(1)
+
+
+def _wait(client: ControllerClient, instance: str, drain_id: int, *, as_json: bool) -> int:
+    record = follow(client, instance, drain_id, console=None if as_json else views.console())
+    drain = record["drain"]
+    _show(record, as_json, lambda: [views.outcome_line(drain)])
+    ok = drain["phase"] == "released" and drain.get("outcome") in SUCCESSFUL_OUTCOMES
+    return 0 if ok else 1
+
+
+def _confirm(client: ControllerClient, instance: str) -> None:
+    current = client.instance(instance)
+    left = current.get("sockets_remaining")
+    counted = f"{left} sockets at the last count, " if left is not None else ""
+    question = f"Reset every socket of {instance} now with TCP RSTs ({counted}phase {current['phase']})?"
+    if not typer.confirm(question, default=False):
+        raise PermanentError(f"reset of {instance} not confirmed; nothing was done")
+
+
+def _show(body: dict[str, Any], as_json: bool, lines: Callable[[], Sequence[str]]) -> None:
+    if as_json:
+        views.print_json(body)
+        return
+    out = views.console()
+    for line in lines():
+        out.print(line)
+
+
+def _positive(flag: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(f"{flag}: must be a positive number of {'seconds' if flag == '--deadline' else 'per second'},"
+                          f" got {value:g}")

@@ -1,0 +1,133 @@
+"""A node agent the harness started beside a reference server, and the calls tests make on it.
+
+The agent is `drainctl agent --config agent.yaml` in a child process (docs/agent.md); it prints
+`{"event": "ready", "listen": "HOST:PORT", "pid": PID}` once its API is bound. Its service port is the server's
+WebSocket port and its drain hook the server's admin drain route, so it counts and resets exactly the sockets
+HAProxy holds to that server.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import yaml
+
+from controller.errors import PermanentError, TemporaryError
+from testbed.addresses import HostPort, parse_hostport
+from testbed.harness.exposition import metric_sum
+from testbed.harness.servers import ServerProcess
+from testbed.harness.supervising import Supervised
+
+_HTTP_TIMEOUT_S = 10.0
+
+APP_TIMEOUT_S = 0.5
+"""The agent's drain-hook timeout in the testbed (agent default 2 s): a stopped server shows as a 504 within half
+a second. A slow answer from a healthy server costs nothing: the app got the request and drains anyway, and the
+controller sees the count fall."""
+
+
+def render_config(
+    server: ServerProcess,
+    *,
+    token_file: Path,
+    app_token_file: Path,
+    instance: str,
+    app_timeout_s: float = APP_TIMEOUT_S,
+    fallback: Mapping[str, Any] | None = None,
+) -> str:
+    """agent.yaml for an agent beside `server`: its WebSocket port is the service port."""
+    config: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "token_file": str(token_file),
+        "service_port": server.listen.port,
+        "service_address": server.listen.host,
+        "instance": instance,
+        "app": {
+            "drain_url": f"{server.admin_url}/admin/drain",
+            "token_file": str(app_token_file),
+            "timeout_s": app_timeout_s,
+        },
+    }
+    if fallback is not None:
+        config["fallback"] = dict(fallback)
+    return "# rendered by drainctl's testbed harness\n" + yaml.safe_dump(config, sort_keys=False)
+
+
+class AgentProcess:
+    """A running node agent: its address, its token, and reads of its notices, counts and metrics."""
+
+    def __init__(self, process: Supervised, ready: Mapping[str, Any], *, name: str, token: str, token_file: Path,
+                 server: ServerProcess) -> None:
+        self.process = process
+        self.name = name
+        """The instance name (the server's name), as the controller knows it."""
+        self.server = server
+        self.token = token
+        self.token_file = token_file
+        try:
+            self.listen: HostPort = parse_hostport(str(ready["listen"]), option="agent ready.listen")
+        except KeyError as exc:
+            raise PermanentError(f"agent {name}: ready line lacks 'listen': {dict(ready)!r}") from exc
+        self.pid = process.pid
+        self._http = httpx.Client(base_url=self.url, timeout=_HTTP_TIMEOUT_S, trust_env=False)
+        """One keep-alive connection pool (thread-safe): a client per call would cost a TLS context each time."""
+
+    def __repr__(self) -> str:
+        return f"AgentProcess({self.name!r}, url={self.url!r}, pid={self.pid})"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.listen}"
+
+    def request(self, method: str, path: str, *, json: Any = None, token: str | None = None) -> httpx.Response:
+        """One call with the agent's token (or `token`, e.g. a wrong one); the raw response, any status."""
+        headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
+        try:
+            return self._http.request(method, path, json=json, headers=headers)
+        except httpx.HTTPError as exc:
+            raise TemporaryError(f"agent {self.name}: {method} {path} failed: {exc}") from exc
+
+    def _ok(self, method: str, path: str, *, json: Any = None) -> Any:
+        response = self.request(method, path, json=json)
+        if response.status_code >= 400:
+            raise PermanentError(f"agent {self.name}: {method} {path} answered {response.status_code}: "
+                                 f"{response.text[:200]}")
+        return response.json() if response.headers.get("content-type", "").startswith("application/json") else None
+
+    def connections(self) -> int:
+        """Established sockets on the server's port, counted by the kernel."""
+        return int(self._ok("GET", "/v1/connections")["established"])
+
+    def post_notice(self, notice_id: str, kind: str, not_after: float) -> dict[str, Any]:
+        """Report a platform notice to the agent (what the platform's notice reader does on a real host)."""
+        body: dict[str, Any] = self._ok("POST", "/v1/notices", json={"id": notice_id, "kind": kind,
+                                                                      "not_after": not_after})
+        return body
+
+    def notice(self, notice_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = self._ok("GET", f"/v1/notices/{quote(notice_id, safe='')}")
+        return body
+
+    def metrics_text(self) -> str:
+        response = self.request("GET", "/metrics")
+        if response.status_code != 200:
+            raise PermanentError(f"agent {self.name}: GET /metrics answered {response.status_code}")
+        return response.text
+
+    def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float:
+        """e.g. `metric("drainctl_agent_drains_requested_total", {"by": "controller"})`."""
+        return metric_sum(self.metrics_text(), name, labels, where=f"agent {self.name}")
+
+    def close(self) -> None:
+        """Release the HTTP connection pool (the fleet does, when it closes)."""
+        self._http.close()
+
+    def kill(self) -> int | None:
+        """SIGKILL (the host vanished with its server)."""
+        self.process.signal(signal.SIGKILL)
+        return self.process.wait_exit(10.0)

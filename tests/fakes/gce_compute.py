@@ -1,0 +1,210 @@
+"""A wire-level fake of the Compute Engine API on loopback: regional managed instance groups, as drainctl reads them.
+
+It speaks the documented shapes (cloud.google.com/compute/docs/reference/rest/v1/regionInstanceGroupManagers/
+listManagedInstances, ManagedInstance, ManagedInstanceShutdownDetails):
+
+    POST /compute/v1/projects/{project}/regions/{region}/instanceGroupManagers/{mig}/listManagedInstances
+         ?maxResults=N&pageToken=T
+         -> 200 {"managedInstances": [ManagedInstance, ...], "nextPageToken": "..."}   (no token on the last page)
+         ManagedInstance: {"instance": "https://www.googleapis.com/compute/v1/projects/P/zones/Z/instances/NAME",
+                           "id": "123", "instanceStatus": "RUNNING"|"PENDING_STOP"|..., "currentAction": "NONE"|...,
+                           "shutdownDetails": {"requestTimestamp": RFC3339, "maxDuration": {"seconds": "600"}}}
+    POST /token   an OAuth2 token endpoint (the `token_uri` of a service-account key file: a JWT bearer grant)
+         -> {"access_token", "expires_in", "token_type": "Bearer"}
+
+Errors are Google's JSON error shape `{"error": {"code", "message", "status"}}`. With `require_token` set, a
+request without `Authorization: Bearer <that token>` gets 401. Faults: `fail_next(n, status, retry_after)`
+(429 with Retry-After, 500...), `malformed_next(n)` (a 200 whose body is not JSON); any `currentAction` value,
+known or not, can be set. Every request is recorded (method, path, query, Authorization, time, status).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+ZONE_SUFFIXES = ("a", "b", "c")
+
+
+def rfc3339(unix_s: float) -> str:
+    return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def google_error(code: int, status: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": status,
+                      "errors": [{"message": message, "domain": "global", "reason": status.lower()}]}}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    authorization: str
+    at: float
+    status: int = 0
+    body: str = ""
+
+
+@dataclass
+class Fault:
+    remaining: int
+    status: int
+    retry_after: str | None = None
+    body: str | None = None
+    match: str = ""
+
+
+@dataclass
+class ManagedInstance:
+    name: str
+    zone: str
+    id: str
+    status: str = "RUNNING"
+    action: str = "NONE"
+    shutdown: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FakeCompute:
+    """Regional MIGs and their instances; every method runs on the fake's own loop."""
+
+    def __init__(
+        self, *, project: str = "proj", page_size: int | None = None, require_token: str | None = None
+    ) -> None:
+        self.project = project
+        self.page_size = page_size
+        """Forced page size (else the request's maxResults, else 500)."""
+        self.require_token = require_token
+        self.groups: dict[tuple[str, str], list[ManagedInstance]] = {}
+        self.requests: list[Request] = []
+        self.faults: list[Fault] = []
+        self.token_grants: list[dict[str, str]] = []
+        self.deadlines: dict[str, float] = {}
+        """Instance name -> unix time its graceful shutdown ends (set by `mark`)."""
+
+    # --- test controls -----------------------------------------------------------------------------------
+
+    def add_group(self, region: str, mig: str, names: list[str]) -> None:
+        self.groups[(region, mig)] = [
+            ManagedInstance(name, f"{region}-{ZONE_SUFFIXES[i % 3]}", str(10**15 + i)) for i, name in enumerate(names)
+        ]
+
+    def mark(self, name: str, action: str, *, status: str | None = None, shutdown_s: int | None = None,
+             requested_at: float | None = None) -> float | None:
+        """Set an instance's currentAction (any string), its instanceStatus, and a graceful shutdown window of
+        `shutdown_s` seconds starting now (or `requested_at`); the end of that window, or None without one."""
+        instance = self._instance(name)
+        instance.action = action
+        if status is not None:
+            instance.status = status
+        if shutdown_s is None:
+            instance.shutdown = None
+            self.deadlines.pop(name, None)
+            return None
+        start = time.time() if requested_at is None else requested_at
+        instance.shutdown = {"requestTimestamp": rfc3339(start), "maxDuration": {"seconds": str(shutdown_s)}}
+        self.deadlines[name] = start + shutdown_s
+        return self.deadlines[name]
+
+    def set_raw(self, name: str, **fields: Any) -> None:
+        """Put any fields (malformed ones too) into an instance's JSON."""
+        self._instance(name).extra.update(fields)
+
+    def remove(self, name: str) -> None:
+        for members in self.groups.values():
+            members[:] = [m for m in members if m.name != name]
+
+    def fail_next(self, count: int, status: int = 500, *, retry_after: str | None = None, match: str = "") -> None:
+        self.faults.append(Fault(count, status, retry_after=retry_after, match=match))
+
+    def malformed_next(self, count: int, body: str = '{"managedInstances": [', match: str = "") -> None:
+        self.faults.append(Fault(count, 200, body=body, match=match))
+
+    def lists(self) -> list[Request]:
+        return [r for r in self.requests if r.path.endswith("/listManagedInstances")]
+
+    def close(self) -> None:
+        return None
+
+    # --- HTTP ----------------------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._record_and_fault])
+        base = "/compute/v1/projects/{project}/regions/{region}/instanceGroupManagers/{mig}/listManagedInstances"
+        app.router.add_post(base, self._list)
+        app.router.add_post("/token", self._token)
+        return app
+
+    @web.middleware
+    async def _record_and_fault(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        body = (await request.read()).decode(errors="replace") if request.can_read_body else ""
+        record = Request(request.method, request.path, dict(request.query), request.headers.get("Authorization", ""),
+                         time.time(), body=body)
+        self.requests.append(record)
+        fault = next((f for f in self.faults if f.remaining > 0 and f.match in request.path_qs), None)
+        response: web.StreamResponse
+        if fault is not None and request.path != "/token":
+            fault.remaining -= 1
+            if fault.body is not None:
+                response = web.Response(status=fault.status, text=fault.body, content_type="application/json")
+            else:
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+                status = "RESOURCE_EXHAUSTED" if fault.status == 429 else "INTERNAL"
+                response = web.json_response(google_error(fault.status, status, "injected fault"),
+                                             status=fault.status, headers=headers)
+        elif self.require_token and request.path != "/token" and record.authorization != f"Bearer {self.require_token}":
+            response = web.json_response(google_error(401, "UNAUTHENTICATED", "Request had invalid authentication "
+                                                      "credentials."), status=401)
+        else:
+            response = await handler(request)
+        record.status = response.status
+        return response
+
+    async def _list(self, request: web.Request) -> web.Response:
+        if request.match_info["project"] != self.project:
+            return web.json_response(google_error(404, "NOT_FOUND", "project not found"), status=404)
+        members = self.groups.get((request.match_info["region"], request.match_info["mig"]))
+        if members is None:
+            message = f"The resource 'instanceGroupManagers/{request.match_info['mig']}' was not found"
+            return web.json_response(google_error(404, "NOT_FOUND", message), status=404)
+        size = self.page_size or int(request.query.get("maxResults") or 500)
+        offset = int(request.query.get("pageToken") or 0)
+        page = members[offset:offset + size]
+        body: dict[str, Any] = {"managedInstances": [self._render(m) for m in page]}
+        if offset + size < len(members):
+            body["nextPageToken"] = str(offset + size)
+        return web.json_response(body)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.token_grants.append({key: str(value) for key, value in form.items()})
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not form.get("assertion"):
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        token = self.require_token or f"ya29.{uuid.uuid4().hex}"
+        return web.json_response({"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
+
+    def _render(self, instance: ManagedInstance) -> dict[str, Any]:
+        url = (f"https://www.googleapis.com/compute/v1/projects/{self.project}/zones/{instance.zone}/instances/"
+               f"{instance.name}")
+        raw: dict[str, Any] = {"instance": url, "id": instance.id, "name": instance.name,
+                               "instanceStatus": instance.status, "currentAction": instance.action,
+                               "version": {"instanceTemplate": "api-template-1"}}
+        if instance.shutdown is not None:
+            raw["shutdownDetails"] = json.loads(json.dumps(instance.shutdown))
+        raw.update(instance.extra)
+        return raw
+
+    def _instance(self, name: str) -> ManagedInstance:
+        for members in self.groups.values():
+            for member in members:
+                if member.name == name:
+                    return member
+        raise KeyError(name)
