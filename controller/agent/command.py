@@ -1,5 +1,6 @@
 """`drainctl agent --config agent.yaml` (run the agent) and `drainctl agent hold --config agent.yaml` (the
-guest's shutdown hold, the ExecStop of the agent's systemd unit): parse the config at the edge, then act."""
+guest's shutdown hold, the ExecStop of the agent's systemd unit; with `--notice-id POD_UID`, the preStop hook of
+Kubernetes' `hold: prestop`): parse the config at the edge, then act."""
 
 from __future__ import annotations
 
@@ -49,19 +50,26 @@ def hold(
                                                    "the system down (not on a plain restart of the agent).")] = False,
     agent_url: Annotated[str | None, typer.Option("--agent-url", help="The agent's base URL (default: from "
                                                   "`listen` of the config).")] = None,
+    notice_id: Annotated[str | None, typer.Option("--notice-id", help="Open this notice (Kubernetes preStop: the "
+                                                  "pod uid) and wait for its release alone; it is due at the end "
+                                                  "of the window.")] = None,
 ) -> None:
     """Block until this host's drain is verified or forced (every open notice released), at most the window."""
+    if notice_id is not None and not notice_id.strip():
+        raise ConfigError("agent hold: --notice-id is empty (in a preStop hook: is POD_UID set from metadata.uid?)")
     settings = load_settings(config)
     if only_at_shutdown and not _shutting_down():
         print("drainctl: the system is not shutting down; not holding", file=sys.stderr)
         return
-    result = request_hold(settings, window_s, agent_url=agent_url)
+    result = request_hold(settings, window_s, agent_url=agent_url, notice_id=notice_id)
     print(json.dumps(result), flush=True)
     if result.get("outcome") not in ("released", "no-agent"):
         raise typer.Exit(1)
 
 
-def request_hold(settings: AgentSettings, window_s: float | None, *, agent_url: str | None = None) -> dict[str, object]:
+def request_hold(
+    settings: AgentSettings, window_s: float | None, *, agent_url: str | None = None, notice_id: str | None = None
+) -> dict[str, object]:
     """`POST /v1/shutdown-hold` on the local agent; `{"outcome": "no-agent"}` when no agent answers."""
     config = settings.config
     if agent_url is None:
@@ -71,7 +79,9 @@ def request_hold(settings: AgentSettings, window_s: float | None, *, agent_url: 
         agent_url = f"http://{f'[{host}]' if ':' in host else host}:{config.listen_port}"
     url = f"{agent_url.rstrip('/')}/v1/shutdown-hold"
     window = window_s if window_s is not None else config.hold.window_s
-    body = {"window_s": window}
+    body: dict[str, object] = {"window_s": window}
+    if notice_id is not None:
+        body["notice_id"] = notice_id
     try:
         response = httpx.post(url, json=body, headers={"Authorization": f"Bearer {settings.token}"},
                               timeout=window + 30.0, trust_env=False)

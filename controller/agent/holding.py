@@ -8,8 +8,13 @@ this is how a MIG's deletion or a graceful shutdown is held (DESIGN.md §4: "the
     none open         open one (`shutdown/<time>`, kind stop, not_after = now + window): the controller sees it
                       through the local source, the fallback acts after its grace period; then wait as above
 
-Bounded: it returns at the latest `window_s` after it was called, released or not (`timed_out`), and the
-unit's TimeoutStopSec is above that window. Never before the release: that is the whole point.
+    notice_id given   open that notice (idempotent by id; kind terminate, source prestop, not_after as given or
+                      now + window) and wait for it alone: Kubernetes' `hold: prestop`, where the app container's
+                      preStop hook holds with the pod uid and the controller releases `/v1/notices/{uid}/release`
+
+Bounded: it returns at the latest `window_s` after it was called (or at `not_after`), released or not
+(`timed_out`), and the unit's TimeoutStopSec (the pod's grace period) is above that. Never before the release:
+that is the whole point.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 from controller.agent.clock import Clock
 from controller.agent.node import NodeAgent
+from controller.agent.notices import Notice, NoticeState
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +45,33 @@ class HoldResult:
         return {"outcome": self.outcome, "held_s": round(self.held_s, 3), "notices": list(self.notices)}
 
 
-async def hold(agent: NodeAgent, *, window_s: float, clock: Clock) -> HoldResult:
+async def hold(
+    agent: NodeAgent, *, window_s: float, clock: Clock, notice_id: str | None = None, not_after: float | None = None
+) -> HoldResult:
+    """Wait for the release; `notice_id`: of that notice alone (due at `not_after`, default now + window_s)."""
     start = clock.now()
-    until = start + window_s
-    if not agent.book.unreleased():
-        agent.add_notice(f"shutdown/{start:.3f}", "stop", until, source="shutdown")
-    waiting = tuple(notice.id for notice in agent.book.unreleased())
-    log.info("shutdown hold: waiting up to %.0f s for %s", window_s, ", ".join(waiting))
-    while agent.book.unreleased() and clock.now() < until:
+    until = not_after if not_after is not None else start + window_s
+    if notice_id is not None:
+        notice, _ = agent.add_notice(notice_id, "terminate", until, source="prestop")
+        mine = notice
+
+        def still_open() -> list[Notice]:
+            return [] if mine.state is NoticeState.RELEASED else [mine]
+    else:
+        if not agent.book.unreleased():
+            agent.add_notice(f"shutdown/{start:.3f}", "stop", until, source="shutdown")
+
+        def still_open() -> list[Notice]:
+            return agent.book.unreleased()
+    waiting = (notice_id,) if notice_id is not None else tuple(notice.id for notice in still_open())
+    log.info("shutdown hold: waiting up to %.0f s for %s", until - start, ", ".join(waiting))
+    while still_open() and clock.now() < until:
         await clock.sleep(min(POLL_S, until - clock.now()))
-    open_ = agent.book.unreleased()
+    open_ = still_open()
     result = HoldResult("timed_out" if open_ else "released", clock.now() - start, waiting)
     if open_:
         log.error("shutdown hold: window of %.0f s over with %s still open; letting the shutdown go on",
-                  window_s, ", ".join(n.id for n in open_))
+                  until - start, ", ".join(n.id for n in open_))
     else:
         log.info("shutdown hold: released after %.1f s; letting the shutdown go on", result.held_s)
     return result

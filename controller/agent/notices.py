@@ -47,7 +47,8 @@ class Notice:
     released_by: Actor | None = None
     source: str = "api"
     """Who reported it: `api` (POST /v1/notices), `azure` (Scheduled Events), `gcp` (guest metadata), `shutdown`
-    (the guest's shutdown hold). The platform release acts only on its own platform's notices."""
+    (the guest's shutdown hold), `prestop` (a hold with its own id: Kubernetes' preStop hook, id = pod uid). The
+    platform release acts only on its own platform's notices."""
     grace_s: float | None = None
     """How long the fallback waits for a controller drain; None: the agent's `fallback.grace_s`."""
     drain_started_at: float | None = None

@@ -10,6 +10,8 @@
     POST /v1/notices/{id}/release      200 notice, 404 unknown
     POST /v1/shutdown-hold {"window_s"?}  200 {"outcome", "held_s", "notices"}: blocks until every open
                                        notice is released (opening one if none is), at most window_s (holding.py)
+    POST /v1/shutdown-hold {"notice_id", "window_s"? | "not_after"?}  the same for that one notice, opened with
+                                       that id (Kubernetes preStop: the pod uid), due at not_after or now+window_s
     GET  /metrics                      Prometheus text
 
 Errors are JSON `{"error": "..."}`; a missing or wrong token gets 401 before anything else happens.
@@ -24,7 +26,7 @@ from typing import Annotated, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from controller.agent.apphook import AppRejected, AppTimeout, AppUnreachable
 from controller.agent.clock import SystemClock
@@ -58,7 +60,19 @@ class NoticeRequest(_Input):
 
 class HoldRequest(_Input):
     window_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    """None: the agent's `hold.window_s`."""
+    """None: the agent's `hold.window_s` (or until `not_after`)."""
+    notice_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    """Hold for this notice alone, opened with this id (the pod uid of a Kubernetes preStop hook)."""
+    not_after: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    """Unix seconds: the notice's deadline and the end of the hold; only with `notice_id`, not with `window_s`."""
+
+    @model_validator(mode="after")
+    def _one_deadline(self) -> HoldRequest:
+        if self.not_after is not None and self.notice_id is None:
+            raise ValueError("not_after needs notice_id")
+        if self.not_after is not None and self.window_s is not None:
+            raise ValueError("give not_after or window_s, not both")
+        return self
 
 
 def build_app(agent: NodeAgent, token: str, *, hold_window_s: float = 90.0) -> web.Application:
@@ -149,7 +163,8 @@ async def _release(request: web.Request) -> web.StreamResponse:
 async def _shutdown_hold(request: web.Request) -> web.StreamResponse:
     body = await _parse(request, HoldRequest) if await request.read() else HoldRequest()
     window_s = body.window_s or request.app[_HOLD_WINDOW_S]
-    result = await hold(request.app[_AGENT], window_s=window_s, clock=SystemClock())
+    result = await hold(request.app[_AGENT], window_s=window_s, clock=SystemClock(), notice_id=body.notice_id,
+                        not_after=body.not_after)
     return web.json_response(result.as_json())
 
 

@@ -54,7 +54,7 @@ class Watch:
     """In-memory progress of one draining instance (not journaled: a resumed drain gets a fresh window)."""
 
     progress_at: float
-    """When the count last fell (or when watching started)."""
+    """When the count last fell, or when the drain was requested."""
     best: int | None = None
     """Lowest count seen."""
     last: Observation | None = None
@@ -63,7 +63,13 @@ class Watch:
     def see(self, observation: Observation, now: float) -> None:
         self.last, self.last_at = observation, now
         count = observation.count
-        if count is not None and (self.best is None or count < self.best):
+        if count is None:
+            return
+        if self.best is None:
+            # The first count is the baseline, not progress: the window keeps running from the drain request, so a
+            # drain call that timed out (a stopped app) does not buy the server another window.
+            self.best = count
+        elif count < self.best:
             self.best, self.progress_at = count, now
 
     def stalled(self, now: float, window_s: float) -> bool:

@@ -1,5 +1,7 @@
 """The guest's shutdown hold (`drainctl agent hold`, the ExecStop of the agent's unit): it returns only once the
-host's drain is verified or forced, bounded by its window; on a plain restart of the agent it does not hold."""
+host's drain is verified or forced, bounded by its window; on a plain restart of the agent it does not hold.
+With `--notice-id` (Kubernetes' `hold: prestop` hook, id = pod uid) it waits for that notice alone, released by
+the controller's `POST /v1/notices/{id}/release` or by the agent's own fallback."""
 
 from __future__ import annotations
 
@@ -7,17 +9,21 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from subprocess import PIPE
 
 import pytest
+import yaml
 
+from controller.agent.config import parse_config
 from testbed import phoenix
 from testbed.harness import Fleet
 from testbed.harness.fleet import DRAINCTL
 from tests.controller.engine.fakes import async_test
-from tests.controller.platform_support import TEST_BUDGET, Host, close_all, open_clients, start_host
+from tests.controller.platform_support import TEST_BUDGET, Host, close_all, open_clients, start_host, until
 
 
 @pytest.fixture
@@ -61,6 +67,113 @@ async def test_the_hold_opens_a_notice_and_returns_once_the_fallback_drained_the
         await ws.wait_closed()
     assert {ws.close_code for ws in clients} == {phoenix.CLOSE_SERVICE_RESTART}
     await close_all(clients)
+
+
+@async_test
+async def test_a_prestop_hold_with_the_pod_uid_blocks_until_the_controller_releases_that_notice(fleet: Fleet) -> None:
+    host = start_host(fleet, "vm-a")  # fallback off: only the controller's release can end this hold
+    host.call("POST", "/v1/notices", json={"id": "other", "kind": "stop", "not_after": 4e9}).raise_for_status()
+    argv = ["agent", "hold", "--config", str(host.config_path), "--agent-url", host.agent_url,
+            "--notice-id", "pod-uid-1", "--window-s", "60"]
+    process = await asyncio.create_subprocess_exec(*DRAINCTL, *argv, stdout=PIPE, stderr=PIPE)
+    try:
+        opened = await until(lambda: host.notice("pod-uid-1"), what="the hook's notice to be opened")
+        assert (opened["state"], opened["kind"], opened["source"]) == ("open", "terminate", "prestop")
+        assert opened["not_after"] - opened["seen_at"] == pytest.approx(60.0, abs=5.0)
+        assert process.returncode is None, "the hook returned before any release"
+
+        host.call("POST", "/v1/notices/pod-uid-1/release").raise_for_status()  # what PreStopRelease sends
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert process.returncode == 0, err.decode()
+    answer = json.loads(out)
+    assert answer["outcome"] == "released" and answer["notices"] == ["pod-uid-1"]
+    assert answer["held_s"] < 60.0, "released, not timed out"
+    assert host.notice("pod-uid-1")["released_by"] == "controller"  # type: ignore[index]
+    assert host.notice("other")["state"] == "open", "the hook waits for its own notice only"  # type: ignore[index]
+
+
+@async_test
+async def test_a_prestop_hold_nobody_releases_returns_before_its_window_once_the_fallback_drained(
+    fleet: Fleet,
+) -> None:
+    host = start_host(fleet, "vm-a", fallback={"enabled": True, "grace_s": 0.5})
+    clients = await open_clients(host.server, 10)
+
+    argv = ["agent", "hold", "--config", str(host.config_path), "--agent-url", host.agent_url,
+            "--notice-id", "pod-uid-2", "--window-s", "60"]
+    process = await asyncio.create_subprocess_exec(*DRAINCTL, *argv, stdout=PIPE, stderr=PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 120)  # the clients answer their close meanwhile
+
+    assert process.returncode == 0, err.decode()
+    answer = json.loads(out)
+    assert answer["outcome"] == "released" and answer["notices"] == ["pod-uid-2"]
+    assert answer["held_s"] < 60.0, "the fallback released before the window (not_after) ended"
+    [notice] = host.notices()
+    assert (notice["id"], notice["source"], notice["released_by"]) == ("pod-uid-2", "prestop", "agent")
+    assert notice["released_at"] < notice["not_after"]
+    assert host.connections() == 0, "released only once the kernel count reached zero"
+    for ws in clients:
+        await ws.wait_closed()
+    assert {ws.close_code for ws in clients} == {phoenix.CLOSE_SERVICE_RESTART}
+    await close_all(clients)
+
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "examples" / "api-prestop.yaml"
+
+
+@async_test
+async def test_the_example_prestop_hook_run_as_written_holds_the_pod_uid_until_the_release(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    config_map, deployment = yaml.safe_load_all(EXAMPLE.read_text())
+    pod = deployment["spec"]["template"]["spec"]
+    app = pod["containers"][0]
+    assert app["env"] == [{"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}]
+    shell, flag, script = app["lifecycle"]["preStop"]["exec"]["command"]
+    window_s = float(script.split("--window-s ")[1])
+    assert window_s < pod["terminationGracePeriodSeconds"], "the hook ends before the kubelet's SIGKILL"
+    example_config = parse_config(yaml.safe_load(config_map["data"]["agent.yaml"]), where="api-prestop.yaml")
+    assert "token" not in script and example_config.fallback.enabled
+    host = start_host(fleet, "vm-a")
+    config = yaml.safe_load(host.config_path.read_text())
+    config["listen"] = host.agent_url.removeprefix("http://")  # the hook finds the agent through the config
+    config_path = tmp_path / "agent.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    script = script.replace("/etc/drainctl/agent.yaml", str(config_path))
+    bin_dir = Path(sys.executable).parent  # the venv's `drainctl` console script, as on the image's PATH
+    env = {**os.environ, "POD_UID": "9f1c-uid", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    process = await asyncio.create_subprocess_exec(shell, flag, script, stdout=PIPE, stderr=PIPE, env=env)
+    try:
+        await until(lambda: host.notice("9f1c-uid"), what="the hook's notice, named by the pod uid")
+        host.call("POST", "/v1/notices/9f1c-uid/release").raise_for_status()
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, err.decode()
+    assert json.loads(out)["outcome"] == "released"
+
+
+def test_the_hold_route_takes_a_not_after_only_with_a_notice_id(fleet: Fleet) -> None:
+    host = start_host(fleet, "vm-a")
+
+    alone = host.call("POST", "/v1/shutdown-hold", json={"not_after": 4e9})
+    both = host.call("POST", "/v1/shutdown-hold", json={"notice_id": "u", "not_after": 4e9, "window_s": 1})
+
+    assert (alone.status_code, both.status_code) == (400, 400)
+    assert "not_after needs notice_id" in alone.json()["error"]
+    assert host.notices() == [], "a refused hold opens nothing"
+    not_after = time.time() + 1.5
+    held = host.call("POST", "/v1/shutdown-hold", json={"notice_id": "u", "not_after": not_after}).json()
+    assert held["outcome"] == "timed_out" and held["notices"] == ["u"]  # fallback off: nobody released
+    assert host.notice("u")["not_after"] == not_after  # type: ignore[index]
 
 
 def test_the_hold_never_returns_before_the_release_and_gives_up_at_its_window(fleet: Fleet) -> None:

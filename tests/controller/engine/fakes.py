@@ -54,6 +54,10 @@ def async_test(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None
     return run
 
 
+APP_TIMEOUT_S = 1.0
+"""How long a stopped app keeps the agent's drain call waiting before it times out."""
+
+
 class FakeClock:
     """Time that moves only when a test moves it."""
 
@@ -103,7 +107,8 @@ class FakeHost:
         self.drains.append((self.clock.now(), rate_per_s))
         self._fail_if_down()
         if self.behaviour == "stopped":
-            raise AgentTimeout("agent: POST /v1/drain: app did not answer in 2 s")
+            self.clock.set(self.clock.now() + APP_TIMEOUT_S)  # the agent waited this long for the stopped app
+            raise AgentTimeout(f"agent: POST /v1/drain: app did not answer in {APP_TIMEOUT_S:g} s")
         if self.behaviour == "graceful" and self._drain_at is None:
             self._base, self._drain_at = self.remaining(), self.clock.now()
             self._rate = self.app_rate_per_s or rate_per_s
