@@ -19,13 +19,11 @@ Errors are JSON `{"error": "..."}`; a missing or wrong token gets 401 before any
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from controller.agent.apphook import AppRejected, AppTimeout, AppUnreachable
@@ -33,11 +31,11 @@ from controller.agent.clock import SystemClock
 from controller.agent.holding import hold
 from controller.agent.node import NodeAgent
 from controller.agent.notices import Notice
+from controller.auth import bearer_token
 from controller.errors import DrainctlError, TemporaryError
 
 _AGENT: web.AppKey[NodeAgent] = web.AppKey("agent", NodeAgent)
 _HOLD_WINDOW_S: web.AppKey[float] = web.AppKey("hold_window_s", float)
-_PUBLIC_PATHS = frozenset({"/healthz"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Body = TypeVar("Body", bound=BaseModel)
@@ -76,7 +74,7 @@ class HoldRequest(_Input):
 
 
 def build_app(agent: NodeAgent, token: str, *, hold_window_s: float = 90.0) -> web.Application:
-    app = web.Application(middlewares=[_bearer_token(token), _errors_as_json])
+    app = web.Application(middlewares=[bearer_token(token), _errors_as_json])
     app[_AGENT] = agent
     app[_HOLD_WINDOW_S] = hold_window_s
     app.router.add_get("/healthz", _healthz)
@@ -90,19 +88,6 @@ def build_app(agent: NodeAgent, token: str, *, hold_window_s: float = 90.0) -> w
     app.router.add_post("/v1/shutdown-hold", _shutdown_hold)
     app.router.add_get("/metrics", _metrics)
     return app
-
-
-def _bearer_token(token: str) -> Middleware:
-    expected = f"Bearer {token}".encode()
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-        if request.path not in _PUBLIC_PATHS and not hmac.compare_digest(given, expected):
-            return _error(401, "unauthorized")
-        return await handler(request)
-
-    return check
 
 
 @web.middleware

@@ -7,7 +7,6 @@ engine and render with `shapes`. Every request that changes something is logged 
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -15,12 +14,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from controller.api import shapes
 from controller.api.bodies import DrainRequest, EventRequest, PushedNotice
+from controller.auth import bearer_token
 from controller.engine import Engine, ManualDisabled, UnknownInstance
 from controller.errors import DrainctlError, TemporaryError
 from controller.models import Drain, Phase
@@ -31,7 +30,6 @@ log = logging.getLogger("drainctl.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Body = TypeVar("Body", bound=BaseModel)
 
-PUBLIC_PATHS = frozenset({"/healthz"})
 HISTORY_LIMIT_MAX = 10_000
 
 
@@ -50,7 +48,7 @@ _API: web.AppKey[Api] = web.AppKey("api", Api)
 
 
 def build_app(engine: Engine, token: str, *, is_leader: Callable[[], bool] = always_leader) -> web.Application:
-    app = web.Application(middlewares=[_bearer_token(token), _leadership, _errors_as_json])
+    app = web.Application(middlewares=[bearer_token(token), _leadership, _errors_as_json])
     app[_API] = Api(engine, is_leader)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
@@ -65,19 +63,6 @@ def build_app(engine: Engine, token: str, *, is_leader: Callable[[], bool] = alw
 
 
 # --- middlewares ---------------------------------------------------------------------------------------------
-
-
-def _bearer_token(token: str) -> Middleware:
-    expected = f"Bearer {token}".encode()
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-        if request.path not in PUBLIC_PATHS and not hmac.compare_digest(given, expected):
-            return _error(401, "unauthorized")
-        return await handler(request)
-
-    return check
 
 
 @web.middleware
