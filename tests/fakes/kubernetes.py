@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import copy
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -42,6 +41,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes import threaded
 
 END = object()
 
@@ -465,69 +466,12 @@ class FakeKubernetes:
         return lease
 
 
-class Handle:
-    """The fake, seen from the test's thread: every attribute call runs on the fake's loop and returns its result."""
-
-    def __init__(self, fake: FakeKubernetes, loop: asyncio.AbstractEventLoop, url: str) -> None:
-        self._fake = fake
-        self._loop = loop
-        self.url = url
-
-    def call(self, fn: Callable[[FakeKubernetes], Any]) -> Any:
-        async def run() -> Any:
-            return fn(self._fake)
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
-
-    def __getattr__(self, name: str) -> Any:
-        """Methods become calls on the fake's loop; data attributes (`rv`, `requests`...) are copied from it."""
-        method = getattr(FakeKubernetes, name, None)
-        if callable(method):
-            return lambda *args, **kwargs: self.call(lambda fake: method(fake, *args, **kwargs))
-        return self.call(lambda fake: copy.deepcopy(getattr(fake, name)))
+Handle = threaded.Handle[FakeKubernetes]
+"""The fake seen from the test's thread: method calls run on the fake's loop, data attributes are copied."""
 
 
 @contextlib.contextmanager
 def serve() -> Iterator[Handle]:
     """The fake on 127.0.0.1 (a port the kernel picks), on a loop in a background thread; stopped on exit."""
-    loop = asyncio.new_event_loop()
-    ready: dict[str, Any] = {}
-    started = threading.Event()
-    fake = FakeKubernetes()
-
-    async def start() -> None:
-        runner = web.AppRunner(fake.app(), access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        ready["runner"] = runner
-        ready["port"] = runner.addresses[0][1]
-
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(start())
-        except BaseException as exc:  # surfaced to the test below
-            ready["error"] = exc
-        started.set()
-        if "error" not in ready:
-            loop.run_forever()
-
-    thread = threading.Thread(target=main, name="fake-kubernetes", daemon=True)
-    thread.start()
-    started.wait(30)
-    if "error" in ready:
-        raise ready["error"]
-    handle = Handle(fake, loop, f"http://127.0.0.1:{ready['port']}")
-    try:
+    with threaded.serve(FakeKubernetes(), name="fake-kubernetes") as handle:
         yield handle
-    finally:
-        async def stop() -> None:
-            fake.close()
-            await ready["runner"].cleanup()
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=30)
-        loop.close()
