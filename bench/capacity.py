@@ -16,7 +16,7 @@ import platform
 import time
 
 from bench.procstat import measure
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 
 

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import AgentProcess, ControllerProcess, Fleet, ServerProcess
 from testbed.harness.waiting import wait_for
 from testbed.swarm.reporting import nearest_rank

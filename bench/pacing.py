@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from bench.latency import drain_request_times
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.waiting import wait_for
 

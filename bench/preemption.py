@@ -20,7 +20,7 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection
 
 from testbed.harness import Fleet
-from tests.controller.platform_support import TEST_BUDGET, close_all, open_clients, start_host, until
+from tests.controller.platforms.support import TEST_BUDGET, close_all, open_clients, start_host, until
 from tests.fakes.gce_metadata import FakeMetadata
 from tests.fakes.threaded import serve
 

@@ -22,7 +22,7 @@ import platform
 import time
 from typing import Any
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.waiting import wait_for
 

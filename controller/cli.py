@@ -7,15 +7,14 @@ reported as one line on stderr, never a traceback.
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 import typer
 
 from controller.agent.command import agent as agent_command
+from controller.core.errors import ConfigError, DrainctlError
 from controller.daemon.command import run as run_command
-from controller.errors import ConfigError, DrainctlError
 from controller.oncall import commands as oncall
-from testbed.cli import app as testbed_app
-from testbed.cli import demo as testbed_demo
 
 app = typer.Typer(
     name="drainctl",
@@ -24,14 +23,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(testbed_app, name="testbed", help="The local testbed: reference server, client swarm, fleet.")
-app.command("demo", help="Run the local demo on this machine and print its report.")(testbed_demo)
 app.add_typer(agent_command, name="agent")
 app.command("run")(run_command)
 app.command("drain")(oncall.drain)
 app.command("status")(oncall.status)
 app.command("history")(oncall.history)
 app.command("reset")(oncall.reset)
+
+PLUGINS = "drainctl.cli"
+"""Entry-point group of packages that add commands (the testbed adds `drainctl demo` and `drainctl testbed`):
+each entry point is a function that takes the Typer app. The controller never imports them itself."""
+
+
+def _load_plugins() -> None:
+    for plugin in entry_points(group=PLUGINS):
+        plugin.load()(app)
+
+
+_load_plugins()
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pulumi
 
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 from infra.config import from_pulumi_runtime
 from infra.program import build
 

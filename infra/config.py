@@ -1,7 +1,7 @@
 """The stack's configuration, parsed once at the edge into frozen typed objects.
 
 Every key lives in the `drainctl:` namespace of a stack file (`stacks/Pulumi.<stack>.yaml`) or of `pulumi config`.
-The timers come from `controller.budget.Budget` (the one budget the controller and the testbed also read); this
+The timers come from `controller.core.budget.Budget` (the one budget the controller and the testbed also read); this
 module adds the checks that only the clouds impose on those timers:
 
 - Azure Standard Load Balancer rule idle timeout: whole minutes, 4 to 30 (newer docs allow up to 100; 30 is the
@@ -31,8 +31,8 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from controller.budget import Budget
-from controller.errors import BudgetError, ConfigError
+from controller.core.budget import Budget
+from controller.core.errors import BudgetError, ConfigError
 from infra import proximity
 
 NAMESPACE = "drainctl"

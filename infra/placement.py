@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 from infra import proximity
 from infra.config import StackConfig
 

@@ -22,7 +22,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 from infra.config import StackConfig, load_stack_file
 from infra.mocks import OfflineRun, Recorded, run_offline
 from infra.policy.validators import RESOURCE_RULES, Context, replica_per_region

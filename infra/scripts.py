@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from infra.config import AppSettings, DatabaseSettings
 
 ETC = "/etc/drainctl"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

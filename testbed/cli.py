@@ -17,10 +17,16 @@ app.command("clients")(clients)
 
 def demo(
     budget: Annotated[
-        Path | None, typer.Option(help="YAML file: a mapping of timer names to numbers (controller/budget.py).")
+        Path | None, typer.Option(help="YAML file: a mapping of timer names to numbers (controller/core/budget.py).")
     ] = None,
 ) -> None:
     """Run the local demo scenario and print its report."""
     from testbed.scenarios.demo import load_budget, run_demo
 
     raise typer.Exit(run_demo(load_budget(budget)))
+
+
+def register(drainctl: typer.Typer) -> None:
+    """The `drainctl.cli` entry point: add `drainctl testbed ...` and `drainctl demo` to the drainctl command."""
+    drainctl.add_typer(app, name="testbed", help="The local testbed: reference server, client swarm, fleet.")
+    drainctl.command("demo", help="Run the local demo on this machine and print its report.")(demo)

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from controller.errors import PermanentError, TemporaryError
+from controller.core.errors import PermanentError, TemporaryError
 
 
 class AppHookError(Exception):

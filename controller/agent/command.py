@@ -15,7 +15,7 @@ import httpx
 import typer
 
 from controller.agent.config import AgentSettings, load_settings
-from controller.errors import ConfigError, PermanentError
+from controller.core.errors import ConfigError, PermanentError
 
 ConfigOption = Annotated[Path, typer.Option("--config", help="The agent's YAML config (see docs/agent.md).")]
 

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError, field_validator
 
-from controller.budget import Budget
-from controller.errors import ConfigError
+from controller.core.budget import Budget
+from controller.core.errors import ConfigError
 
 _DEFAULTS = Budget()
 

@@ -18,10 +18,10 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from controller.agent.clock import Clock
 from controller.agent.config import FallbackConfig
 from controller.agent.notices import Actor, Notice, NoticeState
-from controller.errors import DrainctlError
+from controller.core.clocks import SleepingClock as Clock
+from controller.core.errors import DrainctlError
 
 log = logging.getLogger(__name__)
 

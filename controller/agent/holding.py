@@ -23,9 +23,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from controller.agent.clock import Clock
 from controller.agent.node import NodeAgent
 from controller.agent.notices import Notice, NoticeState
+from controller.core.clocks import SleepingClock as Clock
 
 log = logging.getLogger(__name__)
 

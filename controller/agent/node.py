@@ -8,11 +8,11 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from controller.agent.apphook import AppHookError, AppRejected, AppTimeout, AppUnreachable
-from controller.agent.clock import Clock
 from controller.agent.config import FallbackConfig
 from controller.agent.fallback import run_fallback
 from controller.agent.metrics import AgentMetrics
 from controller.agent.notices import Actor, Notice, NoticeBook
+from controller.core.clocks import SleepingClock as Clock
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from controller.agent.clock import Clock
+from controller.core.clocks import SleepingClock as Clock
 
 Actor = Literal["controller", "agent"]
 """Who acted: the controller (through the agent's API) or the agent's own fallback."""

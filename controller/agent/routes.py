@@ -27,12 +27,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from controller.agent.apphook import AppRejected, AppTimeout, AppUnreachable
-from controller.agent.clock import SystemClock
 from controller.agent.holding import hold
 from controller.agent.node import NodeAgent
 from controller.agent.notices import Notice
-from controller.auth import bearer_token
-from controller.errors import DrainctlError, TemporaryError
+from controller.core.clocks import SystemClock
+from controller.core.errors import DrainctlError, TemporaryError
+from controller.protocol.auth import bearer_token
 
 _AGENT: web.AppKey[NodeAgent] = web.AppKey("agent", NodeAgent)
 _HOLD_WINDOW_S: web.AppKey[float] = web.AppKey("hold_window_s", float)

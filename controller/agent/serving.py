@@ -19,9 +19,7 @@ import sys
 
 from aiohttp import web
 
-from controller.agent import azure_events, gce_metadata
 from controller.agent.apphook import AppDrainHook
-from controller.agent.clock import SystemClock
 from controller.agent.config import AgentSettings, AzurePlatform, GcpPlatform
 from controller.agent.keeping import NoticeFile
 from controller.agent.metrics import AgentMetrics
@@ -29,8 +27,11 @@ from controller.agent.node import NodeAgent
 from controller.agent.notices import LocalRelease, NoticeBook, PlatformRelease
 from controller.agent.routes import build_app
 from controller.agent.sockets import ServiceSockets
-from controller.agent.watching import WatchMetrics
-from controller.errors import ConfigError
+from controller.agent.watchers import azure as azure_events
+from controller.agent.watchers import gce as gce_metadata
+from controller.agent.watchers.common import WatchMetrics
+from controller.core.clocks import SystemClock
+from controller.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import asyncio
 import ipaddress
 import shutil
 
-from controller.errors import ConfigError, PermanentError, TemporaryError
+from controller.core.errors import ConfigError, PermanentError, TemporaryError
 
 _SS_TIMEOUT_S = 30.0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,13 +38,3 @@ class EventRequest(_Body):
     id: Name
     """The notice id, the same one posted to the host's agent: the polled copy then is a duplicate."""
     source: Literal["local"] = "local"
-
-
-@dataclass(frozen=True)
-class PushedNotice:
-    """A pushed notice in the shape the local source reads from agents, so both give the same event id."""
-
-    id: str
-    kind: str
-    not_after: float
-    state: str = "open"

@@ -18,12 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from controller.api import shapes
-from controller.api.bodies import DrainRequest, EventRequest, PushedNotice
-from controller.auth import bearer_token
+from controller.api.bodies import DrainRequest, EventRequest
+from controller.core.errors import DrainctlError, TemporaryError
+from controller.core.models import Drain, Phase
+from controller.core.notices import notice_event
 from controller.engine import Engine, ManualDisabled, UnknownInstance
-from controller.errors import DrainctlError, TemporaryError
-from controller.models import Drain, Phase
-from controller.sources import local as local_source
+from controller.protocol.auth import bearer_token
 
 log = logging.getLogger("drainctl.api")
 
@@ -120,7 +120,7 @@ async def _drain(request: web.Request) -> web.StreamResponse:
 
 async def _event(request: web.Request) -> web.StreamResponse:
     body = await _parse(request, EventRequest)
-    event = local_source.to_event(body.instance, PushedNotice(body.id, body.kind, body.not_after))
+    event = notice_event(body.instance, notice_id=body.id, kind=body.kind, not_after=body.not_after)
     submission = _engine(request).submit(event)
     log.info("api: %s notice %s for %s pushed: %s", event.kind, body.id, body.instance, submission.disposition)
     return web.json_response(shapes.submission_json(submission), status=202)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from controller.core.models import Drain, LifecycleEvent, Transition
 from controller.engine import DryRun, InstanceStatus, Submission
-from controller.models import Drain, LifecycleEvent, Transition
 
 IDLE = "idle"
 """The phase shown for an instance that was never drained."""

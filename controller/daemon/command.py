@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from controller.config import load_config
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 
 
 def run(

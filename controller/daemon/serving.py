@@ -25,9 +25,9 @@ import sys
 from aiohttp import web
 
 from controller.api import build_app
+from controller.app import Assembly, assemble
 from controller.config import ApiConfig, ControllerConfig
-from controller.engine import Assembly, assemble
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 
 log = logging.getLogger("drainctl.run")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from controller.models import Drain, EventKind, Phase
+from controller.core.models import Drain, EventKind, Phase
 
 
 @dataclass(frozen=True)

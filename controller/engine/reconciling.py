@@ -23,18 +23,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controller.actions.hosts import Hosts
-from controller.actions.release import NothingToRelease, Releaser
-from controller.actions.verification import Observation, Verifier
-from controller.budget import Budget
-from controller.config import EngineConfig
+from controller.core.budget import Budget
+from controller.core.clocks import Clock
+from controller.core.errors import DrainctlError, PermanentError, TemporaryError
+from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase
+from controller.core.ports import Hosts, Journal, NothingToRelease, Releaser
+from controller.core.settings import EngineConfig
 from controller.engine.budgeting import admit
-from controller.engine.clock import Clock
 from controller.engine.metrics import EngineMetrics
 from controller.engine.scheduling import backoff_s, must_start_by, plan
-from controller.errors import DrainctlError, PermanentError, TemporaryError
-from controller.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase
-from controller.store import Store
+from controller.engine.verifying import Observation, Verifier
 
 log = logging.getLogger("drainctl.engine")
 
@@ -83,7 +81,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        store: Store,
+        store: Journal,
         hosts: Hosts,
         verifier: Verifier,
         releasers: Mapping[str, Releaser],

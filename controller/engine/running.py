@@ -21,22 +21,20 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from controller.actions.hosts import Hosts
-from controller.actions.release import Releaser
-from controller.actions.verification import Observation, Verifier
-from controller.budget import Budget
-from controller.config import EngineConfig
+from controller.core import operator as manual_source
+from controller.core.budget import Budget
+from controller.core.clocks import Clock, SystemClock
+from controller.core.errors import DrainctlError, PermanentError
+from controller.core.inventory import Inventory
+from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Phase, Transition
+from controller.core.ports import Hosts, Journal, Releaser, Source
+from controller.core.settings import EngineConfig
 from controller.engine.budgeting import admit
-from controller.engine.clock import Clock, SystemClock
 from controller.engine.metrics import EngineMetrics
 from controller.engine.queueing import DueQueue
 from controller.engine.reconciling import Reconciler, Submission
 from controller.engine.scheduling import Plan, must_start_by, plan
-from controller.errors import DrainctlError, PermanentError
-from controller.models import Disposition, Drain, EventKind, LifecycleEvent, Phase, Transition
-from controller.sources import Source
-from controller.sources import manual as manual_source
-from controller.store import Store
+from controller.engine.verifying import Observation, Verifier
 
 log = logging.getLogger("drainctl.engine")
 
@@ -75,11 +73,11 @@ class Engine:
     def __init__(
         self,
         *,
-        store: Store,
+        store: Journal,
         hosts: Hosts,
         verifier: Verifier,
         releasers: Mapping[str, Releaser],
-        inventory: Mapping[str, str],
+        inventory: Mapping[str, str] | Inventory,
         slots: Callable[[str], int],
         budget: Budget,
         settings: EngineConfig,
@@ -91,7 +89,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.metrics = metrics or EngineMetrics()
         self.budget = budget
-        self.inventory = dict(inventory)
+        self.inventory = inventory if isinstance(inventory, Inventory) else Inventory(inventory)
         self._store = store
         self._settings = settings
         self._slots = slots

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-from controller.clients.controller import ControllerClient
-from controller.errors import ConfigError, PermanentError
+from controller.core.errors import ConfigError, PermanentError
 from controller.oncall import views
+from controller.oncall.client import ControllerClient
 from controller.oncall.connecting import (
     DEFAULT_CONTROLLER,
     DEFAULT_TOKEN_FILE,

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import typer
 
-from controller.clients.controller import ControllerClient, ControllerRefusedToken, ControllerUnreachable
-from controller.config import read_token
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
+from controller.core.settings import read_token
+from controller.oncall.client import ControllerClient, ControllerRefusedToken, ControllerUnreachable
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:9300"
 DEFAULT_TOKEN_FILE = Path("/etc/drainctl/api.token")

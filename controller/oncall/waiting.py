@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from controller.clients.controller import ControllerClient
 from controller.oncall import views
+from controller.oncall.client import ControllerClient
 
 POLL_S = 0.25
 """How often the instance's status is read while waiting."""

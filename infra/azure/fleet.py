@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native as azure
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from infra.config import AppSettings, AzureImage, AzureRegion
 
 FRONTEND, POOL, PROBE = "frontend", "api", "readyz"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from infra.config import RateLimit
 from infra.gcp.fleet import NAMED_PORT
 

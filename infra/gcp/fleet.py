@@ -20,7 +20,7 @@ import pulumi
 import pulumi_gcp as gcp
 from pulumi_gcp.compute import RegionAutoscalerAutoscalingPolicyScaleInControlMaxScaledInReplicasArgs as ScaleInMax
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from infra.config import AppSettings, GcpRegion
 
 NAMED_PORT = "http"

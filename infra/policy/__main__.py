@@ -24,7 +24,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from infra.policy.validators import RESOURCE_RULES, Context, ResourceRule, replica_per_region
 
 BUDGET_SCHEMA = PolicyConfigSchema(properties={"budget": {"type": "object"}})

@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from infra import proximity
 
 Props = Mapping[str, Any]

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 import yaml
 
-from controller.errors import PermanentError, TemporaryError
+from controller.core.errors import PermanentError, TemporaryError
 from testbed.addresses import HostPort, parse_hostport
 from testbed.harness.exposition import metric_sum
 from testbed.harness.servers import ServerProcess

@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
-from controller.budget import Budget
-from controller.errors import PermanentError, TemporaryError
+from controller.core.budget import Budget
+from controller.core.errors import PermanentError, TemporaryError
 from testbed.addresses import HostPort, parse_hostport
 from testbed.harness.agents import AgentProcess
 from testbed.harness.exposition import metric_sum

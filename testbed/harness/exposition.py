@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.errors import PermanentError
+from controller.core.errors import PermanentError
 
 
 def _sample_names(family: Metric) -> set[str]:

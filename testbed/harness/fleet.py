@@ -36,8 +36,8 @@ from typing import Any
 
 import yaml
 
-from controller.budget import Budget
-from controller.errors import PermanentError
+from controller.core.budget import Budget
+from controller.core.errors import PermanentError
 from testbed.addresses import HostPort
 from testbed.harness import agents, controllers, haproxy, prometheus
 from testbed.harness.agents import AgentProcess

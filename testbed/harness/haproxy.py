@@ -28,8 +28,8 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controller.budget import Budget
-from controller.errors import PermanentError, TemporaryError
+from controller.core.budget import Budget
+from controller.core.errors import PermanentError, TemporaryError
 from testbed.addresses import HostPort
 from testbed.harness.supervising import Supervised
 from testbed.harness.waiting import wait_for

@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from controller.errors import DrainctlError, PermanentError, TemporaryError
+from controller.core.errors import DrainctlError, PermanentError, TemporaryError
 from testbed.harness.agents import AgentProcess
 from testbed.harness.controllers import ControllerProcess
 from testbed.harness.haproxy import LoadBalancer

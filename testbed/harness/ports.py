@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import subprocess
 
-from controller.errors import PermanentError
+from controller.core.errors import PermanentError
 from testbed.addresses import HostPort
 
 

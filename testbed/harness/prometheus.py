@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import yaml
 
-from controller.errors import PermanentError, TemporaryError
+from controller.core.errors import PermanentError, TemporaryError
 from testbed.addresses import HostPort
 from testbed.harness.supervising import Supervised
 from testbed.harness.waiting import wait_for

@@ -15,7 +15,7 @@ import httpx
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.errors import PermanentError, TemporaryError
+from controller.core.errors import PermanentError, TemporaryError
 from testbed.addresses import HostPort, parse_hostport
 from testbed.harness.supervising import Supervised
 

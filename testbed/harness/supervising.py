@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from controller.errors import PermanentError, TemporaryError
+from controller.core.errors import PermanentError, TemporaryError
 
 _PR_SET_PDEATHSIG = 1
 _LOG_TAIL_CHARS = 2000

@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from controller.errors import PermanentError
+from controller.core.errors import PermanentError
 from testbed.harness.supervising import Supervised
 
 

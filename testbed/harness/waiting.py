@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from controller.errors import PermanentError, TemporaryError
+from controller.core.errors import PermanentError, TemporaryError
 
 T = TypeVar("T")
 

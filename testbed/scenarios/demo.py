@@ -31,8 +31,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from controller.budget import Budget
-from controller.errors import BudgetError, ConfigError
+from controller.core.budget import Budget
+from controller.core.errors import BudgetError, ConfigError
 from testbed.harness import Fleet
 from testbed.scenarios.outages import OFFLINE_LIMIT_S
 from testbed.scenarios.upgrading import RunResult, UpgradePlan, UpgradeRun, run_side_by_side

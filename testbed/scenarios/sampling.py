@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from controller.errors import PermanentError
+from controller.core.errors import PermanentError
 
 INTERVAL_S = 0.25
 

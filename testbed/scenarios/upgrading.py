@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.errors import DrainctlError
+from controller.core.errors import DrainctlError
 from testbed.harness import AgentProcess, ControllerProcess, Fleet, LoadBalancer, Platform, Retirement, ServerProcess
 from testbed.phoenix import CLOSE_SERVICE_RESTART
 from testbed.scenarios.outages import OFFLINE_LIMIT_S, Outages, client_outages

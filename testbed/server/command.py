@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from controller.budget import Budget
-from controller.errors import ConfigError
+from controller.core.budget import Budget
+from controller.core.errors import ConfigError
 from testbed.addresses import parse_hostport
 from testbed.server.options import Fault, ServerOptions
 

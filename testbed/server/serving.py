@@ -25,7 +25,7 @@ from aiohttp import web
 from websockets.asyncio.server import Server
 from websockets.asyncio.server import serve as websockets_serve
 
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 from testbed.addresses import HostPort
 from testbed.server.admin import admin_app
 from testbed.server.draining import Drainer

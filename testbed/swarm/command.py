@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 from testbed.addresses import parse_ws_url
 from testbed.swarm.options import SwarmOptions
 

@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from controller.errors import PermanentError, TemporaryError
+from controller.core.errors import PermanentError, TemporaryError
 from testbed import phoenix
 from testbed.swarm.backoff import retry_after_s
 

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from controller.errors import DrainctlError
+from controller.core.errors import DrainctlError
 from testbed.swarm.backoff import Backoff
 from testbed.swarm.connecting import (
     CLOSE_TIMEOUT_S,

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from controller.config import ControllerConfig, load_config
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 
 TOKEN = "s3cret-agent-token"
 

@@ -19,9 +19,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from controller.actions.verification import PrometheusGauge
-from controller.clients.prometheus import PrometheusClient, PrometheusQueryError, PrometheusUnavailable
 from controller.config import PrometheusConfig
+from controller.prometheus import PrometheusClient, PrometheusGauge, PrometheusQueryError, PrometheusUnavailable
 
 T = TypeVar("T")
 

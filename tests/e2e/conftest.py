@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 from tests.e2e.programs import need
 

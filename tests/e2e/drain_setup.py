@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import (
     AgentProcess,
     ControllerProcess,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 
 

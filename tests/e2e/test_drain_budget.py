@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 from tests.e2e.drain_setup import SETTLE_S, journal, needs_root, start_bed, step_at
 

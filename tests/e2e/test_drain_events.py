@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.waiting import wait_for
 from tests.e2e.drain_setup import SETTLE_S, app_drain_requests, start_bed

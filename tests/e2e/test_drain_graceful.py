@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.exposition import metric_sum
 from testbed.phoenix import CLOSE_SERVICE_RESTART

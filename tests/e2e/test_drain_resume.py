@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.exposition import metric_sum
 from testbed.harness.waiting import wait_for

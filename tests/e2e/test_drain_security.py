@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.tokens import new_token_file
 from testbed.harness.waiting import wait_for

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.exposition import metric_sum
 from tests.e2e.drain_setup import E2E_BUDGET, SETTLE_S, disconnects_from, journal, needs_root, start_bed

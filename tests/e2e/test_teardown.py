@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.addresses import HostPort, parse_hostport
 from testbed.harness import Fleet
 from testbed.harness.ports import listening

@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.waiting import wait_for
 from testbed.phoenix import CLOSE_SERVICE_RESTART

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 from infra.config import from_pulumi_config, load_stack_file
 from tests.infra.conftest import STACKS, parse_document, stack_document
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from infra.policy.validators import RESOURCE_RULES
 from tests.infra.conftest import REPO, stack_document
 

@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import empty_pb2, struct_pb2  # type: ignore[import-untyped]
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from infra.config import StackConfig
 from infra.mocks import OfflineRun
 from infra.policy import validators as v

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.addresses import HostPort
 from testbed.harness import haproxy, prometheus
 from testbed.harness.haproxy import HealthCheck

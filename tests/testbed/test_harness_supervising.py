@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.errors import PermanentError, TemporaryError
+from controller.core.errors import PermanentError, TemporaryError
 from testbed.harness.supervising import Supervised, stop_all
 from testbed.harness.waiting import wait_for
 

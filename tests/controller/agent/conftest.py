@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from controller.clients.agent import AgentClient
+from controller.hosts.client import AgentClient
 
 TOKEN = "agent-token-for-tests"
 APP_TOKEN = "app-token-for-tests"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from controller.clients.agent import AgentClient, AgentUnauthorized
+from controller.hosts.client import AgentClient, AgentUnauthorized
 from tests.controller.agent.conftest import TOKEN, Agent, App, echoes, wait_until
 
 GUARDED = [

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from controller.agent.config import load_settings
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 from tests.controller.agent.conftest import APP_TOKEN, DRAINCTL, TOKEN, agent_config
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from controller.clients.agent import AgentError, AgentTimeout
+from controller.hosts.client import AgentError, AgentTimeout
 from tests.controller.agent.conftest import APP_TOKEN, TOKEN, Agent, App, wait_until
 
 

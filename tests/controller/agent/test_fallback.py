@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from controller.clients.agent import AgentClient, Notice
+from controller.hosts.client import AgentClient, Notice
 from tests.controller.agent.conftest import Agent, App, needs_root, wait_until, was_reset
 
 Connect = Callable[[int, int], list[socket.socket]]

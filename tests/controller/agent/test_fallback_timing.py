@@ -20,7 +20,7 @@ from controller.agent.fallback import Outcome, run_fallback
 from controller.agent.metrics import AgentMetrics
 from controller.agent.node import NodeAgent
 from controller.agent.notices import LocalRelease, Notice, NoticeBook
-from controller.errors import PermanentError
+from controller.core.errors import PermanentError
 
 START_S = 1_700_000_000.0
 CONFIG = FallbackConfig(grace_s=5.0, drain_rate_per_s=200, no_progress_window_s=3.0, reset_margin_s=5.0, poll_s=0.25)

@@ -23,7 +23,7 @@ from testbed import phoenix
 from testbed.harness import Fleet
 from testbed.harness.fleet import DRAINCTL
 from tests.controller.engine.fakes import async_test
-from tests.controller.platform_support import TEST_BUDGET, Host, close_all, open_clients, start_host, until
+from tests.controller.platforms.support import TEST_BUDGET, Host, close_all, open_clients, start_host, until
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from controller.clients.agent import AgentClient, AgentError, Notice
+from controller.hosts.client import AgentClient, AgentError, Notice
 from tests.controller.agent.conftest import TOKEN, Agent, App
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.budget import Budget
+from controller.core.budget import Budget
 from testbed.harness import Fleet
 from tests.controller.api.stacks import API_TOKEN, Controller, Stack, drainctl, wait_until
 

@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec
 
-from controller.actions.release import Releaser
-from controller.actions.verification import Verifier
-from controller.budget import Budget
-from controller.clients.agent import AgentTimeout, AgentUnauthorized, AgentUnreachable
-from controller.config import EngineConfig
+from controller.core.budget import Budget
+from controller.core.errors import DrainctlError
+from controller.core.models import Drain, EventKind, LifecycleEvent
+from controller.core.ports import Releaser
+from controller.core.settings import EngineConfig
 from controller.engine.metrics import EngineMetrics
 from controller.engine.running import Engine
-from controller.errors import DrainctlError
-from controller.models import Drain, EventKind, LifecycleEvent
-from controller.store import Store
+from controller.engine.verifying import Verifier
+from controller.hosts.client import AgentTimeout, AgentUnauthorized, AgentUnreachable
+from controller.journal.sqlite import Store
 
 P = ParamSpec("P")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller.config import PoolBudget
-from controller.models import Drain, Phase
+from controller.core.models import Drain, Phase
 from tests.controller.engine.fakes import BUDGET, FakeClock, FakeHost, World, async_test, make_world
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.core.models import Disposition, EventKind, LifecycleEvent, Phase
 from controller.engine import UnknownInstance
-from controller.models import Disposition, EventKind, LifecycleEvent, Phase
 from tests.controller.engine.fakes import FakeClock, FakeHost, async_test, make_world
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from controller.core.errors import PermanentError
+from controller.core.models import Disposition, EventKind, Outcome, Phase
 from controller.engine import ManualDisabled, UnknownInstance
-from controller.errors import PermanentError
-from controller.models import Disposition, EventKind, Outcome, Phase
 from tests.controller.engine.fakes import FakeClock, FakeHost, async_test, make_world
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.clients.agent import AgentUnreachable
-from controller.models import Outcome, Phase
+from controller.core.models import Outcome, Phase
+from controller.hosts.client import AgentUnreachable
 from tests.controller.engine.fakes import BUDGET, SETTINGS, FakeClock, FakeHost, async_test, make_world, metric
 
 

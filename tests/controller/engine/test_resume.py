@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from controller.models import Drain, Phase
-from controller.store import Store
+from controller.core.models import Drain, Phase
+from controller.journal.sqlite import Store
 from tests.controller.engine.fakes import FakeClock, FakeHost, Release, async_test, make_world
 
 

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
-from controller.budget import Budget
-from controller.config import EngineConfig, parse_config
-from controller.engine import ManualDisabled, assemble
-from controller.models import LifecycleEvent, Outcome, Phase
-from controller.sources.local import LocalSource
+from controller.app import assemble
+from controller.config import parse_config
+from controller.core.budget import Budget
+from controller.core.models import LifecycleEvent, Outcome, Phase
+from controller.core.settings import EngineConfig
+from controller.engine import ManualDisabled
+from controller.platforms.notices.watching import LocalSource
 from tests.controller.engine.fakes import FakeHost, World, async_test, make_world
 
 QUICK = Budget(drain_deadline_s=10.0, no_progress_window_s=0.5, verify_s=2.0, margin_s=2.0, platform_notice_s=30.0,

@@ -1,0 +1,131 @@
+"""The ports of the engine: what it needs of the world, as Protocols (DESIGN.md §8).
+
+The engine imports these and nothing of any platform; a platform package (`controller/platforms/*`) and the
+shared adapters (`controller/hosts`, `controller/prometheus`, `controller/journal`) implement them. Every port
+raises only drainctl's own errors (`TemporaryError`: retry later; `PermanentError`: record and move on).
+
+    Source         watches a platform and emits LifecycleEvents; never acts
+    Hosts          the host of an instance: drain, count, reset (HostActions)
+    Releaser       tells a platform it may proceed with an instance (idempotent)
+    SocketGauge    an independent count of a host's open sockets (Prometheus)
+    Journal        every step of every drain, durable before it is acted on
+    LeaderElector  of several controllers, only the leader acts
+    Listener       hears about every journaled transition, after the fact
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Protocol
+
+from controller.core.errors import PermanentError
+from controller.core.models import Disposition, Drain, LifecycleEvent, Transition
+
+
+class Source(Protocol):
+    name: str
+
+    def watch(self) -> AsyncIterator[LifecycleEvent]:
+        """Events as they are seen, forever; a transient failure is logged and watching goes on."""
+        ...
+
+
+class HostActions(Protocol):
+    """The controller's hands on one host. Errors: `TemporaryError` (retry later) or `PermanentError`."""
+
+    async def drain(self, rate_per_s: float) -> None:
+        """Ask the host's app to drain gracefully at `rate_per_s` disconnects per second."""
+
+    async def connections(self) -> int:
+        """Established sockets on the service port, counted by the host's kernel."""
+
+    async def reset(self) -> int:
+        """Reset every established socket on the service port with a TCP RST; how many were reset."""
+
+
+class Hosts(Protocol):
+    def host(self, instance: str) -> HostActions:
+        """The host of `instance`; `UnknownHost` when no inventory has it."""
+
+
+class UnknownHost(PermanentError):
+    """The instance is not in the inventory, so the controller has no agent to call."""
+
+
+class Releaser(Protocol):
+    holds: bool
+    """Whether the platform waits for a release; False: the drain ends at drained."""
+
+    async def release(self, drain: Drain) -> None:
+        """Let the platform proceed for every handle in `drain.refs`. Our errors only; idempotent."""
+
+
+class NothingToRelease:
+    """Manual drains, operator resets, and any source without a releaser: no platform is waiting."""
+
+    holds = False
+
+    async def release(self, drain: Drain) -> None:
+        return None
+
+
+class SocketGauge(Protocol):
+    async def open_sockets(self, instance: str) -> int | None:
+        """The app's own count of open sockets; None when there is no fresh sample."""
+
+
+class Journal(Protocol):
+    """The durable record of drain episodes, the events that caused them and their transitions.
+
+    Writes are synchronous: a decision and its journal line happen without an `await` in between. A write
+    based on a stale copy of an episode, or a phase change the state machine does not allow, is refused
+    (`InvalidTransition`); a write that could not be made raises `JournalError` (temporary)."""
+
+    def create(self, draft: Drain, *, event: LifecycleEvent, at: float, step: str, detail: str | None = None) -> Drain:
+        """Start an episode for `event`: the episode, the event and the first transition, atomically."""
+
+    def record(
+        self, before: Drain, after: Drain, *, step: str, detail: str | None = None,
+        event: LifecycleEvent | None = None, disposition: Disposition | None = None,
+    ) -> Drain:
+        """Journal one step of an episode (and the event that caused it) before it is acted on."""
+
+    def log_event(self, event: LifecycleEvent, *, at: float, disposition: Disposition, drain_id: int | None) -> None:
+        """Remember an event that started nothing, so it is a duplicate the next time."""
+
+    def seen(self, event_id: str) -> bool: ...
+
+    def unfinished(self) -> list[Drain]:
+        """Every episode with something left to do: the work a new controller resumes."""
+
+    def latest(self, instance: str) -> Drain | None: ...
+
+    def drains(self, *, instance: str | None = None, limit: int = 100) -> list[Drain]:
+        """Most recent episodes first."""
+
+    def transitions(self, *, drain_id: int | None = None, limit: int = 1000) -> list[Transition]:
+        """Journal lines in the order they were written (of one episode, or the most recent `limit`)."""
+
+    def close(self) -> None: ...
+
+
+Work = Callable[[], Coroutine[Any, Any, None]]
+
+
+class LeaderElector(Protocol):
+    """Of several controllers sharing one journal or one cluster, only the leader acts."""
+
+    @property
+    def leading(self) -> bool:
+        """Whether this controller may act now."""
+
+    async def lead(self, work: Work) -> None:
+        """Run `work` only while leading (cancelled when leadership is lost), until cancelled."""
+
+
+class Listener(Protocol):
+    """Hears about transitions after they are journaled. Called synchronously, never awaited by the engine:
+    a listener that must do I/O queues the transition and delivers it from its own task (`controller.listeners`).
+    A listener that raises is logged and ignored; it cannot delay or break a drain."""
+
+    def transition(self, line: Transition, before: Drain | None, after: Drain) -> None: ...

@@ -1,0 +1,54 @@
+"""The hosts of the static inventory (`instances:` in controller.yaml), reached through their node agents.
+
+`AgentHosts` gives the engine's `Hosts` port an `AgentClient` for every configured instance (the client already
+has exactly the methods of `HostActions`); `HostsChain` lets several inventories (the static one, a platform's
+pods) serve one engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from controller.core.ports import HostActions, Hosts, UnknownHost
+from controller.hosts.client import AgentClient
+
+
+class AgentHosts:
+    """The static inventory's hosts, reached through their node agents (one connection pool each)."""
+
+    def __init__(self, targets: Mapping[str, tuple[str, str]], *, timeout_s: float) -> None:
+        """`targets`: instance -> (its agent's base URL, the agent's bearer token)."""
+        self._clients = {
+            name: AgentClient(url, token, timeout_s=timeout_s) for name, (url, token) in targets.items()
+        }
+
+    def host(self, instance: str) -> AgentClient:
+        try:
+            return self._clients[instance]
+        except KeyError:
+            raise UnknownHost(f"{instance}: not in the inventory (instances: in the controller config)") from None
+
+    def clients(self) -> Mapping[str, AgentClient]:
+        return self._clients
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+
+
+class HostsChain:
+    """The first inventory that knows the instance answers (the static instances first, then the platforms')."""
+
+    def __init__(self, *inventories: Hosts) -> None:
+        self._inventories = inventories
+
+    def host(self, instance: str) -> HostActions:
+        first: UnknownHost | None = None
+        for inventory in self._inventories:
+            try:
+                return inventory.host(instance)
+            except UnknownHost as exc:
+                first = first or exc
+        if first is not None and len(self._inventories) == 1:
+            raise first
+        raise UnknownHost(f"{instance}: in none of the inventories (the config's instances, the platforms' hosts)")

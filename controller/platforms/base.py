@@ -1,0 +1,89 @@
+"""The contract between the composition root (`controller/app.py`) and a platform package.
+
+A platform is one package under `controller/platforms/` with one entry point, `PLATFORM`: its name (its section
+under `sources:` in controller.yaml), that section's frozen model, optionally the kind of `leader:` section it
+serves, and `connect`, which turns the parsed section into `Parts`. The composition root loops over the
+registered platforms (`registry.PLATFORMS`) and knows none of them by name.
+
+    PLATFORM = Platform(name="gcp", settings=GcpSourceConfig, connect=connect)
+
+    def connect(settings: GcpSourceConfig, context: Context) -> Parts:
+        return Parts(sources=(...,), releasers={"gcp": ...}, close=api.aclose)
+
+What a platform may contribute (each optional): sources that watch it, releasers (by source name) that let it
+proceed, hosts it can reach that the static inventory does not have, instances it adds to the shared
+inventory, runnables (loops beside the engine, each flagged whether only the leader runs it), a leader elector,
+and whether operators may drain through the API (the manual platform).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from controller.core.budget import Budget
+from controller.core.inventory import Inventory
+from controller.core.ports import Hosts, LeaderElector, Releaser, Source, Work
+from controller.core.source_metrics import SourceMetrics
+from controller.hosts.client import AgentClient
+
+
+@dataclass(frozen=True)
+class Runnable:
+    """A loop that runs beside the engine until cancelled (controller-runtime's Runnable)."""
+
+    name: str
+    run: Work
+    leader_only: bool = True
+    """Only while this controller leads (a loop that acts); False: on every replica (a loop that only reads)."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the composition root hands every platform's `connect`."""
+
+    inventory: Inventory
+    """Shared instance -> pool map; a platform adds the instances it discovers and removes those that are gone."""
+    static: frozenset[str]
+    """Instances listed under `instances:`; the config wins over a platform's discovery for these names."""
+    agents: Mapping[str, AgentClient]
+    """The agents of the static instances, by instance."""
+    agent_timeout_s: float
+    budget: Budget
+    source_metrics: SourceMetrics
+    leader: BaseModel | None
+    """The `leader:` section; the platform whose `leader` kind it is builds the elector."""
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What one platform contributes to a running controller."""
+
+    sources: tuple[Source, ...] = ()
+    releasers: Mapping[str, Releaser] = field(default_factory=dict)
+    """By source name: how drains of that source's events are released."""
+    hosts: Hosts | None = None
+    """Hosts the static inventory does not have (a Kubernetes pod's agent sidecar)."""
+    runnables: tuple[Runnable, ...] = ()
+    leader: LeaderElector | None = None
+    operator_drains: bool = False
+    """Operators may drain and reset through the API (`drainctl drain`, `drainctl reset`)."""
+    close: Callable[[], Awaitable[None]] | None = None
+    """Closes what `connect` opened (API clients); called once when the controller stops."""
+
+
+Connect = Callable[[Any, Context], Parts]
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    """The section under `sources:` (and the platform's name in docs and errors)."""
+    settings: type[BaseModel]
+    """The section's model; its defaults must describe the platform turned off."""
+    connect: Connect
+    leader: type[BaseModel] | None = None
+    """The model of the `leader:` section this platform serves (told apart by its `kind` field), if any."""

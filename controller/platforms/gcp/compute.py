@@ -1,0 +1,243 @@
+"""The controller's client of the Compute Engine API: regional MIGs' managed instances, with their credentials.
+
+Credentials are Application Default Credentials through google-auth (the metadata server's service account on a
+GCE VM, or the key file `GOOGLE_APPLICATION_CREDENTIALS` names), a key file named in the config, an explicit
+token (a fake, a pre-fetched token), or none (a fake). google-auth is synchronous; its refreshes run in a thread.
+
+Errors become ours at this boundary:
+
+    ComputeUnavailable (TemporaryError)  429, 5xx, timeouts, connection errors; `delay_s` honours Retry-After
+    ComputeMalformed (TemporaryError)    a 200 whose body is not the documented JSON (logged, polled again)
+    ComputeRefused (PermanentError)      401/403/404 and other 4xx: credentials, permissions, a wrong MIG name
+    CredentialsError (PermanentError)    google-auth could not find or refresh credentials
+
+A page that fails with a temporary error is retried (tenacity: exponential backoff, at least Retry-After, capped)
+before the error reaches the caller, so one 429 in the middle of a paginated list costs a pause, not the list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from controller.core.errors import PermanentError, TemporaryError
+from controller.core.http import retry_after_s
+
+log = logging.getLogger(__name__)
+
+COMPUTE_URL = "https://compute.googleapis.com"
+SCOPES = ("https://www.googleapis.com/auth/compute.readonly",)
+
+
+class ComputeUnavailable(TemporaryError):
+    pass
+
+
+class ComputeMalformed(TemporaryError):
+    pass
+
+
+class ComputeRefused(PermanentError):
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CredentialsError(PermanentError):
+    pass
+
+
+class TokenSource(Protocol):
+    async def headers(self) -> Mapping[str, str]:
+        """Authorization headers for the next request (refreshing the token when needed)."""
+        ...
+
+
+class Anonymous:
+    """No credentials (a fake on loopback)."""
+
+    async def headers(self) -> Mapping[str, str]:
+        return {}
+
+
+class StaticToken:
+    """An explicit bearer token (read from a file by the config). Never logged."""
+
+    def __init__(self, token: str) -> None:
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    async def headers(self) -> Mapping[str, str]:
+        return self._headers
+
+
+class GoogleCredentials:
+    """google-auth credentials: ADC (`adc`) or a key file; refreshed in a thread when expired."""
+
+    def __init__(self, credentials: Any) -> None:
+        self._credentials = credentials
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def application_default(cls) -> GoogleCredentials:
+        import google.auth
+        from google.auth import exceptions
+
+        try:
+            credentials, _project = google.auth.default(scopes=list(SCOPES))
+        except exceptions.GoogleAuthError as exc:
+            raise CredentialsError(f"gcp: no Application Default Credentials: {exc}") from exc
+        return cls(credentials)
+
+    @classmethod
+    def from_file(cls, path: str) -> GoogleCredentials:
+        """A service account key file (JSON); its `token_uri` is where tokens are fetched."""
+        from google.auth import exceptions
+        from google.oauth2 import service_account
+
+        try:
+            load = service_account.Credentials.from_service_account_file
+            credentials = load(path, scopes=list(SCOPES))  # type: ignore[no-untyped-call]
+        except (OSError, ValueError, KeyError, exceptions.GoogleAuthError) as exc:
+            raise CredentialsError(f"gcp: cannot use the key file {path!r}: {exc!r}") from exc
+        return cls(credentials)
+
+    async def headers(self) -> Mapping[str, str]:
+        async with self._lock:
+            if not self._credentials.valid:
+                await asyncio.to_thread(self._refresh)
+            return {"Authorization": f"Bearer {self._credentials.token}"}
+
+    def _refresh(self) -> None:
+        from google.auth import exceptions
+        from google.auth.transport.requests import Request
+
+        try:
+            self._credentials.refresh(Request())
+        except exceptions.TransportError as exc:
+            raise ComputeUnavailable(f"gcp: token refresh failed: {exc}", delay_s=1.0) from exc
+        except exceptions.RefreshError as exc:
+            if getattr(exc, "retryable", False):
+                raise ComputeUnavailable(f"gcp: token refresh failed: {exc}", delay_s=1.0) from exc
+            raise CredentialsError(f"gcp: token refresh refused: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ManagedInstances:
+    """One MIG's managed instances, as raw JSON objects (the source parses them, skipping malformed ones)."""
+
+    items: list[Any]
+    pages: int
+
+
+class ComputeApi:
+    """`listManagedInstances` of regional MIGs, paginated, with retries per page."""
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        credentials: TokenSource,
+        base_url: str = COMPUTE_URL,
+        timeout_s: float = 10.0,
+        page_size: int = 500,
+        attempts: int = 4,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+    ) -> None:
+        self._project = project
+        self._credentials = credentials
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, trust_env=False)
+        self._page_size = page_size
+        self._attempts = attempts
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+
+    async def list_managed_instances(self, region: str, mig: str) -> ManagedInstances:
+        path = (f"/compute/v1/projects/{self._project}/regions/{region}/instanceGroupManagers/{mig}"
+                "/listManagedInstances")
+        items: list[Any] = []
+        token: str | None = None
+        pages = 0
+        while True:
+            body = await self._page(path, token)
+            pages += 1
+            found = body.get("managedInstances", [])
+            if not isinstance(found, list):
+                raise ComputeMalformed(f"gcp: {region}/{mig}: managedInstances is not a list")
+            items.extend(found)
+            token = body.get("nextPageToken")
+            if not token:
+                return ManagedInstances(items, pages)
+            if not isinstance(token, str):
+                raise ComputeMalformed(f"gcp: {region}/{mig}: nextPageToken is not a string")
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _page(self, path: str, token: str | None) -> dict[str, Any]:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(ComputeUnavailable),
+            stop=stop_after_attempt(self._attempts),
+            wait=self._wait_s,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._request(path, token)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _wait_s(self, state: RetryCallState) -> float:
+        """Doubling from `retry_initial_s`, at least the server's Retry-After, at most `retry_max_s`."""
+        backoff_s = self._retry_initial_s * 2.0 ** (state.attempt_number - 1)
+        error = state.outcome.exception() if state.outcome is not None else None
+        hint_s = error.delay_s if isinstance(error, TemporaryError) else 0.0
+        return min(self._retry_max_s, max(backoff_s, hint_s))
+
+    async def _request(self, path: str, token: str | None) -> dict[str, Any]:
+        params: dict[str, str | int] = {"maxResults": self._page_size}
+        if token:
+            params["pageToken"] = token
+        headers = dict(await self._credentials.headers())
+        try:
+            response = await self._http.post(path, params=params, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise ComputeUnavailable(f"gcp: no answer to {path}", delay_s=1.0) from exc
+        except httpx.TransportError as exc:
+            raise ComputeUnavailable(f"gcp: {type(exc).__name__}: {exc}", delay_s=1.0) from exc
+        return _body(response, path)
+
+
+def _body(response: httpx.Response, path: str) -> dict[str, Any]:
+    status = response.status_code
+    if status == 429 or status >= 500:
+        delay_s = retry_after_s(response.headers.get("Retry-After"))
+        raise ComputeUnavailable(f"gcp: HTTP {status}: {_reason(response)}", delay_s=delay_s or 1.0)
+    if status >= 400:
+        raise ComputeRefused(f"gcp: {path}: HTTP {status}: {_reason(response)}", status=status)
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise ComputeMalformed(f"gcp: HTTP {status} with a body that is not JSON") from exc
+    if not isinstance(body, dict):
+        raise ComputeMalformed(f"gcp: HTTP {status} with a JSON {type(body).__name__}, not an object")
+    return body
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])[:200]
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200] or "no reason given"
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    delay_s = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning("gcp: %s; retrying the page in %.1f s (attempt %d)", error, delay_s, state.attempt_number + 1)

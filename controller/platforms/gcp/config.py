@@ -1,0 +1,49 @@
+"""The `sources.gcp` section: regional managed instance groups, polled through the Compute API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from controller.core.settings import Frozen, HttpUrl, Seconds, TokenFile
+
+
+class GcpGroupConfig(Frozen):
+    region: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    """A regional managed instance group of API servers."""
+
+
+class GcpSourceConfig(Frozen):
+    """Managed instances of regional MIGs being taken away, by polling (docs/platforms.md, GCP)."""
+
+    enabled: bool = False
+    project: str | None = Field(default=None, min_length=1)
+    groups: tuple[GcpGroupConfig, ...] = ()
+    api_url: HttpUrl = "https://compute.googleapis.com"
+    """The Compute Engine API (a fake on loopback in tests)."""
+    auth: Literal["adc", "credentials_file", "token", "anonymous"] = "adc"
+    """adc: Application Default Credentials (the VM's service account, GOOGLE_APPLICATION_CREDENTIALS);
+    credentials_file: the key file `credentials_file`; token: the bearer token in `token_file`; anonymous: none."""
+    credentials_file: Path | None = None
+    token: TokenFile | None = Field(default=None, alias="token_file")
+    """Never logged."""
+    poll_interval_s: Seconds = 5.0
+    window_s: Seconds = 600.0
+    """The graceful-shutdown window assumed when a managed instance carries no shutdownDetails (GCP default 10 min)."""
+    request_timeout_s: Seconds = 10.0
+    page_size: int = Field(default=500, ge=1, le=500)
+    retry_max_s: Seconds = 30.0
+    """Longest wait between retries of a failing list (at least what Retry-After asks)."""
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> GcpSourceConfig:
+        if self.enabled and (self.project is None or not self.groups):
+            raise ValueError("project and groups are required when the gcp source is enabled")
+        if self.auth == "credentials_file" and self.credentials_file is None:
+            raise ValueError("auth credentials_file needs credentials_file: PATH")
+        if self.auth == "token" and self.token is None:
+            raise ValueError("auth token needs token_file: PATH")
+        return self

@@ -1,0 +1,49 @@
+"""The GCP parts from controller.yaml's `sources.gcp`: the Compute API client, the MIG poller, the release.
+
+The MIG poller watches; the release goes to the instances' agents (`ShutdownHookRelease`), which are the static
+inventory's (`instances:` in the config, named like the MIG's instances).
+"""
+
+from __future__ import annotations
+
+from controller.platforms.base import Context, Parts
+from controller.platforms.gcp import watching as gcp_source
+from controller.platforms.gcp.compute import (
+    Anonymous,
+    ComputeApi,
+    GoogleCredentials,
+    StaticToken,
+    TokenSource,
+)
+from controller.platforms.gcp.config import GcpSourceConfig
+from controller.platforms.gcp.releasing import ShutdownHookRelease
+
+
+def connect(settings: GcpSourceConfig, context: Context) -> Parts:
+    """Nothing when the section is off; `CredentialsError` when credentials cannot be found."""
+    if not settings.enabled:
+        return Parts()
+    assert settings.project is not None
+    api = ComputeApi(
+        project=settings.project, credentials=credentials(settings), base_url=settings.api_url,
+        timeout_s=settings.request_timeout_s, page_size=settings.page_size, retry_max_s=settings.retry_max_s,
+    )
+    groups = [gcp_source.Group(g.region, g.name) for g in settings.groups]
+    source = gcp_source.GcpSource(
+        api, groups, metrics=context.source_metrics.of(gcp_source.SOURCE), poll_interval_s=settings.poll_interval_s,
+        window_s=settings.window_s, retry_max_s=settings.retry_max_s,
+    )
+    release = ShutdownHookRelease(context.agents)
+    return Parts(sources=(source,), releasers={gcp_source.SOURCE: release}, close=api.aclose)
+
+
+def credentials(settings: GcpSourceConfig) -> TokenSource:
+    if settings.auth == "anonymous":
+        return Anonymous()
+    if settings.auth == "token":
+        assert settings.token is not None
+        return StaticToken(settings.token.get_secret_value())
+    if settings.auth == "credentials_file":
+        assert settings.credentials_file is not None
+        return GoogleCredentials.from_file(str(settings.credentials_file))
+    return GoogleCredentials.application_default()

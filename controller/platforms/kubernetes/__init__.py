@@ -1,0 +1,21 @@
+"""The Kubernetes platform: pods being deleted, held by a finalizer or a blocking preStop (docs/platforms.md).
+
+`watching` lists and watches the pods (the source), `finalizers` and `pods` hold and release them, `leases` is
+the Lease leader election, `api` the API client, `directory` the pods seen, `config` the `sources.kubernetes`
+and `leader` sections and `parts` the wiring.
+"""
+
+from __future__ import annotations
+
+from controller.platforms.base import Context, Parts, Platform
+from controller.platforms.kubernetes.config import KubernetesSourceConfig, LeaderConfig
+
+
+def connect(settings: KubernetesSourceConfig, context: Context) -> Parts:
+    # Imported here: parsing controller.yaml needs only the sections, not the API client (an extra, later).
+    from controller.platforms.kubernetes.parts import connect as connect_parts
+
+    return connect_parts(settings, context)
+
+
+PLATFORM = Platform(name="kubernetes", settings=KubernetesSourceConfig, connect=connect, leader=LeaderConfig)

@@ -1,0 +1,93 @@
+"""The Kubernetes parts from controller.yaml's `sources.kubernetes` and `leader` (kind: lease).
+
+One API client serves the source (list+watch), the hold and release (finalizer patches) and the Lease. The
+watched pods (`PodDirectory`) feed the shared inventory: each pod joins it in the configured pool when first
+seen and leaves it when gone (a pod named like a static instance stays that instance: the config wins); its
+host is the agent sidecar at the pod IP.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+
+from controller.core.ports import Releaser
+from controller.platforms.base import Context, Parts, Runnable
+from controller.platforms.kubernetes import api as kubernetes_client
+from controller.platforms.kubernetes import watching as kubernetes_source
+from controller.platforms.kubernetes.api import Pod
+from controller.platforms.kubernetes.config import KubernetesSourceConfig, LeaderConfig
+from controller.platforms.kubernetes.directory import PodDirectory
+from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease
+from controller.platforms.kubernetes.leases import LeaseElector, LeaseSettings
+from controller.platforms.kubernetes.pods import PodHosts, PreStopRelease
+
+
+def connect(settings: KubernetesSourceConfig, context: Context) -> Parts:
+    """Nothing without the source and a Lease; `ConfigError` when no API server can be found."""
+    lease = context.leader if isinstance(context.leader, LeaderConfig) else None
+    if not settings.enabled and lease is None:
+        return Parts()
+    identity = (lease.identity if lease is not None else None) or f"{socket.gethostname()}-{secrets.token_hex(4)}"
+    api = kubernetes_client.connect(settings.api_url, user_agent=f"drainctl/{identity}",
+                                    request_timeout_s=settings.request_timeout_s)
+    elector = None
+    if lease is not None:
+        elector = LeaseElector(api, LeaseSettings(
+            namespace=lease.namespace, name=lease.name, identity=identity,
+            lease_duration_s=lease.lease_duration_s, renew_s=lease.renew_s,
+        ))
+    if not settings.enabled:
+        return Parts(leader=elector, close=_closer(api))
+    return _watching(settings, context, api, elector)
+
+
+def _watching(settings: KubernetesSourceConfig, context: Context, api: kubernetes_client.KubernetesApi,
+              elector: LeaseElector | None) -> Parts:
+    pods = PodDirectory()
+    token = settings.agent_token.get_secret_value() if settings.agent_token is not None else ""
+    hosts = PodHosts(pods, agent_port=settings.agent_port, token=token, timeout_s=context.agent_timeout_s)
+    releaser: Releaser
+    runnables: tuple[Runnable, ...] = ()
+    if settings.hold == "finalizer":
+        releaser = FinalizerRelease(api, namespace=settings.namespace, finalizer=settings.finalizer)
+        hold = FinalizerHold(api, pods, namespace=settings.namespace, finalizer=settings.finalizer,
+                             overdue_s=settings.overdue_s)
+        runnables = (Runnable("finalizer-hold", hold.run, leader_only=True),)
+    else:
+        releaser = PreStopRelease(hosts)
+    _track(pods, context, settings.pool)
+    source = kubernetes_source.KubernetesSource(
+        api, pods, namespace=settings.namespace, label_selector=settings.label_selector,
+        finalizer=settings.finalizer, metrics=context.source_metrics.of(kubernetes_source.SOURCE),
+        watch_timeout_s=settings.watch_timeout_s, retry_max_s=settings.retry_max_s,
+    )
+
+    async def close() -> None:
+        await hosts.aclose()
+        api.close()
+
+    return Parts(sources=(source,), releasers={kubernetes_source.SOURCE: releaser}, hosts=hosts,
+                 runnables=runnables, leader=elector, close=close)
+
+
+def _track(pods: PodDirectory, context: Context, pool: str) -> None:
+    """Pods join the shared inventory (in the source's pool) as they are seen, and leave when gone."""
+
+    def changed(name: str, pod: Pod | None) -> None:
+        if name in context.static:
+            return
+        if pod is None:
+            context.inventory.pop(name, None)
+        else:
+            context.inventory.setdefault(name, pool)
+
+    pods.subscribe(changed)
+
+
+def _closer(api: kubernetes_client.KubernetesApi) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        api.close()
+
+    return close
