@@ -6,7 +6,7 @@
         await controller.run()
 
 It opens the journal, the static inventory's agents and Prometheus, asks every registered platform
-(`controller/platforms/registry.py`) for its parts, and joins them: sources, releasers, hosts and runnables are
+(`controller/platforms/__init__.py`) for its parts, and joins them: sources, releasers, hosts and runnables are
 added up, never replaced. No platform is named here; adding one is a package and a line in the registry.
 """
 
@@ -25,13 +25,13 @@ from controller.core.errors import ConfigError
 from controller.core.inventory import Inventory
 from controller.core.ports import LeaderElector, Releaser, Source
 from controller.core.source_metrics import SourceMetrics
-from controller.engine.metrics import EngineMetrics
 from controller.engine.running import Engine
 from controller.engine.verifying import Verifier
 from controller.hosts.inventory import AgentHosts, HostsChain
-from controller.journal.sqlite import Store
-from controller.platforms.base import Context, Parts, Runnable
-from controller.platforms.registry import PLATFORMS
+from controller.journal import open_journal
+from controller.listeners.metrics import EngineMetrics
+from controller.platforms import PLATFORMS
+from controller.plugins import Context, Parts, Runnable
 from controller.prometheus import PrometheusClient, PrometheusGauge
 
 
@@ -91,8 +91,8 @@ async def assemble(
     config: ControllerConfig, *, clock: Clock | None = None, registry: CollectorRegistry | None = None
 ) -> AsyncIterator[Assembly]:
     async with AsyncExitStack() as stack:
-        store = Store(config.journal)
-        stack.callback(store.close)
+        journal = open_journal(config.journal)
+        stack.callback(journal.close)
         targets = {name: (spec.agent_url, spec.agent_token.get_secret_value())
                    for name, spec in config.instances.items()}
         hosts = AgentHosts(targets, timeout_s=config.agents.timeout_s)
@@ -111,7 +111,7 @@ async def assemble(
         )
         parts = _connect(config, context, stack)
         engine = Engine(
-            store=store,
+            store=journal,
             hosts=HostsChain(hosts, *(p.hosts for p in parts if p.hosts is not None)),
             verifier=Verifier(gauge),
             releasers=_releasers(parts),
@@ -120,9 +120,10 @@ async def assemble(
             budget=config.budget,
             settings=config.engine,
             clock=clock,
-            metrics=metrics,
+            listeners=[metrics],
             manual_enabled=any(p.operator_drains for p in parts),
         )
+        stack.push_async_callback(engine.aclose)
         yield Assembly(
             engine=engine, sources=[s for p in parts for s in p.sources], hosts=hosts, metrics=metrics,
             leader=_leader(parts), runnables=tuple(r for p in parts for r in p.runnables),

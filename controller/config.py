@@ -31,13 +31,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import yaml
 from pydantic import Field, PlainValidator, ValidationError, create_model, model_validator
 
 from controller.core.budget import Budget
 from controller.core.errors import ConfigError
-from controller.core.settings import EngineConfig, Frozen, HostPortText, HttpUrl, Seconds, TokenFile
-from controller.platforms.registry import PLATFORMS
+from controller.core.settings import (
+    EngineConfig,
+    Frozen,
+    HostPort,
+    HostPortField,
+    HttpUrl,
+    Seconds,
+    TokenFile,
+    first_error,
+    load_yaml,
+)
+from controller.platforms import PLATFORMS
 
 DEFAULT_QUERY = 'sum(drainctl_testbed_open_sockets{server="{instance}"})'
 INSTANCE_PLACEHOLDER = "{instance}"
@@ -113,7 +122,7 @@ class AgentsConfig(Frozen):
 
 
 class ApiConfig(Frozen):
-    listen: HostPortText = "127.0.0.1:9300"
+    listen: HostPortField = HostPort("127.0.0.1", 9300)
     token: TokenFile = Field(alias="token_file")
 
 
@@ -124,7 +133,7 @@ else:
     SourcesConfig = create_model(
         "SourcesConfig", __base__=Frozen, **{p.name: (p.settings, p.settings()) for p in PLATFORMS}
     )
-    """One section per platform (`controller/platforms/registry.py`), each defaulting to off."""
+    """One section per platform (`controller/platforms/__init__.py`), each defaulting to off."""
     _LEADERS = tuple(p.leader for p in PLATFORMS if p.leader is not None)
     LeaderConfig = _LEADERS[0] if len(_LEADERS) == 1 else Annotated[_LEADERS, Field(discriminator="kind")]
     """The `leader:` section: the kinds of leader election the platforms offer, told apart by `kind`."""
@@ -152,17 +161,7 @@ class ControllerConfig(Frozen):
 
 def load_config(path: Path) -> ControllerConfig:
     """Read and validate controller.yaml; any problem is one `ConfigError` line naming the file and key."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
-    return parse_config(raw, where=str(path))
+    return parse_config(load_yaml(path), where=str(path))
 
 
 def parse_config(raw: object, *, where: str = "controller.yaml") -> ControllerConfig:
@@ -171,14 +170,6 @@ def parse_config(raw: object, *, where: str = "controller.yaml") -> ControllerCo
     try:
         return ControllerConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {_first_error(exc)}") from exc
+        raise ConfigError(f"{where}: {first_error(exc)}") from exc
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors(include_url=False)[0]
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{key}: {message}{more}"

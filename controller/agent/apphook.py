@@ -1,7 +1,8 @@
 """The app's own drain hook: the agent asks the server it runs beside to drain gracefully.
 
 The reference server's contract: `POST {drain_url}` with `{"rate_per_s": R}` and the app's bearer token,
-answered 202 `{"accepted": true, "open_sockets": N, "rate_per_s": R}`. httpx errors become ours here:
+answered 202 `{"accepted": true, "open_sockets": N, "rate_per_s": R}`. httpx errors become ours here (through
+the shared mapping, controller/core/http.py):
 
     AppHookError
     ├── AppUnreachable (TemporaryError)   connection refused, DNS, reset: nobody is listening
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 
 from controller.core.errors import PermanentError, TemporaryError
+from controller.core.http import HttpErrors, async_client, bearer, send
 
 
 class AppHookError(Exception):
@@ -37,32 +39,26 @@ class AppRejected(AppHookError, PermanentError):
 class AppDrainHook:
     """Calls the app's drain hook; one shared connection pool for the agent's lifetime."""
 
-    def __init__(self, drain_url: str, token: str, *, timeout_s: float) -> None:
+    def __init__(
+        self, drain_url: str, token: str, *, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        """`transport`: for unit tests of the hook's own parsing (httpx.MockTransport); None: the network."""
         self._url = drain_url
-        self._timeout_s = timeout_s
-        self._http = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s)
+        # trust_env: proxy variables apply here, as they always have (NO_PROXY covers a local app).
+        self._http = async_client(headers=bearer(token), timeout=timeout_s, transport=transport, trust_env=True)
+        refused, late = "the app refused the drain: HTTP {status}", f"{{where}} did not answer within {timeout_s:g} s"
+        self._errors = HttpErrors(
+            "the app's drain hook", timeout=AppTimeout, unreachable=AppUnreachable, unavailable=AppRejected,
+            credentials=AppRejected, refused=AppRejected, malformed=AppRejected, timeout_text=late,
+            unreachable_text="{where} is unreachable: {why}", credentials_text=refused, status_text=refused,
+            malformed_text="the app answered the drain with something other than a JSON object ({problem})",
+        )
 
     async def drain(self, rate_per_s: float) -> dict[str, Any]:
         """Ask the app to start draining at `rate_per_s`; its JSON answer."""
-        try:
-            response = await self._http.post(self._url, json={"rate_per_s": rate_per_s})
-        except httpx.TimeoutException as exc:
-            raise AppTimeout(f"the app's drain hook did not answer within {self._timeout_s:g} s") from exc
-        except httpx.TransportError as exc:
-            raise AppUnreachable(f"the app's drain hook is unreachable: {type(exc).__name__}: {exc}") from exc
-        return _accepted(response)
+        response = await send(self._http, self._errors, "POST", self._url, json={"rate_per_s": rate_per_s})
+        return self._errors.json_object(response, "POST")
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-
-def _accepted(response: httpx.Response) -> dict[str, Any]:
-    if not response.is_success:
-        raise AppRejected(f"the app refused the drain: HTTP {response.status_code}")
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise AppRejected("the app answered the drain with something other than JSON") from exc
-    if not isinstance(body, dict):
-        raise AppRejected("the app answered the drain with JSON that is not an object")
-    return body

@@ -14,8 +14,10 @@ from typing import Annotated
 import httpx
 import typer
 
-from controller.agent.config import AgentSettings, load_settings
+from controller.agent.config import AgentConfig, AgentSettings, load_settings
 from controller.core.errors import ConfigError, PermanentError
+from controller.core.http import HttpErrors, bearer, client
+from controller.core.settings import HostPort
 
 ConfigOption = Annotated[Path, typer.Option("--config", help="The agent's YAML config (see docs/agent.md).")]
 
@@ -71,29 +73,34 @@ def request_hold(
     settings: AgentSettings, window_s: float | None, *, agent_url: str | None = None, notice_id: str | None = None
 ) -> dict[str, object]:
     """`POST /v1/shutdown-hold` on the local agent; `{"outcome": "no-agent"}` when no agent answers."""
-    config = settings.config
-    if agent_url is None:
-        if config.listen_port == 0:
-            raise ConfigError("agent hold: listen has port 0 in the config; give --agent-url")
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(config.listen_host, config.listen_host)
-        agent_url = f"http://{f'[{host}]' if ':' in host else host}:{config.listen_port}"
-    url = f"{agent_url.rstrip('/')}/v1/shutdown-hold"
-    window = window_s if window_s is not None else config.hold.window_s
+    url = f"{(agent_url or _local_url(settings.config)).rstrip('/')}/v1/shutdown-hold"
+    window = window_s if window_s is not None else settings.config.hold.window_s
     body: dict[str, object] = {"window_s": window}
     if notice_id is not None:
         body["notice_id"] = notice_id
-    try:
-        response = httpx.post(url, json=body, headers={"Authorization": f"Bearer {settings.token}"},
-                              timeout=window + 30.0, trust_env=False)
-    except httpx.ConnectError:
-        print(f"drainctl: no agent answers at {url}; nothing to hold", file=sys.stderr)
-        return {"outcome": "no-agent"}
-    except httpx.HTTPError as exc:
-        raise PermanentError(f"agent hold: {type(exc).__name__}: {exc}") from exc
-    if response.status_code != 200:
-        raise PermanentError(f"agent hold: HTTP {response.status_code}: {response.text[:200]}")
-    answer: dict[str, object] = response.json()
+    with client(headers=bearer(settings.token), timeout=window + 30.0) as http:
+        try:
+            response = http.post(url, json=body)
+        except httpx.ConnectError:
+            print(f"drainctl: no agent answers at {url}; nothing to hold", file=sys.stderr)
+            return {"outcome": "no-agent"}
+        except httpx.TransportError as exc:
+            raise _HOLD_ERRORS.from_transport(exc, "POST /v1/shutdown-hold") from exc
+    answer: dict[str, object] = _HOLD_ERRORS.check(response, "POST /v1/shutdown-hold").json()
     return answer
+
+
+_HOLD_ERRORS = HttpErrors("agent hold", unavailable=PermanentError, credentials_text="{where}: HTTP {status}: {reason}",
+                          status_text="{where}: HTTP {status}: {reason}")
+"""Any answer but a 2xx is a PermanentError (exit 1), a connection that breaks or times out a TemporaryError."""
+
+
+def _local_url(config: AgentConfig) -> str:
+    """The agent's own API, as this host reaches it (a wildcard listen address is reached on loopback)."""
+    if config.listen_port == 0:
+        raise ConfigError("agent hold: listen has port 0 in the config; give --agent-url")
+    loopback = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+    return f"http://{HostPort(loopback.get(config.listen_host, config.listen_host), config.listen_port)}"
 
 
 def _shutting_down() -> bool:

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError, field_validator
 
 from controller.core.budget import Budget
 from controller.core.errors import ConfigError
+from controller.core.settings import HostPort, HostPortField, first_error, load_yaml, read_token
 
 _DEFAULTS = Budget()
 
@@ -128,8 +128,9 @@ def _default_state_file() -> Path | None:
 class AgentConfig(_Frozen):
     """Everything `agent.yaml` holds."""
 
-    listen: str = "127.0.0.1:9100"
-    """HOST:PORT of the agent's HTTP API; port 0 lets the kernel choose (the ready line says which)."""
+    listen: HostPortField = HostPort("127.0.0.1", 9100)
+    """HOST:PORT of the agent's HTTP API (a host is required); port 0 lets the kernel choose (the ready line says
+    which)."""
     token_file: Path
     """File holding the bearer token every route but /healthz requires. Never logged."""
     service_port: Annotated[int, Field(ge=1, le=65535)]
@@ -147,17 +148,18 @@ class AgentConfig(_Frozen):
 
     @field_validator("listen")
     @classmethod
-    def _hostport(cls, value: str) -> str:
-        split_hostport(value)
+    def _with_host(cls, value: HostPort) -> HostPort:
+        if not value.host:
+            raise ValueError(f"expected HOST:PORT, got {str(value)!r}")
         return value
 
     @property
     def listen_host(self) -> str:
-        return split_hostport(self.listen)[0]
+        return self.listen.host
 
     @property
     def listen_port(self) -> int:
-        return split_hostport(self.listen)[1]
+        return self.listen.port
 
 
 @dataclass(frozen=True)
@@ -171,17 +173,9 @@ class AgentSettings:
     """Bearer token for the app's drain hook."""
 
 
-def split_hostport(text: str) -> tuple[str, int]:
-    """`127.0.0.1:9100`, `[::1]:9100`; port 0 lets the kernel choose."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    return host.removeprefix("[").removesuffix("]"), int(port)
-
-
 def load_settings(path: Path) -> AgentSettings:
     """Read `agent.yaml` and the token files it names; every problem is a one-line `ConfigError`."""
-    config = parse_config(_read_yaml(path), where=str(path))
+    config = parse_config(load_yaml(path), where=str(path))
     return AgentSettings(
         config=config,
         token=read_token(config.token_file, where=f"{path}: token_file"),
@@ -193,35 +187,6 @@ def parse_config(raw: Any, *, where: str) -> AgentConfig:
     try:
         return AgentConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"] if _is_key(part)) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{where}: {key}: {message}") from exc
+        raise ConfigError(f"{where}: {first_error(exc)}") from exc
 
 
-def _is_key(part: str | int) -> bool:
-    """Keys and list indexes, not pydantic's names for union branches (`lax-or-strict[...]`)."""
-    return isinstance(part, int) or part.isidentifier()
-
-
-def read_token(path: Path, *, where: str) -> str:
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {str(path)!r}: {exc.strerror}") from exc
-    if not token:
-        raise ConfigError(f"{where}: {str(path)!r} is empty")
-    return token
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{at}") from exc

@@ -7,6 +7,11 @@ Timeline of one notice (deadline = not_after - reset_margin_s):
                                               no progress for no_progress_window_s, or deadline -> reset, release
     seen ──> controller drain started: stay out of its way; at the deadline, if nobody released: reset, release
 
+"No progress" is the controller's rule (`controller/core/stall.py`): the window runs from the drain request, not
+from when the app's drain hook answered (a hook that times out buys no extra time), and the first count is the
+baseline. A count that is unknown (the kernel count failed) is never "no progress": it waits for the deadline.
+So the agent and the controller reset the same stuck drain at the same moment.
+
 It never holds a notice past its deadline (a failed drain, count or reset is logged and the release still
 happens) and never releases before the count reached zero or the leftovers were reset.
 """
@@ -22,6 +27,7 @@ from controller.agent.config import FallbackConfig
 from controller.agent.notices import Actor, Notice, NoticeState
 from controller.core.clocks import SleepingClock as Clock
 from controller.core.errors import DrainctlError
+from controller.core.stall import Progress
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +64,12 @@ async def run_fallback(notice: Notice, hands: Hands, config: FallbackConfig, clo
         return Outcome.RELEASED
     if notice.drain_started_by == "controller":
         return await _guard_controller_drain(notice, hands, config, clock, deadline_s)
-    notice.start_drain("agent", at=clock.now())
+    requested_at_s = clock.now()
+    notice.start_drain("agent", at=requested_at_s)
     if clock.now() < deadline_s:
         await _drain(notice, hands, config, grace_s)
-    return await _watch(notice, hands, config, clock, deadline_s)
+    progress = Progress(window_s=config.no_progress_window_s, since=requested_at_s)
+    return await _watch(notice, hands, config, clock, deadline_s, progress)
 
 
 async def _guard_controller_drain(
@@ -76,26 +84,31 @@ async def _guard_controller_drain(
     return Outcome.CONTROLLER_DEADLINE
 
 
-async def _watch(notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock, deadline_s: float) -> Outcome:
-    """Follow the kernel count until zero (release) or stuck/deadline (reset, release)."""
-    lowest: int | None = None
-    lowest_at_s = clock.now()
+async def _watch(
+    notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock, deadline_s: float, progress: Progress
+) -> Outcome:
+    """Follow the kernel count until zero (release) or no progress/deadline (reset, release)."""
     while notice.state is not NoticeState.RELEASED:
         count = await _count(hands)
         now_s = clock.now()
+        progress.see(count, now_s)
         if count == 0:
             await _release(notice, hands, clock)
             return Outcome.DRAINED
-        if count is not None and (lowest is None or count < lowest):
-            lowest, lowest_at_s = count, now_s
-        stuck_at_s = lowest_at_s + config.no_progress_window_s
-        if now_s >= deadline_s or now_s >= stuck_at_s:
+        if now_s >= deadline_s or progress.stalled(now_s):
             log.info("notice %s: %s sockets left (%s); resetting", notice.id, count,
                      "deadline" if now_s >= deadline_s else "no progress")
             await _force(notice, hands, clock)
             return Outcome.FORCED
-        await clock.sleep(min(config.poll_s, deadline_s - now_s, stuck_at_s - now_s))
+        await clock.sleep(_next_look_s(config.poll_s, now_s, deadline_s, progress))
     return Outcome.RELEASED
+
+
+def _next_look_s(poll_s: float, now_s: float, deadline_s: float, progress: Progress) -> float:
+    """Poll, but look again exactly when the deadline or the end of the no-progress window comes."""
+    stalls_at_s = progress.stalls_at()
+    until_s = deadline_s if stalls_at_s is None else min(deadline_s, stalls_at_s)
+    return max(0.0, min(poll_s, until_s - now_s))
 
 
 async def _wait(clock: Clock, poll_s: float, until_s: float, done: Callable[[], bool]) -> None:

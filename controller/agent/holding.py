@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from controller.agent.node import NodeAgent
 from controller.agent.notices import Notice, NoticeState
 from controller.core.clocks import SleepingClock as Clock
+from controller.protocol import agent as wire
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ class HoldResult:
     notices: tuple[str, ...]
     """The notices the hold waited for."""
 
-    def as_json(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "held_s": round(self.held_s, 3), "notices": list(self.notices)}
+    def to_wire(self) -> wire.HoldAnswer:
+        """The answer of `POST /v1/shutdown-hold` (controller/protocol/agent.py)."""
+        return wire.HoldAnswer(outcome=self.outcome, held_s=round(self.held_s, 3), notices=list(self.notices))
 
 
 async def hold(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from controller.core.clocks import SleepingClock as Clock
+from controller.protocol import agent as wire
 
 Actor = Literal["controller", "agent"]
 """Who acted: the controller (through the agent's API) or the agent's own fallback."""
@@ -59,20 +60,25 @@ class Notice:
             self.drain_started_by = by
             self.drain_started_at = at
 
+    def to_wire(self) -> wire.Notice:
+        """The notice as the API reports it (controller/protocol/agent.py)."""
+        return wire.Notice(
+            id=self.id,
+            kind=self.kind,
+            not_after=self.not_after,
+            seen_at=self.seen_at,
+            state=self.state.value,
+            drain_started_by=self.drain_started_by,
+            reset=self.reset,
+            released_at=self.released_at,
+            released_by=self.released_by,
+            source=self.source,
+            drain_started_at=self.drain_started_at,
+        )
+
     def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "not_after": self.not_after,
-            "seen_at": self.seen_at,
-            "state": self.state.value,
-            "drain_started_by": self.drain_started_by,
-            "reset": self.reset,
-            "released_at": self.released_at,
-            "released_by": self.released_by,
-            "source": self.source,
-            "drain_started_at": self.drain_started_at,
-        }
+        """The wire form as a JSON object (the API's, and the notice file's but for `grace_s`)."""
+        return self.to_wire().model_dump(mode="json")
 
 
 class PlatformRelease(Protocol):

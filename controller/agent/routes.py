@@ -14,17 +14,17 @@
                                        that id (Kubernetes preStop: the pod uid), due at not_after or now+window_s
     GET  /metrics                      Prometheus text
 
-Errors are JSON `{"error": "..."}`; a missing or wrong token gets 401 before anything else happens.
+Errors are JSON `{"error": "..."}`; a missing or wrong token gets 401 before anything else happens. Paths and
+bodies are those of the wire protocol (controller/protocol/agent.py), which the controller's client reads too.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
 from controller.agent.apphook import AppRejected, AppTimeout, AppUnreachable
 from controller.agent.holding import hold
@@ -32,6 +32,7 @@ from controller.agent.node import NodeAgent
 from controller.agent.notices import Notice
 from controller.core.clocks import SystemClock
 from controller.core.errors import DrainctlError, TemporaryError
+from controller.protocol import agent as wire
 from controller.protocol.auth import bearer_token
 
 _AGENT: web.AppKey[NodeAgent] = web.AppKey("agent", NodeAgent)
@@ -41,52 +42,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Body = TypeVar("Body", bound=BaseModel)
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DrainRequest(_Input):
-    rate_per_s: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-
-class NoticeRequest(_Input):
-    id: Annotated[str, Field(min_length=1, max_length=256)]
-    kind: Annotated[str, Field(min_length=1, max_length=64)]
-    not_after: Annotated[float, Field(allow_inf_nan=False)]
-    """Unix seconds."""
-
-
-class HoldRequest(_Input):
-    window_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    """None: the agent's `hold.window_s` (or until `not_after`)."""
-    notice_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
-    """Hold for this notice alone, opened with this id (the pod uid of a Kubernetes preStop hook)."""
-    not_after: Annotated[float, Field(allow_inf_nan=False)] | None = None
-    """Unix seconds: the notice's deadline and the end of the hold; only with `notice_id`, not with `window_s`."""
-
-    @model_validator(mode="after")
-    def _one_deadline(self) -> HoldRequest:
-        if self.not_after is not None and self.notice_id is None:
-            raise ValueError("not_after needs notice_id")
-        if self.not_after is not None and self.window_s is not None:
-            raise ValueError("give not_after or window_s, not both")
-        return self
-
-
 def build_app(agent: NodeAgent, token: str, *, hold_window_s: float = 90.0) -> web.Application:
     app = web.Application(middlewares=[bearer_token(token), _errors_as_json])
     app[_AGENT] = agent
     app[_HOLD_WINDOW_S] = hold_window_s
-    app.router.add_get("/healthz", _healthz)
-    app.router.add_post("/v1/drain", _drain)
-    app.router.add_get("/v1/connections", _connections)
-    app.router.add_post("/v1/reset", _reset)
-    app.router.add_post("/v1/notices", _add_notice)
-    app.router.add_get("/v1/notices", _notices)
-    app.router.add_get("/v1/notices/{id}", _notice)
-    app.router.add_post("/v1/notices/{id}/release", _release)
-    app.router.add_post("/v1/shutdown-hold", _shutdown_hold)
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get(wire.HEALTHZ, _healthz)
+    app.router.add_post(wire.DRAIN, _drain)
+    app.router.add_get(wire.CONNECTIONS, _connections)
+    app.router.add_post(wire.RESET, _reset)
+    app.router.add_post(wire.NOTICES, _add_notice)
+    app.router.add_get(wire.NOTICES, _notices)
+    app.router.add_get(wire.NOTICE, _notice)
+    app.router.add_post(wire.NOTICE_RELEASE, _release)
+    app.router.add_post(wire.SHUTDOWN_HOLD, _shutdown_hold)
+    app.router.add_get(wire.METRICS, _metrics)
     return app
 
 
@@ -101,56 +70,56 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def _healthz(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"status": "ok"})
+    return _answer(wire.HealthAnswer())
 
 
 async def _drain(request: web.Request) -> web.StreamResponse:
-    body = await _parse(request, DrainRequest)
+    body = await _parse(request, wire.DrainRequest)
     try:
         answer = await request.app[_AGENT].drain(body.rate_per_s, by="controller")
     except AppTimeout as exc:
         return _error(504, str(exc))
     except (AppUnreachable, AppRejected) as exc:
         return _error(502, str(exc))
-    return web.json_response({"accepted": True, "app": answer}, status=202)
+    return _answer(wire.DrainAnswer(app=answer), status=202)
 
 
 async def _connections(request: web.Request) -> web.StreamResponse:
     agent = request.app[_AGENT]
-    return web.json_response({"port": agent.sockets.port, "established": await agent.connections()})
+    return _answer(wire.ConnectionsAnswer(port=agent.sockets.port, established=await agent.connections()))
 
 
 async def _reset(request: web.Request) -> web.StreamResponse:
     agent = request.app[_AGENT]
-    return web.json_response({"port": agent.sockets.port, "reset": await agent.reset(by="controller")})
+    return _answer(wire.ResetAnswer(port=agent.sockets.port, reset=await agent.reset(by="controller")))
 
 
 async def _add_notice(request: web.Request) -> web.StreamResponse:
-    body = await _parse(request, NoticeRequest)
+    body = await _parse(request, wire.NoticeRequest)
     notice, _ = request.app[_AGENT].add_notice(body.id, body.kind, body.not_after)
-    return web.json_response(notice.as_json(), status=201)
+    return _answer(notice.to_wire(), status=201)
 
 
 async def _notices(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"notices": [n.as_json() for n in request.app[_AGENT].book.all()]})
+    return _answer(wire.NoticesAnswer(notices=[n.to_wire() for n in request.app[_AGENT].book.all()]))
 
 
 async def _notice(request: web.Request) -> web.StreamResponse:
-    return web.json_response(_known_notice(request).as_json())
+    return _answer(_known_notice(request).to_wire())
 
 
 async def _release(request: web.Request) -> web.StreamResponse:
     notice = _known_notice(request)
     await request.app[_AGENT].release(notice, by="controller")
-    return web.json_response(notice.as_json())
+    return _answer(notice.to_wire())
 
 
 async def _shutdown_hold(request: web.Request) -> web.StreamResponse:
-    body = await _parse(request, HoldRequest) if await request.read() else HoldRequest()
+    body = await _parse(request, wire.HoldRequest) if await request.read() else wire.HoldRequest()
     window_s = body.window_s or request.app[_HOLD_WINDOW_S]
     result = await hold(request.app[_AGENT], window_s=window_s, clock=SystemClock(), notice_id=body.notice_id,
                         not_after=body.not_after)
-    return web.json_response(result.as_json())
+    return _answer(result.to_wire())
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
@@ -162,8 +131,8 @@ def _known_notice(request: web.Request) -> Notice:
     notice_id = request.match_info["id"]
     notice = request.app[_AGENT].book.get(notice_id)
     if notice is None:
-        message = json.dumps({"error": f"unknown notice {notice_id!r}"})
-        raise web.HTTPNotFound(text=message, content_type="application/json")
+        text = wire.ErrorAnswer(error=f"unknown notice {notice_id!r}").model_dump_json()
+        raise web.HTTPNotFound(text=text, content_type="application/json")
     return notice
 
 
@@ -173,10 +142,13 @@ async def _parse(request: web.Request, model: type[Body]) -> Body:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "body"
-        message = json.dumps({"error": f"{key}: {first['msg']}"})
-        raise web.HTTPBadRequest(text=message, content_type="application/json") from exc
+        text = wire.ErrorAnswer(error=f"{key}: {first['msg']}").model_dump_json()
+        raise web.HTTPBadRequest(text=text, content_type="application/json") from exc
+
+
+def _answer(body: BaseModel, *, status: int = 200) -> web.Response:
+    return web.json_response(text=body.model_dump_json(), status=status)
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
+    return _answer(wire.ErrorAnswer(error=message), status=status)

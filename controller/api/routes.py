@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from controller.api import shapes
@@ -23,6 +23,7 @@ from controller.core.errors import DrainctlError, TemporaryError
 from controller.core.models import Drain, Phase
 from controller.core.notices import notice_event
 from controller.engine import Engine, ManualDisabled, UnknownInstance
+from controller.listeners.metrics import EngineMetrics
 from controller.protocol.auth import bearer_token
 
 log = logging.getLogger("drainctl.api")
@@ -99,8 +100,14 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
-    registry = _engine(request).metrics.registry
+    registry = _registry(_engine(request))
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _registry(engine: Engine) -> CollectorRegistry:
+    """The registry of the engine's metrics listener (empty when it was given none)."""
+    found = (listener.registry for listener in engine.listeners if isinstance(listener, EngineMetrics))
+    return next(found, CollectorRegistry())
 
 
 async def _drain(request: web.Request) -> web.StreamResponse:

@@ -4,7 +4,12 @@
     ├── ConfigError                 bad user input: a config file, a flag, a budget (CLI exit code 2)
     │   └── BudgetError             a timer budget that breaks an invariant, an unknown key, a wrong type
     ├── TemporaryError(delay_s)     worth retrying after `delay_s` (network blips, 429/5xx, timeouts)
+    │   └── JournalError            the journal could not be read or written; the step is not taken
     └── PermanentError              retrying will not help; record the reason and move on
+        └── InvalidTransition       a phase change the state machine forbids, or a write from a stale copy
+
+The journal's errors live here, not beside one journal, so every implementation (SQLite today, Postgres
+later) raises the same ones and the engine catches them without importing any.
 
 Callers catch these, never httpx's, sqlite3's or aiohttp's.
 """
@@ -34,3 +39,11 @@ class TemporaryError(DrainctlError):
 
 class PermanentError(DrainctlError):
     """A failure that retrying will not fix."""
+
+
+class JournalError(TemporaryError):
+    """The journal could not be read or written; the step it would have recorded is not taken."""
+
+
+class InvalidTransition(PermanentError):
+    """A phase change the state machine does not allow, or a write based on a stale copy of the episode."""

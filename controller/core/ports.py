@@ -10,7 +10,8 @@ raises only drainctl's own errors (`TemporaryError`: retry later; `PermanentErro
     SocketGauge    an independent count of a host's open sockets (Prometheus)
     Journal        every step of every drain, durable before it is acted on
     LeaderElector  of several controllers, only the leader acts
-    Listener       hears about every journaled transition, after the fact
+    Listener       hears every journaled transition and every event taken, after the fact (AsyncListener:
+                   the same, delivered from its own task)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Protocol
 
+from controller.core.announcements import Announcement
 from controller.core.errors import PermanentError
 from controller.core.models import Disposition, Drain, LifecycleEvent, Transition
 
@@ -79,7 +81,9 @@ class Journal(Protocol):
 
     Writes are synchronous: a decision and its journal line happen without an `await` in between. A write
     based on a stale copy of an episode, or a phase change the state machine does not allow, is refused
-    (`InvalidTransition`); a write that could not be made raises `JournalError` (temporary)."""
+    (`InvalidTransition`); a read or write that could not be made raises `JournalError` (temporary). Both are
+    in `controller.core.errors`, so every implementation raises the same. Opening one (`controller.journal.
+    open_journal`) migrates it to the schema this drainctl writes, or refuses it with a `ConfigError`."""
 
     def create(self, draft: Drain, *, event: LifecycleEvent, at: float, step: str, detail: str | None = None) -> Drain:
         """Start an episode for `event`: the episode, the event and the first transition, atomically."""
@@ -103,8 +107,12 @@ class Journal(Protocol):
     def drains(self, *, instance: str | None = None, limit: int = 100) -> list[Drain]:
         """Most recent episodes first."""
 
-    def transitions(self, *, drain_id: int | None = None, limit: int = 1000) -> list[Transition]:
-        """Journal lines in the order they were written (of one episode, or the most recent `limit`)."""
+    def transitions(
+        self, *, drain_id: int | None = None, after_seq: int | None = None, limit: int = 1000
+    ) -> list[Transition]:
+        """Journal lines in the order they were written: the first `limit` of one episode and/or with a seq
+        above `after_seq`, or else the most recent `limit`. `after_seq` makes the journal an outbox: a listener
+        that must not lose a line passes the last seq it delivered and gets every later one, none skipped."""
 
     def close(self) -> None: ...
 
@@ -124,8 +132,21 @@ class LeaderElector(Protocol):
 
 
 class Listener(Protocol):
-    """Hears about transitions after they are journaled. Called synchronously, never awaited by the engine:
-    a listener that must do I/O queues the transition and delivers it from its own task (`controller.listeners`).
-    A listener that raises is logged and ignored; it cannot delay or break a drain."""
+    """Hears what the engine did (`controller/core/announcements.py`), after it is journaled.
 
-    def transition(self, line: Transition, before: Drain | None, after: Drain) -> None: ...
+    `hear` is synchronous on purpose: the engine calls it right after the journal write returned, in the same
+    stretch of code, so it cannot suspend a pass between its decision and the next step, and what it keeps
+    (the metrics) is current as soon as the pass is. It must be quick and must not block. A listener that raises
+    is logged (once per kind of error) and ignored: it cannot delay or break a drain."""
+
+    def hear(self, announcement: Announcement) -> None: ...
+
+
+class AsyncListener(Protocol):
+    """A listener that does I/O (webhooks, Kubernetes events): `hear` is a coroutine function.
+
+    The engine never awaits it: each one gets its own bounded queue and delivery task, filled synchronously
+    and drained in order. One that hangs falls behind alone (past the bound its announcements are dropped and
+    logged); delivery that must not be lost reads the journal's transition sequence as an outbox instead."""
+
+    async def hear(self, announcement: Announcement) -> None: ...

@@ -28,6 +28,7 @@ from controller.api import build_app
 from controller.app import Assembly, assemble
 from controller.config import ApiConfig, ControllerConfig
 from controller.core.errors import ConfigError
+from controller.core.settings import HostPort
 
 log = logging.getLogger("drainctl.run")
 
@@ -80,16 +81,14 @@ async def _run_until(stop: asyncio.Event, controller: Assembly) -> int:
     return 0
 
 
-async def _listen(runner: web.AppRunner, listen: str) -> str:
-    host, _, port = listen.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
+async def _listen(runner: web.AppRunner, listen: HostPort) -> str:
     try:
-        await web.TCPSite(runner, host, int(port)).start()
+        await web.TCPSite(runner, listen.host, listen.port).start()
     except OSError as exc:
         why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         raise ConfigError(f"api.listen: cannot bind {listen}: {why}") from exc
     bound_host, bound_port = runner.addresses[0][:2]
-    return f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
+    return str(HostPort(str(bound_host), int(bound_port)))
 
 
 def _stop_on_signals() -> asyncio.Event:

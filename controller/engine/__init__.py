@@ -4,16 +4,16 @@ Public surface (for the API, `drainctl run` and the on-call CLI):
 
     from controller.engine import Engine, Submission, InstanceStatus, DryRun, UnknownInstance
 
-`running.Engine` is the facade; `reconciling` holds the state machine, `scheduling` the timers, `budgeting`
-the disruption budget (earliest deadline first), `queueing` the work queue, `metrics` the controller's metrics,
-`verifying` the zero-socket rule. The wiring from controller.yaml is the composition root, `controller/app.py`.
+`running.Engine` is the facade; `reconciling` holds the state machine, `triaging` the decision on each event,
+`scheduling` the timers, `budgeting` the disruption budget (earliest deadline first), `queueing` the work queue,
+`verifying` the zero-socket rule, `announcing` the listeners' seam (the metrics are a listener,
+`controller/listeners/metrics.py`). The wiring from controller.yaml is the composition root, `controller/app.py`.
 See docs/architecture.md.
 """
 
 from __future__ import annotations
 
 from controller.core.clocks import Clock, SystemClock
-from controller.engine.metrics import EngineMetrics
 from controller.engine.reconciling import Submission
 from controller.engine.running import DryRun, Engine, InstanceStatus, ManualDisabled, UnknownInstance
 
@@ -21,7 +21,6 @@ __all__ = [
     "Clock",
     "DryRun",
     "Engine",
-    "EngineMetrics",
     "InstanceStatus",
     "ManualDisabled",
     "Submission",

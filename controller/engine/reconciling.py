@@ -7,11 +7,15 @@ acted on, so a pass interrupted anywhere (kill -9) is resumed by the next contro
 - `pending`: wait for a disruption-budget slot (earliest deadline first; the deadline overrides the budget),
   then journal "drain requested" and send the drain request, once. Whatever its result, go on to verifying.
 - `draining` found on resume: the request may have been sent; it is never sent again -> verifying.
-- `verifying`: count sockets (`actions.verification`). Zero -> drained (graceful). No fall in the count for
-  `no_progress_window_s`, or the drain deadline -> forcing. A slow but moving drain runs to its deadline.
+- `verifying`: count sockets (`verifying`). Zero -> drained (graceful). No new lowest count for
+  `no_progress_window_s` since the drain request (`core/stall.py`, the rule the agent's fallback follows too),
+  or the drain deadline -> forcing. A slow but moving drain runs to its deadline.
 - `forcing`: reset what is left; retried on temporary errors until the release deadline -> drained (forced).
 - `drained`: release the platform (idempotent, retried until the platform's deadline) -> released.
 - `failed`: held until the release deadline (the host's own fallback may still act), then released all the same.
+
+After each journal write the reconciler announces it (`announcing.Announcer`): listeners hear about a step only
+once it is durable, and no listener is awaited inside a decide-and-write step.
 """
 
 from __future__ import annotations
@@ -23,14 +27,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controller.core.announcements import Journaled, Taken
 from controller.core.budget import Budget
 from controller.core.clocks import Clock
 from controller.core.errors import DrainctlError, PermanentError, TemporaryError
-from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase
+from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase, Transition
 from controller.core.ports import Hosts, Journal, NothingToRelease, Releaser
 from controller.core.settings import EngineConfig
+from controller.core.stall import Progress
+from controller.engine import triaging
+from controller.engine.announcing import Announcer
 from controller.engine.budgeting import admit
-from controller.engine.metrics import EngineMetrics
 from controller.engine.scheduling import backoff_s, must_start_by, plan
 from controller.engine.verifying import Observation, Verifier
 
@@ -49,30 +56,16 @@ class Submission:
 
 @dataclass
 class Watch:
-    """In-memory progress of one draining instance (not journaled: a resumed drain gets a fresh window)."""
+    """In-memory view of one draining instance (not journaled: a resumed drain gets a fresh window)."""
 
-    progress_at: float
-    """When the count last fell, or when the drain was requested."""
-    best: int | None = None
-    """Lowest count seen."""
+    progress: Progress
+    """The no-progress rule's state, from the drain request on (`core/stall.py`)."""
     last: Observation | None = None
     last_at: float | None = None
 
     def see(self, observation: Observation, now: float) -> None:
         self.last, self.last_at = observation, now
-        count = observation.count
-        if count is None:
-            return
-        if self.best is None:
-            # The first count is the baseline, not progress: the window keeps running from the drain request, so a
-            # drain call that timed out (a stopped app) does not buy the server another window.
-            self.best = count
-        elif count < self.best:
-            self.best, self.progress_at = count, now
-
-    def stalled(self, now: float, window_s: float) -> bool:
-        count = self.last.count if self.last else None
-        return count is not None and count > 0 and now - self.progress_at >= window_s
+        self.progress.see(observation.count, now)
 
 
 class Reconciler:
@@ -88,7 +81,7 @@ class Reconciler:
         budget: Budget,
         settings: EngineConfig,
         clock: Clock,
-        metrics: EngineMetrics,
+        announcer: Announcer,
         slots: Callable[[str], int],
     ) -> None:
         self._store = store
@@ -98,7 +91,7 @@ class Reconciler:
         self._budget = budget
         self._settings = settings
         self._clock = clock
-        self._metrics = metrics
+        self._announcer = announcer
         self._slots = slots
         self.drains: dict[str, Drain] = {}
         """The latest episode of each instance (the only one that may be unfinished)."""
@@ -118,45 +111,41 @@ class Reconciler:
     # --- intake --------------------------------------------------------------------------------------------
 
     def accept(self, event: LifecycleEvent, pool: str) -> Submission:
-        """Dedupe, merge into the running episode, drop as stale, or start a new episode."""
-        now = self._clock.now()
-        current = self.drains.get(event.instance)
-        if self._store.seen(event.id):
-            return self._counted(event, Submission(Disposition.DUPLICATE, current))
-        if current is not None and not current.finished:
-            return self._counted(event, Submission(Disposition.MERGED, self._merge(current, event)))
-        # An operator's drain or reset is always a new intent, never a late copy of an old notice.
-        operator = event.kind in (EventKind.MANUAL, EventKind.RESET)
-        if current is not None and not operator and event.not_after <= current.not_after:
-            self._store.log_event(event, at=now, disposition=Disposition.STALE, drain_id=current.id)
-            log.info("%s: event %s is older than drain %d, which already ran; ignored", event.instance, event.id,
-                     current.id)
-            return self._counted(event, Submission(Disposition.STALE, current))
-        holds = self.releaser(event.source).holds and event.kind not in (EventKind.MANUAL, EventKind.RESET)
-        draft = Drain(
-            id=0,
-            instance=event.instance,
-            pool=pool,
-            source=event.source,
-            kind=event.kind,
-            event_id=event.id,
-            not_after=event.not_after,
-            rate_per_s=event.rate_per_s or self._budget.drain_rate_per_s,
-            drain_deadline_s=(
-                event.drain_deadline_s if event.drain_deadline_s is not None else self._budget.drain_deadline_s
-            ),
-            needs_release=holds,
-            refs=(event.ref,) if holds and event.ref else (),
-            phase_since=now,
-            created_at=now,
-            updated_at=now,
+        """Dedupe, merge into the running episode, drop as stale, or start a new episode (`triaging`)."""
+        verdict = self.triage(event, pool)
+        current = verdict.current
+        if verdict.disposition is Disposition.DUPLICATE:
+            return self._taken(event, Submission(Disposition.DUPLICATE, current))
+        if verdict.disposition is Disposition.MERGED:
+            assert current is not None
+            return self._taken(event, Submission(Disposition.MERGED, self._merge(current, event)))
+        if verdict.disposition is Disposition.STALE:
+            assert current is not None
+            return self._taken(event, Submission(Disposition.STALE, self._stale(current, event)))
+        assert verdict.draft is not None
+        return self._taken(event, Submission(Disposition.STARTED, self._start(verdict.draft, event)))
+
+    def triage(self, event: LifecycleEvent, pool: str) -> triaging.Verdict:
+        """What `accept` would do with `event` now; reads the journal, writes nothing (`Engine.dry_run` too)."""
+        return triaging.triage(
+            event, current=self.drains.get(event.instance), seen=self._store.seen(event.id), pool=pool,
+            holds=self.releaser(event.source).holds, budget=self._budget, now=self._clock.now(),
         )
+
+    def _start(self, draft: Drain, event: LifecycleEvent) -> Drain:
+        now = draft.created_at
         detail = f"{event.kind} from {event.source}; platform deadline in {event.not_after - now:.1f} s"
         drain = self._store.create(draft, event=event, at=now, step="event accepted", detail=detail)
         self.drains[drain.instance] = drain
-        self._metrics.count_phases(self.drains.values())
+        self._announce_line(None, drain)
         log.info("%s: %s (drain %d)", drain.instance, detail, drain.id)
-        return self._counted(event, Submission(Disposition.STARTED, drain))
+        return drain
+
+    def _stale(self, current: Drain, event: LifecycleEvent) -> Drain:
+        self._store.log_event(event, at=self._clock.now(), disposition=Disposition.STALE, drain_id=current.id)
+        log.info("%s: event %s is older than drain %d, which already ran; ignored", event.instance, event.id,
+                 current.id)
+        return current
 
     def releaser(self, source: str) -> Releaser:
         return self._releasers.get(source, NOTHING_TO_RELEASE)
@@ -176,8 +165,8 @@ class Reconciler:
         detail = f"{event.kind} from {event.source} joins drain {current.id}"
         return self._move(current, "event merged", detail=detail, event=event, **changes)
 
-    def _counted(self, event: LifecycleEvent, submission: Submission) -> Submission:
-        self._metrics.events.labels(event.source, submission.disposition.value).inc()
+    def _taken(self, event: LifecycleEvent, submission: Submission) -> Submission:
+        self._announcer.announce(Taken(event, submission.disposition, submission.drain))
         return submission
 
     # --- passes --------------------------------------------------------------------------------------------
@@ -221,7 +210,7 @@ class Reconciler:
         )
         drain = self._move(drain, "drain requested", detail=detail, phase=Phase.DRAINING, drain_requested_at=now,
                            force_at=timers.force_at, release_by=timers.release_by)
-        self.watches[drain.instance] = Watch(progress_at=now)
+        self.watches[drain.instance] = self._watch(since=now)
         try:
             await host.drain(drain.rate_per_s)
         except DrainctlError as exc:
@@ -233,7 +222,7 @@ class Reconciler:
         return self._clock.now()
 
     async def _draining(self, drain: Drain) -> float | None:
-        self.watches[drain.instance] = Watch(progress_at=self._clock.now())
+        self.watches[drain.instance] = self._watch(since=self._clock.now())
         self._move(drain, "resumed", detail="the drain request may have been sent: not sending it again",
                    phase=Phase.VERIFYING)
         return self._clock.now()
@@ -243,7 +232,7 @@ class Reconciler:
         assert force_at is not None and release_by is not None
         if self._clock.now() >= release_by:
             return self._fail(drain, f"not verified at zero by the release deadline ({self._last_words(drain)})")
-        watch = self.watches.setdefault(drain.instance, Watch(progress_at=self._clock.now()))
+        watch = self.watches.setdefault(drain.instance, self._watch(since=self._clock.now()))
         seen = await self._verifier.observe(drain.instance, self._hosts.host(drain.instance))
         now = self._clock.now()
         watch.see(seen, now)
@@ -260,7 +249,7 @@ class Reconciler:
         left = seen.count if seen.count is not None else "an unknown number of"
         if now >= force_at:
             return self._force(drain, f"drain deadline reached with {left} sockets left", seen)
-        if watch.stalled(now, window_s):
+        if watch.progress.stalled(now):
             return self._force(drain, f"no progress for {window_s:g} s at {left} sockets", seen)
         return min(now + self._settings.poll_interval_s, force_at)
 
@@ -277,7 +266,6 @@ class Reconciler:
             reset = await self._hosts.host(drain.instance).reset()
         except TemporaryError as exc:
             return self._retry_at(drain, exc, cap=drain.release_by)
-        self._metrics.sockets_reset.inc(reset)
         self._move(drain, "reset done", detail=f"{reset} sockets reset", phase=Phase.DRAINED, outcome=Outcome.FORCED,
                    sockets_reset=drain.sockets_reset + reset, sockets_last=0)
         return self._clock.now()
@@ -318,8 +306,8 @@ class Reconciler:
         if drain.phase is Phase.FAILED:
             self._move(drain, "release given up", detail=why, release_error=str(exc))
         else:
-            self._metrics.failures.labels(_cause(exc)).inc()
-            self._move(drain, "release given up", detail=why, phase=Phase.FAILED, reason=why, release_error=str(exc))
+            self._move(drain, "release given up", detail=why, phase=Phase.FAILED, reason=why, release_error=str(exc),
+                       cause=_cause(exc))
 
     # --- operator reset ------------------------------------------------------------------------------------
 
@@ -340,7 +328,6 @@ class Reconciler:
         """An operator's reset of an instance already drained (or failed) but not yet released."""
         drain = self._move(drain, "reset requested by operator")
         reset = await self._hosts.host(drain.instance).reset()
-        self._metrics.sockets_reset.inc(reset)
         total = drain.sockets_reset + reset
         return self._move(drain, "reset done", detail=f"{reset} sockets reset", sockets_reset=total)
 
@@ -348,10 +335,9 @@ class Reconciler:
 
     def _fail(self, drain: Drain, reason: str) -> float:
         error = self._errors.get(drain.instance)
-        self._metrics.failures.labels(_cause(error)).inc()
         log.error("%s: drain %d failed: %s", drain.instance, drain.id, reason)
         self._move(drain, "failed", detail=reason, phase=Phase.FAILED, outcome=Outcome.FAILED, reason=reason,
-                   last_error=str(error) if error else drain.last_error)
+                   last_error=str(error) if error else drain.last_error, cause=_cause(error))
         return self._clock.now()
 
     def _retry_at(self, drain: Drain, exc: TemporaryError, *, cap: float | None = None) -> float:
@@ -374,6 +360,9 @@ class Reconciler:
             return f"last count: {watch.last.describe()}"
         return "no count"
 
+    def _watch(self, *, since: float) -> Watch:
+        return Watch(Progress(window_s=self._budget.no_progress_window_s, since=since))
+
     def _move(
         self,
         drain: Drain,
@@ -381,9 +370,12 @@ class Reconciler:
         *,
         detail: str | None = None,
         event: LifecycleEvent | None = None,
+        cause: str | None = None,
         **changes: Any,
     ) -> Drain:
-        """Journal a step (durably), then make it the episode's current state."""
+        """Journal a step (durably), make it the episode's current state, then announce it.
+
+        `cause`: when the step fails the drain, what made it fail (a metric label, see `_cause`)."""
         now = self._clock.now()
         after = dataclasses.replace(drain, updated_at=now, **changes)
         moved = after.phase is not drain.phase
@@ -394,13 +386,29 @@ class Reconciler:
         self.drains[drain.instance] = after
         if moved:
             self._attempts.pop(drain.instance, None)
-            self._metrics.phase_seconds.labels(drain.phase.value).observe(max(0.0, now - drain.phase_since))
-            self._metrics.count_phases(self.drains.values())
             log.info("%s: %s -> %s: %s%s", drain.instance, drain.phase, after.phase, step,
                      f" ({detail})" if detail else "")
-        if after.outcome is not None and drain.outcome is None:
-            self._metrics.drains.labels(after.outcome.value).inc()
+        self._announce_line(drain, after, cause=cause)
         return after
+
+    def _announce_line(self, before: Drain | None, after: Drain, *, cause: str | None = None) -> None:
+        """Announce the journal line just written for `after` (never raises: the step is done either way)."""
+        if not self._announcer.listeners:
+            return
+        try:
+            line = self._line_written(after)
+        except DrainctlError as exc:
+            log.warning("%s: journal line of drain %d not announced: %s", after.instance, after.id, exc)
+            return
+        self._announcer.announce(Journaled(line, before, after, cause))
+
+    def _line_written(self, drain: Drain) -> Transition:
+        """The journal's latest line, read back for its `seq`: writes are synchronous and only this engine
+        writes, so it is the one just written (checked; else the episode's own lines are read)."""
+        latest = self._store.transitions(limit=1)
+        if latest and latest[-1].drain_id == drain.id:
+            return latest[-1]
+        return self._store.transitions(drain_id=drain.id, limit=1_000_000)[-1]
 
 
 def _cause(error: DrainctlError | None) -> str:

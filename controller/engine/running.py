@@ -1,6 +1,6 @@
 """The engine: sources in, reconcile passes out. The controller's public surface for the API and the CLI.
 
-    engine = Engine(store=..., hosts=..., verifier=..., releasers=..., inventory={"A": "web"}, ...)
+    engine = Engine(store=..., hosts=..., verifier=..., releasers=..., inventory={"A": "web"}, listeners=[...])
     engine.submit(event)                  # from a source or the API: Submission(disposition, drain)
     engine.drain("A", deadline_s=30)      # an operator's manual drain (the manual source)
     await engine.reset("A")               # an operator's force-reset
@@ -10,6 +10,11 @@
 One worker per instance at a time; instances are worked on concurrently. On construction the engine resumes
 every unfinished episode found in the journal. `run_due()` runs every pass that is due now and returns: the
 engine's tests drive it with a fake clock instead of `run()`.
+
+Listeners (`listeners=`: the metrics, later webhooks) hear every journaled transition and every event taken,
+after the fact (`announcing`); the engine knows them only by the ports of the core, and the API finds the
+metrics among `engine.listeners`. A synchronous listener is current when a pass returns; an async one is
+delivered from its own task, so `run_due()` does not wait for it.
 """
 
 from __future__ import annotations
@@ -22,15 +27,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.core import operator as manual_source
+from controller.core.announcements import Resumed
 from controller.core.budget import Budget
 from controller.core.clocks import Clock, SystemClock
 from controller.core.errors import DrainctlError, PermanentError
 from controller.core.inventory import Inventory
-from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Phase, Transition
-from controller.core.ports import Hosts, Journal, Releaser, Source
+from controller.core.models import Disposition, Drain, LifecycleEvent, Phase, Transition
+from controller.core.ports import AsyncListener, Hosts, Journal, Listener, Releaser, Source
 from controller.core.settings import EngineConfig
+from controller.engine.announcing import Announcer
 from controller.engine.budgeting import admit
-from controller.engine.metrics import EngineMetrics
 from controller.engine.queueing import DueQueue
 from controller.engine.reconciling import Reconciler, Submission
 from controller.engine.scheduling import Plan, must_start_by, plan
@@ -82,12 +88,12 @@ class Engine:
         budget: Budget,
         settings: EngineConfig,
         clock: Clock | None = None,
-        metrics: EngineMetrics | None = None,
+        listeners: Sequence[Listener | AsyncListener] = (),
         manual_enabled: bool = True,
     ) -> None:
         """`inventory`: instance -> pool. `slots(pool)`: how many of the pool may drain at once."""
         self.clock = clock or SystemClock()
-        self.metrics = metrics or EngineMetrics()
+        self._announcer = Announcer(listeners)
         self.budget = budget
         self.inventory = inventory if isinstance(inventory, Inventory) else Inventory(inventory)
         self._store = store
@@ -96,7 +102,7 @@ class Engine:
         self._manual_enabled = manual_enabled
         self._reconciler = Reconciler(
             store=store, hosts=hosts, verifier=verifier, releasers=releasers, budget=budget, settings=settings,
-            clock=self.clock, metrics=self.metrics, slots=slots,
+            clock=self.clock, announcer=self._announcer, slots=slots,
         )
         self._queue = DueQueue()
         self._busy: set[str] = set()
@@ -147,29 +153,30 @@ class Engine:
 
     def dry_run(self, event: LifecycleEvent) -> DryRun:
         """What `submit(event)` would do now, changing nothing (for `drainctl drain --dry-run`)."""
-        self._pool(event.instance)
-        now = self.clock.now()
+        verdict = self._reconciler.triage(event, self._pool(event.instance))
         rate = event.rate_per_s or self.budget.drain_rate_per_s
-        current = self._reconciler.drains.get(event.instance)
-        if self._store.seen(event.id):
+        current, draft = verdict.current, verdict.draft
+        if verdict.disposition is Disposition.DUPLICATE:
             return DryRun(Disposition.DUPLICATE, False, "this event was already received", None, rate)
-        if current is not None and not current.finished:
+        if verdict.disposition is Disposition.MERGED:
+            assert current is not None
             why = f"{event.instance} is already in drain {current.id} ({current.phase}); the event would join it"
             return DryRun(Disposition.MERGED, False, why, None, rate)
-        if current is not None and event.kind is not EventKind.RESET and event.not_after <= current.not_after:
+        if verdict.disposition is Disposition.STALE:
+            assert current is not None
             return DryRun(Disposition.STALE, False, f"older than drain {current.id}, which already ran", None, rate)
-        holds = self._reconciler.releaser(event.source).holds and event.kind not in (EventKind.MANUAL,
-                                                                                       EventKind.RESET)
-        deadline_s = event.drain_deadline_s if event.drain_deadline_s is not None else self.budget.drain_deadline_s
-        draft = Drain(id=-1, instance=event.instance, pool=self._pool(event.instance), source=event.source,
-                      kind=event.kind, event_id=event.id, not_after=event.not_after, rate_per_s=rate,
-                      drain_deadline_s=deadline_s, needs_release=holds, created_at=now)
-        start_by = must_start_by(not_after=event.not_after, budget=self.budget, holds=holds)
+        assert draft is not None
+        return self._preview(draft)
+
+    def _preview(self, draft: Drain) -> DryRun:
+        """Whether a drafted episode would start now (the disruption budget), and its timers if it did."""
+        now, holds = self.clock.now(), draft.needs_release
+        start_by = must_start_by(not_after=draft.not_after, budget=self.budget, holds=holds)
         others = [*self._reconciler.drains.values(), draft]
         verdict = admit(draft, others, slots=self._slots(draft.pool), now=now, must_start_by=start_by)
-        timers = plan(start=now, not_after=event.not_after, drain_deadline_s=deadline_s, budget=self.budget,
-                      holds=holds)
-        return DryRun(Disposition.STARTED, verdict.start, verdict.why, timers, rate)
+        timers = plan(start=now, not_after=draft.not_after, drain_deadline_s=draft.drain_deadline_s,
+                      budget=self.budget, holds=holds)
+        return DryRun(Disposition.STARTED, verdict.start, verdict.why, timers, draft.rate_per_s)
 
     async def reset(self, instance: str) -> Drain:
         """An operator's force-reset: the running drain is forced now, or a reset-only episode is started.
@@ -193,6 +200,11 @@ class Engine:
         return drain
 
     # --- reading -------------------------------------------------------------------------------------------
+
+    @property
+    def listeners(self) -> tuple[Listener | AsyncListener, ...]:
+        """The listeners the engine was given, in order."""
+        return self._announcer.listeners
 
     def get(self, instance: str) -> Drain | None:
         return self._reconciler.drains.get(instance)
@@ -249,6 +261,10 @@ class Engine:
 
     def next_due(self) -> float | None:
         return self._queue.next_at(busy=self._busy)
+
+    async def aclose(self) -> None:
+        """Stop the async listeners' delivery tasks (what they had not delivered yet is dropped)."""
+        await self._announcer.aclose()
 
     async def _work(self, key: str) -> None:
         due: float | None
@@ -315,7 +331,7 @@ class Engine:
         for drain in unfinished:
             self._reconciler.drains[drain.instance] = drain
             self._queue.schedule(drain.instance, now)
-        self.metrics.count_phases(self._reconciler.drains.values())
+        self._announcer.announce(Resumed(tuple(self._reconciler.drains.values())))
         if unfinished:
             log.info("journal: resuming %d unfinished drains: %s", len(unfinished),
                      ", ".join(f"{d.instance} ({d.phase})" for d in unfinished))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.core.budget import Budget
+from controller.core.retrying import backoff_s as _backoff_s
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,6 @@ def must_start_by(*, not_after: float, budget: Budget, holds: bool) -> float:
 
 
 def backoff_s(attempt: int, *, initial_s: float, max_s: float, hint_s: float | None = None) -> float:
-    """Delay before retry `attempt` (1, 2, ...) after a temporary error: doubling, capped, at least the hint."""
-    delay = min(max_s, initial_s * 2.0 ** max(0, attempt - 1))
-    return max(delay, min(hint_s, max_s)) if hint_s is not None else delay
+    """Delay before retry `attempt` (1, 2, ...) after a temporary error: doubling, capped, at least the hint
+    (the one backoff: controller/core/retrying.py)."""
+    return _backoff_s(attempt, initial_s=initial_s, max_s=max_s, hint_s=hint_s)

@@ -1,22 +1,33 @@
 """The controller's client of a node agent's HTTP API (controller/agent/routes.py, DESIGN.md §6).
 
-httpx errors and HTTP statuses become ours at this boundary:
+The paths and bodies are the wire protocol's (controller/protocol/agent.py), the same models the agent's routes
+use. httpx errors, HTTP statuses and answers that are not the protocol's become ours at this boundary:
 
     AgentUnreachable (TemporaryError)   the agent did not accept the connection (down, wrong address, partition)
     AgentTimeout (TemporaryError)       no answer in time, or 504: the app's drain hook timed out (stopped app)
     AgentUnauthorized (PermanentError)  401: the token is wrong
     AgentError (PermanentError)         any other 4xx/5xx, or an answer that is not the documented JSON
+
+Transport errors are mapped by the shared `controller.core.http.HttpErrors`; statuses here, because an
+`AgentError` keeps its status and a 504 is a timeout. Requests are built unvalidated (`model_construct`): the
+agent judges what it accepts (a newer one may accept more) and refuses the rest with a 400, as it always has.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from controller.core.errors import PermanentError, TemporaryError
+from controller.core.http import HttpErrors, async_client, bearer
+from controller.protocol import agent as wire
+from controller.protocol.agent import Notice
+
+__all__ = ["AgentClient", "AgentError", "AgentTimeout", "AgentUnauthorized", "AgentUnreachable", "Notice"]
+
+Answer = TypeVar("Answer", bound=BaseModel)
 
 
 class AgentUnreachable(TemporaryError):
@@ -39,94 +50,63 @@ class AgentError(PermanentError):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Notice:
-    """A platform lifecycle notice as the agent reports it (`GET /v1/notices`)."""
-
-    id: str
-    kind: str
-    not_after: float
-    """Unix seconds: the platform deletes the host at this time."""
-    state: str
-    """`open`, `draining` or `released`."""
-    drain_started_by: str | None
-    """`controller`, `agent` (its local fallback) or None."""
-    reset: int | None
-    """Sockets the agent's fallback reset for this notice, None when it reset none."""
-    released_at: float | None
-    released_by: str | None = None
-    seen_at: float | None = None
-
-    @classmethod
-    def from_json(cls, raw: Any) -> Notice:
-        try:
-            return cls(
-                id=str(raw["id"]),
-                kind=str(raw["kind"]),
-                not_after=float(raw["not_after"]),
-                state=str(raw["state"]),
-                drain_started_by=raw.get("drain_started_by"),
-                reset=_optional(int, raw.get("reset")),
-                released_at=_optional(float, raw.get("released_at")),
-                released_by=raw.get("released_by"),
-                seen_at=_optional(float, raw.get("seen_at")),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise AgentError(f"agent sent a malformed notice: {exc!r}") from exc
-
-
 class AgentClient:
     """One agent, one connection pool. The token is sent on every call and never logged."""
 
-    def __init__(self, base_url: str, token: str, *, timeout_s: float = 3.0) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s
+    def __init__(
+        self, base_url: str, token: str, *, timeout_s: float = 3.0, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        """`transport`: for unit tests of the client's own parsing (httpx.MockTransport); None: the network."""
+        self._http = async_client(base_url=base_url, headers=bearer(token), timeout=timeout_s, transport=transport,
+                                  trust_env=True)
+        self._errors = HttpErrors(
+            f"agent {self._http.base_url}", timeout=AgentTimeout, unreachable=AgentUnreachable,
+            timeout_text="{where}: no answer to {what}", unreachable_text="{where} unreachable: {why}",
         )
 
     async def drain(self, rate_per_s: float) -> None:
         """Ask the agent to have its app drain at `rate_per_s` disconnects per second."""
-        await self._call("POST", "/v1/drain", json={"rate_per_s": rate_per_s})
+        body = wire.DrainRequest.model_construct(rate_per_s=rate_per_s)
+        await self._call("POST", wire.DRAIN, wire.DrainAnswer, body=body)
 
     async def connections(self) -> int:
         """Established sockets on the service port, counted by the host's kernel."""
-        return int(_field(await self._call("GET", "/v1/connections"), "established"))
+        return (await self._call("GET", wire.CONNECTIONS, wire.ConnectionsAnswer)).established
 
     async def reset(self) -> int:
         """Reset (TCP RST) every established socket on the service port; how many were reset."""
-        return int(_field(await self._call("POST", "/v1/reset"), "reset"))
+        return (await self._call("POST", wire.RESET, wire.ResetAnswer)).reset
 
     async def notices(self) -> list[Notice]:
-        notices = _field(await self._call("GET", "/v1/notices"), "notices")
-        if not isinstance(notices, list):
-            raise AgentError("agent sent notices that are not a list")
-        return [Notice.from_json(raw) for raw in notices]
+        return (await self._call("GET", wire.NOTICES, wire.NoticesAnswer)).notices
 
     async def notice(self, notice_id: str) -> Notice:
-        return Notice.from_json(await self._call("GET", f"/v1/notices/{_segment(notice_id)}"))
+        return await self._call("GET", wire.notice_path(notice_id), Notice)
 
     async def post_notice(self, notice_id: str, kind: str, not_after: float) -> Notice:
         """Report a platform notice (the local source and the testbed supervisor do); idempotent by id."""
-        body = {"id": notice_id, "kind": kind, "not_after": not_after}
-        return Notice.from_json(await self._call("POST", "/v1/notices", json=body))
+        body = wire.NoticeRequest.model_construct(id=notice_id, kind=kind, not_after=not_after)
+        return await self._call("POST", wire.NOTICES, Notice, body=body)
 
     async def release(self, notice_id: str) -> None:
         """Tell the agent the host may go: the platform proceeds with the notice."""
-        await self._call("POST", f"/v1/notices/{_segment(notice_id)}/release")
+        await self._call("POST", wire.release_path(notice_id), Notice)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, *, json: Any = None) -> Any:
+    async def _call(self, method: str, path: str, answer: type[Answer], *, body: BaseModel | None = None) -> Answer:
+        what = f"{method} {path}"
+        json = None if body is None else body.model_dump(mode="json")
         try:
             response = await self._http.request(method, path, json=json)
-        except httpx.TimeoutException as exc:
-            raise AgentTimeout(f"agent {self._http.base_url}: no answer to {method} {path}") from exc
         except httpx.TransportError as exc:
-            raise AgentUnreachable(f"agent {self._http.base_url} unreachable: {type(exc).__name__}: {exc}") from exc
-        return _body(response, f"{method} {path}")
+            raise self._errors.from_transport(exc, what) from exc
+        return _parsed(_checked(response, what), answer, what)
 
 
-def _body(response: httpx.Response, what: str) -> Any:
+def _checked(response: httpx.Response, what: str) -> Any:
+    """The JSON of a 2xx answer; else the error its status means."""
     if response.status_code == 401:
         raise AgentUnauthorized(f"agent refused the token ({what}: 401)")
     if response.status_code == 504:
@@ -140,22 +120,20 @@ def _body(response: httpx.Response, what: str) -> Any:
         raise AgentError(f"agent: {what}: HTTP {status}, not JSON", status=status) from exc
 
 
+def _parsed(raw: Any, answer: type[Answer], what: str) -> Answer:
+    try:
+        return answer.model_validate(raw)
+    except ValidationError as exc:
+        raise AgentError(f"agent: {what}: malformed answer: {_first_error(exc)}") from exc
+
+
 def _reason(response: httpx.Response) -> str:
     try:
-        return str(response.json()["error"])
-    except (ValueError, KeyError, TypeError):
+        return wire.ErrorAnswer.model_validate_json(response.content).error
+    except ValidationError:
         return response.text[:200] or "no reason given"
 
 
-def _field(body: Any, name: str) -> Any:
-    if not isinstance(body, dict) or name not in body:
-        raise AgentError(f"agent's answer lacks {name!r}")
-    return body[name]
-
-
-def _optional(kind: type[int] | type[float], value: Any) -> Any:
-    return None if value is None else kind(value)
-
-
-def _segment(notice_id: str) -> str:
-    return quote(notice_id, safe="")
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc']) or 'body'}: {first['msg']}"

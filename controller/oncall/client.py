@@ -4,7 +4,7 @@ httpx errors and HTTP statuses become ours at this boundary, each one line an on
 
     DrainctlError
     ├── ConfigError                  (CLI exit 2: a usage error)
-    │   ├── ControllerRefusedToken   401: the token is not the controller's (the token is never shown)
+    │   ├── ControllerRefusedToken   401/403: the token is not the controller's (the token is never shown)
     │   ├── NotFound                 404: unknown instance or drain
     │   └── BadRequest               400: the controller refused a value of the request
     ├── TemporaryError               (CLI exit 1)
@@ -14,17 +14,21 @@ httpx errors and HTTP statuses become ours at this boundary, each one line an on
         ├── ManualDrainsDisabled     409: `sources.manual.enabled: false` in the controller's config
         └── ControllerError          any other error status, or an answer that is not the documented JSON
 
-Bodies come back as the API's JSON objects (controller/api/shapes.py documents them).
+The mapping is the shared one (controller/core/http.py), reworded for on-call and with the API's own statuses
+first (400, 404, 409, 503 carry the API's `{"error": ...}` as the whole message). Bodies come back as the API's
+JSON objects (controller/api/shapes.py documents them).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from controller.core.errors import ConfigError, DrainctlError, PermanentError, TemporaryError
+from controller.core.http import CREDENTIAL_STATUSES, HttpErrors, bearer, client, reason_text, send_sync
 
 DEFAULT_TIMEOUT_S = 10.0
 """Per request. Generous: a reset waits for the host's agent, which waits for the kernel."""
@@ -63,6 +67,32 @@ _BY_STATUS: dict[int, type[DrainctlError]] = {
 }
 
 
+@dataclass(frozen=True)
+class _ControllerErrors(HttpErrors):
+    """The API's statuses with its own message first; any other error status is a `ControllerError`."""
+
+    def from_status(self, response: httpx.Response, what: str) -> DrainctlError | None:
+        status = response.status_code
+        if response.is_success or status in CREDENTIAL_STATUSES:
+            return super().from_status(response, what)
+        reason, kind = _reason(response), _BY_STATUS.get(status)
+        if reason is None:
+            return ControllerError(f"{self.where} answered {what} with HTTP {status} but not with drainctl's JSON: "
+                                   "is it the controller's API?")
+        return kind(reason) if kind is not None else super().from_status(response, what)
+
+
+def _errors(base_url: str) -> HttpErrors:
+    return _ControllerErrors(
+        f"the controller at {base_url}", timeout=ControllerUnreachable, unreachable=ControllerUnreachable,
+        unavailable=ControllerError, credentials=ControllerRefusedToken, refused=ControllerError,
+        malformed=ControllerError,
+        reason=lambda response: _reason(response) or reason_text(response),
+        unreachable_text="cannot reach {where}: {why}", credentials_text="{where} refused the token ({status})",
+        status_text="{what}: HTTP {status}: {reason}", malformed_text="{what}: {problem}",
+    )
+
+
 class ControllerClient:
     """One controller, one connection pool. The token goes in every request's header and nowhere else.
 
@@ -79,10 +109,8 @@ class ControllerClient:
     ) -> None:
         """`transport`: for unit tests of the client's own parsing (httpx.MockTransport); None: the network."""
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s, trust_env=False,
-            transport=transport,
-        )
+        self._http = client(base_url=self.base_url, headers=bearer(token), timeout=timeout_s, transport=transport)
+        self._errors = _errors(self.base_url)
 
     def __enter__(self) -> ControllerClient:
         return self
@@ -136,44 +164,8 @@ class ControllerClient:
     def _call(
         self, method: str, path: str, *, json: Any = None, params: dict[str, str | int] | None = None
     ) -> dict[str, Any]:
-        try:
-            response = self._http.request(method, path, json=json, params=params)
-        except httpx.TimeoutException as exc:
-            raise ControllerUnreachable(f"the controller at {self.base_url} did not answer {method} {path} in "
-                                        "time") from exc
-        except httpx.TransportError as exc:
-            raise ControllerUnreachable(f"cannot reach the controller at {self.base_url}: {_why(exc)}") from exc
-        return self._body(response, f"{method} {path}")
-
-    def _body(self, response: httpx.Response, what: str) -> dict[str, Any]:
-        status = response.status_code
-        if status == 401:
-            raise ControllerRefusedToken(f"the controller at {self.base_url} refused the token (401)")
-        if not response.is_success:
-            reason, kind = _reason(response), _BY_STATUS.get(status)
-            if reason is None:
-                raise ControllerError(f"{self.base_url} answered {what} with HTTP {status} but not with drainctl's "
-                                      "JSON: is it the controller's API?")
-            if kind is None:
-                raise ControllerError(f"{what}: HTTP {status}: {reason}")
-            raise kind(reason)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise ControllerError(f"{what}: HTTP {status}, but the answer is not JSON") from exc
-        if not isinstance(body, dict):
-            raise ControllerError(f"{what}: expected a JSON object, got {type(body).__name__}")
-        return body
-
-
-def _why(exc: httpx.TransportError) -> str:
-    """The operating system's words when there are some (`connection refused`), else httpx's."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror.lower()
-        cause = cause.__cause__ or cause.__context__
-    return str(exc) or type(exc).__name__
+        response = send_sync(self._http, self._errors, method, path, json=json, params=params)
+        return self._errors.json_object(response, f"{method} {path}")
 
 
 def _reason(response: httpx.Response) -> str | None:

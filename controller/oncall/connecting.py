@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import typer
 
 from controller.core.errors import ConfigError
-from controller.core.settings import read_token
+from controller.core.settings import http_url, read_token
 from controller.oncall.client import ControllerClient, ControllerRefusedToken, ControllerUnreachable
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:9300"
@@ -51,17 +50,13 @@ def connect(url: str, token_file: Path) -> Iterator[ControllerClient]:
 
 def controller_url(url: str) -> str:
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises on a malformed port)
+        return http_url(url)
     except ValueError as exc:
-        raise ConfigError(f"--controller: malformed URL {url!r}: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--controller: expected an http:// or https:// URL with a host, got {url!r}")
-    return url.rstrip("/")
+        raise ConfigError(f"--controller: {exc}") from exc
 
 
 def _token(path: Path) -> str:
     try:
-        return read_token(path)
-    except ValueError as exc:
-        raise ConfigError(f"--token-file: {exc} (set --token-file or DRAINCTL_TOKEN_FILE)") from exc
+        return read_token(path, where="--token-file")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (set --token-file or DRAINCTL_TOKEN_FILE)") from exc

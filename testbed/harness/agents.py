@@ -11,19 +11,22 @@ from __future__ import annotations
 import signal
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, TypeVar
 
 import httpx
 import yaml
+from pydantic import BaseModel, ValidationError
 
-from controller.core.errors import PermanentError, TemporaryError
-from testbed.addresses import HostPort, parse_hostport
-from testbed.harness.exposition import metric_sum
+from controller.core.errors import PermanentError
+from controller.protocol import agent as wire
+from testbed.addresses import HostPort, ready_address
+from testbed.harness.http import ProcessApi
 from testbed.harness.servers import ServerProcess
 from testbed.harness.supervising import Supervised
 
 _HTTP_TIMEOUT_S = 10.0
+
+Answer = TypeVar("Answer", bound=BaseModel)
 
 APP_TIMEOUT_S = 0.5
 """The agent's drain-hook timeout in the testbed (agent default 2 s): a stopped server shows as a 504 within half
@@ -69,12 +72,9 @@ class AgentProcess:
         self.server = server
         self.token = token
         self.token_file = token_file
-        try:
-            self.listen: HostPort = parse_hostport(str(ready["listen"]), option="agent ready.listen")
-        except KeyError as exc:
-            raise PermanentError(f"agent {name}: ready line lacks 'listen': {dict(ready)!r}") from exc
+        self.listen: HostPort = ready_address(ready, "listen", who=f"agent {name}")
         self.pid = process.pid
-        self._http = httpx.Client(base_url=self.url, timeout=_HTTP_TIMEOUT_S, trust_env=False)
+        self._api = ProcessApi(self.url, name=f"agent {name}", token=token, timeout_s=_HTTP_TIMEOUT_S)
         """One keep-alive connection pool (thread-safe): a client per call would cost a TLS context each time."""
 
     def __repr__(self) -> str:
@@ -84,48 +84,42 @@ class AgentProcess:
     def url(self) -> str:
         return f"http://{self.listen}"
 
-    def request(self, method: str, path: str, *, json: Any = None, token: str | None = None) -> httpx.Response:
+    def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> httpx.Response:
         """One call with the agent's token (or `token`, e.g. a wrong one); the raw response, any status."""
-        headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
-        try:
-            return self._http.request(method, path, json=json, headers=headers)
-        except httpx.HTTPError as exc:
-            raise TemporaryError(f"agent {self.name}: {method} {path} failed: {exc}") from exc
+        return self._api.request(method, path, token=token, **kwargs)
 
     def _ok(self, method: str, path: str, *, json: Any = None) -> Any:
-        response = self.request(method, path, json=json)
-        if response.status_code >= 400:
-            raise PermanentError(f"agent {self.name}: {method} {path} answered {response.status_code}: "
-                                 f"{response.text[:200]}")
-        return response.json() if response.headers.get("content-type", "").startswith("application/json") else None
+        return self._api.json(method, path, json=json)
 
     def connections(self) -> int:
         """Established sockets on the server's port, counted by the kernel."""
-        return int(self._ok("GET", "/v1/connections")["established"])
+        return self._answer(wire.ConnectionsAnswer, "GET", wire.CONNECTIONS).established
 
-    def post_notice(self, notice_id: str, kind: str, not_after: float) -> dict[str, Any]:
+    def post_notice(self, notice_id: str, kind: str, not_after: float) -> wire.Notice:
         """Report a platform notice to the agent (what the platform's notice reader does on a real host)."""
-        body: dict[str, Any] = self._ok("POST", "/v1/notices", json={"id": notice_id, "kind": kind,
-                                                                      "not_after": not_after})
-        return body
+        body = {"id": notice_id, "kind": kind, "not_after": not_after}
+        return self._answer(wire.Notice, "POST", wire.NOTICES, json=body)
 
-    def notice(self, notice_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = self._ok("GET", f"/v1/notices/{quote(notice_id, safe='')}")
-        return body
+    def notice(self, notice_id: str) -> wire.Notice:
+        return self._answer(wire.Notice, "GET", wire.notice_path(notice_id))
+
+    def _answer(self, model: type[Answer], method: str, path: str, *, json: Any = None) -> Answer:
+        """The agent's answer as its wire-protocol model (controller/protocol/agent.py)."""
+        try:
+            return model.model_validate(self._ok(method, path, json=json))
+        except ValidationError as exc:
+            raise PermanentError(f"agent {self.name}: {method} {path}: malformed answer: {exc}") from exc
 
     def metrics_text(self) -> str:
-        response = self.request("GET", "/metrics")
-        if response.status_code != 200:
-            raise PermanentError(f"agent {self.name}: GET /metrics answered {response.status_code}")
-        return response.text
+        return self._api.ok("GET", "/metrics").text
 
     def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float:
         """e.g. `metric("drainctl_agent_drains_requested_total", {"by": "controller"})`."""
-        return metric_sum(self.metrics_text(), name, labels, where=f"agent {self.name}")
+        return self._api.metric(name, labels)
 
     def close(self) -> None:
         """Release the HTTP connection pool (the fleet does, when it closes)."""
-        self._http.close()
+        self._api.close()
 
     def kill(self) -> int | None:
         """SIGKILL (the host vanished with its server)."""

@@ -17,10 +17,9 @@ from urllib.parse import quote
 import httpx
 
 from controller.core.budget import Budget
-from controller.core.errors import PermanentError, TemporaryError
-from testbed.addresses import HostPort, parse_hostport
+from testbed.addresses import HostPort, ready_address
 from testbed.harness.agents import AgentProcess
-from testbed.harness.exposition import metric_sum
+from testbed.harness.http import ProcessApi
 from testbed.harness.prometheus import Prometheus
 from testbed.harness.supervising import Supervised
 from testbed.harness.waiting import wait_for
@@ -78,12 +77,9 @@ class ControllerProcess:
     def __init__(self, process: Supervised, ready: Mapping[str, Any], *, token: str) -> None:
         self.process = process
         self.token = token
-        try:
-            self.api: HostPort = parse_hostport(str(ready["api"]), option="controller ready.api")
-        except KeyError as exc:
-            raise PermanentError(f"controller: ready line lacks 'api': {dict(ready)!r}") from exc
+        self.api: HostPort = ready_address(ready, "api", who="controller")
         self.pid = process.pid
-        self._http = httpx.Client(base_url=self.url, timeout=_HTTP_TIMEOUT_S, trust_env=False)
+        self._api = ProcessApi(self.url, name="controller", token=token, timeout_s=_HTTP_TIMEOUT_S)
         """One keep-alive connection pool (thread-safe): a client per call would cost a TLS context each time."""
 
     def __repr__(self) -> str:
@@ -97,19 +93,12 @@ class ControllerProcess:
     def log_path(self) -> Path:
         return self.process.log_path
 
-    def request(self, method: str, path: str, *, json: Any = None, token: str | None = None) -> httpx.Response:
+    def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> httpx.Response:
         """One API call with the controller's token (or `token`); the raw response, any status."""
-        headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
-        try:
-            return self._http.request(method, path, json=json, headers=headers)
-        except httpx.HTTPError as exc:
-            raise TemporaryError(f"controller: {method} {path} failed: {exc}") from exc
+        return self._api.request(method, path, token=token, **kwargs)
 
     def _ok(self, method: str, path: str, *, json: Any = None) -> dict[str, Any]:
-        response = self.request(method, path, json=json)
-        if response.status_code >= 400:
-            raise PermanentError(f"controller: {method} {path} answered {response.status_code}: {response.text[:300]}")
-        body: dict[str, Any] = response.json()
+        body: dict[str, Any] = self._api.json(method, path, json=json)
         return body
 
     def post_event(self, instance: str, *, kind: str, not_after: float, notice_id: str) -> dict[str, Any]:
@@ -140,14 +129,11 @@ class ControllerProcess:
         return self._ok("POST", f"/v1/instances/{quote(instance, safe='')}/reset")
 
     def metrics_text(self) -> str:
-        response = self.request("GET", "/metrics")
-        if response.status_code != 200:
-            raise PermanentError(f"controller: GET /metrics answered {response.status_code}")
-        return response.text
+        return self._api.ok("GET", "/metrics").text
 
     def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float:
         """e.g. `metric("drainctl_drains_total", {"outcome": "graceful"})`."""
-        return metric_sum(self.metrics_text(), name, labels, where="controller")
+        return self._api.metric(name, labels)
 
     def wait_phase(self, instance: str, phases: Sequence[str], timeout_s: float = 60.0) -> dict[str, Any]:
         """Wait until the instance's latest drain is in one of `phases`; its status."""
@@ -164,7 +150,7 @@ class ControllerProcess:
 
     def close(self) -> None:
         """Release the HTTP connection pool (the fleet does, when it closes)."""
-        self._http.close()
+        self._api.close()
 
     def kill(self) -> int | None:
         """SIGKILL: the controller dies mid-whatever, journal and all as they are on disk."""

@@ -156,11 +156,10 @@ def _released(retirement: Retirement, agent: AgentProcess) -> bool:
         notice = agent.notice(retirement.notice_id)
     except DrainctlError:
         return False  # the agent is busy or gone: the platform keeps its own deadline
-    if notice.get("state") != "released":
+    if notice.state != "released":
         return False
-    released_at = notice.get("released_at")
-    retirement.released_at = float(released_at) if released_at is not None else time.time()
-    retirement.released_by = notice.get("released_by")
+    retirement.released_at = notice.released_at if notice.released_at is not None else time.time()
+    retirement.released_by = notice.released_by
     return True
 
 

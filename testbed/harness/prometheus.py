@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 import yaml
 
 from controller.core.errors import PermanentError, TemporaryError
 from testbed.addresses import HostPort
+from testbed.harness.http import ProcessApi
 from testbed.harness.supervising import Supervised
 from testbed.harness.waiting import wait_for
 
@@ -51,6 +51,7 @@ class Prometheus:
         self.process = process
         self.address = address
         self.pid = process.pid
+        self._api = ProcessApi(self.url, name="prometheus", keep_alive=False)
 
     def __repr__(self) -> str:
         return f"Prometheus(url={self.url!r}, pid={self.pid})"
@@ -61,8 +62,8 @@ class Prometheus:
 
     def ready(self) -> bool:
         try:
-            return httpx.get(self.url + "/-/ready", timeout=5.0, trust_env=False).status_code == 200
-        except httpx.HTTPError:
+            return self._api.request("GET", "/-/ready").status_code == 200
+        except TemporaryError:
             return False
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
@@ -79,10 +80,7 @@ class Prometheus:
 
     def query(self, expr: str) -> list[Sample]:
         """An instant query: one (labels, value) per series; scalars come back with empty labels."""
-        try:
-            response = httpx.get(self.url + "/api/v1/query", params={"query": expr}, timeout=10.0, trust_env=False)
-        except httpx.HTTPError as exc:
-            raise TemporaryError(f"prometheus: query {expr!r} failed: {exc}") from exc
+        response = self._api.request("GET", "/api/v1/query", params={"query": expr})
         body: dict[str, Any] = response.json() if response.headers.get("content-type", "").startswith(
             "application/json"
         ) else {}

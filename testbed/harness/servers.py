@@ -12,14 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 
-from controller.core.errors import PermanentError, TemporaryError
+from controller.core.errors import PermanentError
 from testbed.addresses import HostPort, parse_hostport
+from testbed.harness.http import ProcessApi
 from testbed.harness.supervising import Supervised
-
-_HTTP_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -44,15 +41,6 @@ class ServerEndpoints:
             raise PermanentError(f"server ready line lacks name/listen/admin/pid: {dict(event)!r}") from exc
 
 
-def _sample_names(family: Metric) -> set[str]:
-    """The sample names a family can have even before it has samples (a labelled counter starts empty)."""
-    if family.type == "counter":
-        return {family.name + "_total"}
-    if family.type in ("gauge", "unknown", "untyped"):
-        return {family.name}
-    return {sample.name for sample in family.samples}
-
-
 class ServerProcess:
     """A running reference server: its addresses, admin calls, metrics and fault signals."""
 
@@ -64,6 +52,8 @@ class ServerProcess:
         self.admin_token = admin_token
         self.pid = process.pid
         self.paused = False
+        self._admin_api = ProcessApi(self.admin_url, name=f"server {self.name}", token=admin_token, keep_alive=False)
+        self._api = ProcessApi(self.http_url, name=f"server {self.name}", keep_alive=False)
 
     def __repr__(self) -> str:
         return f"ServerProcess({self.name!r}, listen={self.listen}, pid={self.pid})"
@@ -81,16 +71,7 @@ class ServerProcess:
         return f"http://{self.admin}"
 
     def _admin(self, method: str, path: str, json: Any = None) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.admin_token}"}
-        try:
-            response = httpx.request(
-                method, self.admin_url + path, json=json, headers=headers, timeout=_HTTP_TIMEOUT_S, trust_env=False
-            )
-        except httpx.HTTPError as exc:
-            raise TemporaryError(f"server {self.name}: {method} {path} failed: {exc}") from exc
-        if response.status_code >= 400:
-            raise PermanentError(f"server {self.name}: {method} {path} answered {response.status_code}")
-        return response
+        return self._admin_api.ok(method, path, json=json)
 
     def drain(self, rate_per_s: float) -> None:
         """Ask the server to drain gracefully, closing `rate_per_s` sockets per second with code 1012."""
@@ -107,21 +88,7 @@ class ServerProcess:
     def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float:
         """The sum of the samples called `name` (e.g. `drainctl_testbed_connects_total`) whose labels include
         `labels`; 0.0 when the metric exists but no sample matches yet. Unknown metric names are an error."""
-        try:
-            response = httpx.get(self.http_url + "/metrics", timeout=_HTTP_TIMEOUT_S, trust_env=False)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise TemporaryError(f"server {self.name}: GET /metrics failed: {exc}") from exc
-        wanted = dict(labels or {})
-        families = [f for f in text_string_to_metric_families(response.text) if name in _sample_names(f)]
-        if not families:
-            raise PermanentError(f"server {self.name}: /metrics has no metric {name!r}")
-        return sum(
-            sample.value
-            for family in families
-            for sample in family.samples
-            if sample.name == name and wanted.items() <= sample.labels.items()
-        )
+        return self._api.metric(name, labels)
 
     def pause(self) -> None:
         """SIGSTOP: the wedged server. The kernel still accepts connections; nothing answers."""

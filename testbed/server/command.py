@@ -10,18 +10,9 @@ import typer
 
 from controller.core.budget import Budget
 from controller.core.errors import ConfigError
+from controller.core.settings import read_token
 from testbed.addresses import parse_hostport
 from testbed.server.options import Fault, ServerOptions
-
-
-def read_token_file(path: Path, *, option: str) -> str:
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{option}: cannot read {str(path)!r}: {exc.strerror}") from exc
-    if not token:
-        raise ConfigError(f"{option}: {str(path)!r} is empty")
-    return token
 
 
 def server(
@@ -42,7 +33,7 @@ def server(
     options = ServerOptions(
         listen=parse_hostport(listen, option="--listen"),
         admin=parse_hostport(admin, option="--admin"),
-        admin_token=read_token_file(admin_token_file, option="--admin-token-file"),
+        admin_token=read_token(admin_token_file, where="--admin-token-file"),
         name=name,
         fault=fault,
         idle_timeout_s=idle_timeout,

@@ -1,4 +1,4 @@
-"""Reconnect delays: exponential backoff with equal jitter, and `Retry-After` parsing.
+"""Reconnect delays: exponential backoff with equal jitter, and `Retry-After` capped at the backoff's cap.
 
 Why hand-written: the swarm needs per-attempt control that the retry libraries do not give cheaply. A 503 with
 `Retry-After` must *replace* the next delay, a 401 must stop the client, every attempt must be counted, and
@@ -11,11 +11,10 @@ a delay is drawn uniformly from [base/2, base], so a wave of clients spreads out
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import random
-import time
 from dataclasses import dataclass, field
+
+from controller.core.http import retry_after_s as parse_retry_after_s
 
 INITIAL_DELAY_S = 0.5
 FACTOR = 1.5
@@ -42,21 +41,10 @@ class Backoff:
 
 
 def retry_after_s(value: str | None, *, now_s: float | None = None, cap_s: float = CAP_S) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date, RFC 9110 §10.2.3).
+    """Seconds to wait from a `Retry-After` header (drainctl's one parser, controller/core/http.py).
 
     None when the header is missing or unreadable (the caller falls back to its backoff). The result is
     clamped to [0, cap_s] so a server cannot park a client for longer than its own backoff cap would.
     """
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return min(float(text), cap_s)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # asctime form and "-0000" carry no zone; HTTP dates are always GMT
-        when = when.replace(tzinfo=datetime.UTC)
-    now = time.time() if now_s is None else now_s
-    return min(max(0.0, when.timestamp() - now), cap_s)
+    delay_s = parse_retry_after_s(value, now=now_s)
+    return None if delay_s is None else min(delay_s, cap_s)

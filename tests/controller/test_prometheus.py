@@ -12,7 +12,6 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -21,8 +20,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from controller.config import PrometheusConfig
 from controller.prometheus import PrometheusClient, PrometheusGauge, PrometheusQueryError, PrometheusUnavailable
-
-T = TypeVar("T")
+from tests.support import wait_until
 
 
 @dataclass
@@ -42,17 +40,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-def _eventually(probe: Callable[[], T], accept: Callable[[T], bool], *, within_s: float, what: str) -> T:
-    deadline = time.monotonic() + within_s
-    while True:
-        value = probe()
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within_s:g} s waiting for {what} (last: {value!r})")
-        time.sleep(0.1)  # poll interval; the condition decides
 
 
 @pytest.fixture(scope="module")
@@ -137,15 +124,15 @@ def test_the_default_query_reads_one_instances_open_sockets_and_goes_stale_when_
     prometheus: Running,
 ) -> None:
     prometheus.target.gauge.set(7)
-    _eventually(lambda: _open_sockets(prometheus.url, "A"), lambda v: v == 7, within_s=60, what="7 sockets")
+    wait_until(lambda: _open_sockets(prometheus.url, "A") == 7, what="7 sockets")
     assert _open_sockets(prometheus.url, "B") is None, "another instance's series must not count"
     assert _open_sockets(prometheus.url, 'A"} or vector(1) or {x="') is None, "the instance name is escaped"
 
     prometheus.target.gauge.set(0)
-    _eventually(lambda: _open_sockets(prometheus.url, "A"), lambda v: v == 0, within_s=60, what="zero sockets")
+    wait_until(lambda: _open_sockets(prometheus.url, "A") == 0, what="zero sockets")
 
     prometheus.target.stop()  # the server stops answering scrapes: its series goes stale
-    _eventually(lambda: _open_sockets(prometheus.url, "A"), lambda v: v is None, within_s=60, what="a stale series")
+    wait_until(lambda: _open_sockets(prometheus.url, "A") is None, what="a stale series")
 
 
 def test_a_malformed_query_is_a_permanent_error(prometheus: Running) -> None:

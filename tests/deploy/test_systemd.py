@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from controller.agent.config import HoldConfig
+from tests.support import REPO_ROOT
 
-UNITS = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
+UNITS = REPO_ROOT / "deploy" / "systemd"
 DRAINCTL = Path(sys.executable).parent / "drainctl"
 
 

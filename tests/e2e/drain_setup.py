@@ -8,14 +8,10 @@ heartbeat timeout: only a drain or a reset can move them, as in the incident.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
-from controller.core.budget import Budget
 from testbed.harness import (
     AgentProcess,
     ControllerProcess,
@@ -27,24 +23,13 @@ from testbed.harness import (
     SwarmProcess,
 )
 from testbed.harness.waiting import wait_for
+from tests.support.budgets import E2E
 
-E2E_BUDGET = Budget(
-    platform_notice_s=60.0,
-    drain_deadline_s=10.0,
-    verify_s=5.0,
-    margin_s=10.0,
-    expected_sockets_per_server=1000,
-    drain_rate_per_s=500.0,
-)
-"""The default timers (no-progress window 3 s) with a platform notice and drain deadline that fit a test."""
+E2E_BUDGET = E2E
+
 OPEN_SOCKETS = "drainctl_testbed_open_sockets"
 SETTLE_S = 120.0
 """Generous bound on anything the tests wait for: the machine is shared and may be busy."""
-
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 and os.environ.get("CI") != "true",
-    reason="the agent's reset (ss -K, socket destroy) needs CAP_NET_ADMIN; runs as root and in CI",
-)
 
 
 @dataclass

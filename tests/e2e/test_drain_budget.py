@@ -15,7 +15,8 @@ import pytest
 
 from controller.core.budget import Budget
 from testbed.harness import Fleet
-from tests.e2e.drain_setup import SETTLE_S, journal, needs_root, start_bed, step_at
+from tests.e2e.drain_setup import SETTLE_S, journal, start_bed, step_at
+from tests.support import needs_root
 
 pytestmark = [pytest.mark.e2e, needs_root]
 

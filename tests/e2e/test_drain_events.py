@@ -12,20 +12,16 @@ from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.waiting import wait_for
 from tests.e2e.drain_setup import SETTLE_S, app_drain_requests, start_bed
+from tests.support import SLOW_DRAIN_BUDGET
 
 pytestmark = pytest.mark.e2e
 
 MakeFleet = Callable[[Budget], Fleet]
 
-SLOW_DRAIN = Budget(
-    platform_notice_s=60.0, drain_deadline_s=20.0, verify_s=5.0, margin_s=10.0,
-    expected_sockets_per_server=400, drain_rate_per_s=20.0,
-)
-"""100 sockets at 20/s take 5 s: the drain is still running when the out-of-order notice arrives."""
-
 
 def test_the_same_event_three_times_and_out_of_order_notices_cause_one_drain(fleets: MakeFleet) -> None:
-    bed = start_bed(fleets(SLOW_DRAIN), {"A": None}, clients_per_server=100)
+    # 100 sockets at 20/s take 5 s: the drain is still running when the out-of-order notice arrives.
+    bed = start_bed(fleets(SLOW_DRAIN_BUDGET), {"A": None}, clients_per_server=100)
     ctl, a, agent = bed.controller, bed.servers["A"], bed.agents["A"]
     assert ctl is not None
     dispositions = []

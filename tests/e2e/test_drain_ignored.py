@@ -18,10 +18,10 @@ from tests.e2e.drain_setup import (
     app_drain_requests,
     disconnects_from,
     journal,
-    needs_root,
     start_bed,
     step_at,
 )
+from tests.support import needs_root
 
 pytestmark = [pytest.mark.e2e, needs_root]
 

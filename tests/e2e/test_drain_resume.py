@@ -14,20 +14,16 @@ from testbed.harness.exposition import metric_sum
 from testbed.harness.waiting import wait_for
 from testbed.phoenix import CLOSE_SERVICE_RESTART
 from tests.e2e.drain_setup import SETTLE_S, app_drain_requests, journal, start_bed, step_at
+from tests.support import SLOW_DRAIN_BUDGET
 
 pytestmark = pytest.mark.e2e
 
 MakeFleet = Callable[[Budget], Fleet]
 
-SLOW_DRAIN = Budget(
-    platform_notice_s=60.0, drain_deadline_s=20.0, verify_s=5.0, margin_s=10.0,
-    expected_sockets_per_server=400, drain_rate_per_s=20.0,
-)
-"""300 sockets at 20/s take 15 s: plenty of time to kill the controller in the middle."""
-
 
 def test_controller_killed_mid_drain_resumes_from_its_journal_and_drains_exactly_once(fleets: MakeFleet) -> None:
-    bed = start_bed(fleets(SLOW_DRAIN), {"A": None}, clients_per_server=300)
+    # 300 sockets at 20/s take 15 s: plenty of time to kill the controller in the middle.
+    bed = start_bed(fleets(SLOW_DRAIN_BUDGET), {"A": None}, clients_per_server=300)
     assert bed.controller is not None
     a, on_a = bed.servers["A"], bed.clients_on["A"]
     config = bed.fleet.controller_config(list(bed.agents.values()), prometheus=bed.prometheus)

@@ -17,7 +17,8 @@ from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.tokens import new_token_file
 from testbed.harness.waiting import wait_for
-from tests.e2e.drain_setup import E2E_BUDGET, SETTLE_S, app_drain_requests, disconnects_from, needs_root, start_bed
+from tests.e2e.drain_setup import E2E_BUDGET, SETTLE_S, app_drain_requests, disconnects_from, start_bed
+from tests.support import needs_root
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,8 @@ import pytest
 from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.exposition import metric_sum
-from tests.e2e.drain_setup import E2E_BUDGET, SETTLE_S, disconnects_from, journal, needs_root, start_bed
+from tests.e2e.drain_setup import E2E_BUDGET, SETTLE_S, disconnects_from, journal, start_bed
+from tests.support import needs_root
 
 pytestmark = [pytest.mark.e2e, needs_root]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +11,9 @@ import yaml
 
 from infra.config import StackConfig, load_stack_file, parse
 from infra.mocks import OfflineRun, run_offline
+from tests.support import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 STACKS = REPO / "stacks"
 
 

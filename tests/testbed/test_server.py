@@ -29,6 +29,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 
 from testbed import phoenix
+from tests.support import until
 
 DRAINCTL = Path(sys.executable).with_name("drainctl")
 ADMIN_TOKEN = "s3cret-admin-token"
@@ -163,14 +164,6 @@ async def close_of(ws: ClientConnection) -> tuple[int | None, str | None]:
     return ws.close_code, ws.close_reason
 
 
-async def wait_until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + BOUND_S
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {BOUND_S} s: {what}")
-        await asyncio.sleep(0.05)
-
-
 def metric(text: str, name: str, **labels: str) -> float:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -235,9 +228,8 @@ def test_join_and_heartbeat_are_answered_with_the_server_name(server: RunningSer
             assert (beat.join_ref, beat.topic, beat.payload) == (None, "phoenix", {"status": "ok", "response": {}})
             assert metric(await metrics(server), "drainctl_testbed_open_sockets") == 1
             assert metric(await metrics(server), "drainctl_testbed_connects_total") == 1
-        await wait_until(
-            lambda: _has(server, "drainctl_testbed_disconnects_total", 1, reason="client_close"), "client_close"
-        )
+        await until(lambda: _has(server, "drainctl_testbed_disconnects_total", 1, reason="client_close"),
+                    within_s=BOUND_S, what="client_close")
 
     run(scenario())
 
@@ -379,7 +371,7 @@ def test_drain_closes_every_socket_with_1012_at_a_pace_and_refuses_new_ones(serv
         # Paced, not all at once: 20 closes at 10/s take about 1.9 s; a busy machine only makes it slower.
         assert times[-1] - times[0] >= 0.9
 
-        await wait_until(lambda: _open_sockets_is(server, 0), "status open_sockets reaches 0")
+        await until(lambda: _open_sockets_is(server, 0), within_s=BOUND_S, what="status open_sockets reaches 0")
         text = await metrics(server)
         assert metric(text, "drainctl_testbed_disconnects_total", reason="drain") == count
         assert metric(text, "drainctl_testbed_open_sockets") == 0
@@ -475,9 +467,8 @@ def test_idle_timeout_closes_a_silent_socket_but_not_a_talking_one(start_server:
         async with open_socket(server.socket_url("quiet")) as quiet, open_socket(server.socket_url("chatty")) as chatty:
             talking = asyncio.create_task(_heartbeat_until_closed(chatty))
             assert await close_of(quiet) == (1000, "idle timeout")
-            await wait_until(
-                lambda: _has(server, "drainctl_testbed_disconnects_total", 1, reason="idle_timeout"), "idle counted"
-            )
+            await until(lambda: _has(server, "drainctl_testbed_disconnects_total", 1, reason="idle_timeout"),
+                        within_s=BOUND_S, what="idle counted")
             # The talking socket outlives another full timeout.
             await asyncio.sleep(2.5)
             assert not talking.done(), "a socket that keeps sending must not be cut"
@@ -520,27 +511,21 @@ def test_a_stopped_server_serves_its_sockets_again_when_continued(start_server: 
         async with open_socket(server.socket_url("heidi")) as ws:
             replies: list[phoenix.Message] = []
             talking = asyncio.create_task(_heartbeat_until_closed(ws, replies))
-            await wait_until(_true_when(lambda: len(replies) >= 2), "heartbeats answered")
+            await until(lambda: len(replies) >= 2, within_s=BOUND_S, what="heartbeats answered")
             os.kill(server.process.pid, signal.SIGSTOP)
             try:
                 await asyncio.sleep(3.0)  # the fault itself: stopped for longer than the idle timeout
             finally:
                 os.kill(server.process.pid, signal.SIGCONT)
             answered = len(replies)
-            await wait_until(_true_when(lambda: len(replies) >= answered + 10), "heartbeats answered after SIGCONT")
+            await until(lambda: len(replies) >= answered + 10, within_s=BOUND_S,
+                        what="heartbeats answered after SIGCONT")
             assert not talking.done(), "a live socket must not be cut because the server itself was stopped"
             talking.cancel()
             assert metric(await metrics(server), "drainctl_testbed_disconnects_total", reason="idle_timeout") == 0
         assert (await handshake(server.socket_url("ivan")))[0] == 101
 
     run(scenario())
-
-
-def _true_when(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return predicate()
-
-    return check
 
 
 # --- bad input -------------------------------------------------------------------------------------------------

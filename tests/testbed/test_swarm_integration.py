@@ -23,6 +23,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import wait_until
+
 DRAINCTL = str(Path(sys.executable).with_name("drainctl"))
 WAIT_S = 60.0
 """Generous bound for anything the tests wait for: two cores are shared with other engineers' test runs."""
@@ -166,14 +168,6 @@ StartServer = Callable[..., "Server"]
 StartSwarm = Callable[..., "Swarm"]
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    deadline_s = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline_s:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def established(*, pid: int, remote_port: int) -> set[int]:
     """Local ports of `pid`'s established TCP sockets to `remote_port`, as the kernel lists them (`ss`)."""
     out = subprocess.run(["ss", "-tnpH", "state", "established", f"( dport = :{remote_port} )"],
@@ -216,10 +210,10 @@ def test_drain_closes_every_client_with_1012_and_they_keep_retrying(
     swarm = start_swarm(server.url, count=20)
     swarm.process.event("joined")
     server.drain(rate_per_s=100)
-    wait_until(lambda: server.metric("drainctl_testbed_disconnects_total", reason="drain") == 20, "the drain")
+    wait_until(lambda: server.metric("drainctl_testbed_disconnects_total", reason="drain") == 20, what="the drain")
     # Without a load balancer the clients come back to the draining server: refused, and they retry.
     wait_until(lambda: server.metric("drainctl_testbed_connects_rejected_total", reason="draining") >= 40,
-               "two refused reconnects per client on average")
+               what="two refused reconnects per client on average")
     report = swarm.finish()
     refused = server.metric("drainctl_testbed_connects_rejected_total", reason="draining")
     assert report["by_cause"] == {"close:1012": 20}
@@ -241,7 +235,7 @@ def test_clients_of_a_killed_server_reconnect_to_its_replacement(
     server_a.process.signal(signal.SIGKILL)  # no close frames: the kernel just ends the connections
     server_a.process.popen.wait(timeout=WAIT_S)
     server_b = start_server("B", listen=server_a.listen)
-    wait_until(lambda: server_b.metric("drainctl_testbed_open_sockets") == 20, "every client on B")
+    wait_until(lambda: server_b.metric("drainctl_testbed_open_sockets") == 20, what="every client on B")
     report = swarm.finish()
     assert report["by_cause"] == {"reset": 20}
     assert {d["server"] for d in report["disconnects"]} == {"A"}
@@ -269,7 +263,7 @@ def test_a_wedged_server_is_detected_only_by_clients_with_a_heartbeat_timeout(
     try:
         wait_until(lambda: not detecting_ports & established(pid=detecting.process.popen.pid,
                                                              remote_port=server.port),
-                   "the detecting clients to abort their sockets")
+                   what="the detecting clients to abort their sockets")
         assert established(pid=stuck.process.popen.pid, remote_port=server.port) >= stuck_ports
         detected = detecting.finish()
         undetected = stuck.finish()
@@ -297,7 +291,7 @@ def test_rate_limited_connects_are_the_503s_with_retry_after(
     try:
         first = start_swarm(server.url, count=5, prefix="same", extra=("--connect-timeout", "120"))
         second = start_swarm(server.url, count=5, prefix="same", extra=("--connect-timeout", "120"))
-        wait_until(lambda: queued_requests(server.port) == 10, "ten handshakes queued at the stopped server")
+        wait_until(lambda: queued_requests(server.port) == 10, what="ten handshakes queued at the stopped server")
     finally:
         server.process.signal(signal.SIGCONT)
     first.process.event("joined")

@@ -30,9 +30,10 @@ from typing import Any, Protocol
 import httpx
 
 from controller.agent.notices import Notice
-from controller.agent.watchers.common import WatchCounters, pause_s
+from controller.agent.watchers.common import WatchCounters
 from controller.core.errors import DrainctlError, PermanentError, TemporaryError
-from controller.core.http import retry_after_s
+from controller.core.http import HttpErrors, async_client, send
+from controller.core.retrying import backoff_s
 
 SOURCE = "azure"
 API_VERSION = "2020-07-01"
@@ -101,12 +102,13 @@ def not_before(text: Any, ident: str = "?") -> float | None:
 
 
 class ScheduledEventsClient:
-    def __init__(self, imds_url: str, *, timeout_s: float) -> None:
-        self._http = httpx.AsyncClient(base_url=imds_url, timeout=timeout_s, trust_env=False,
-                                       headers={"Metadata": "true"})
+    def __init__(self, imds_url: str, *, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """`transport`: for unit tests of the client's own parsing (httpx.MockTransport); None: the network."""
+        self._http = async_client(base_url=imds_url, timeout=timeout_s, headers={"Metadata": "true"},
+                                  transport=transport)
 
     async def document(self) -> Document:
-        body = _json(await self._call("GET"))
+        body = _ERRORS.json_object(await self._call("GET"), f"GET {PATH}")
         incarnation, events = body.get("DocumentIncarnation"), body.get("Events", [])
         if not isinstance(incarnation, int) or not isinstance(events, list):
             raise ImdsMalformed("scheduled events: DocumentIncarnation or Events missing or of the wrong type")
@@ -119,29 +121,11 @@ class ScheduledEventsClient:
         await self._http.aclose()
 
     async def _call(self, method: str, *, json: Any = None) -> httpx.Response:
-        try:
-            response = await self._http.request(method, PATH, params={"api-version": API_VERSION}, json=json)
-        except httpx.TimeoutException as exc:
-            raise ImdsUnavailable(f"IMDS: no answer to {method} scheduledevents") from exc
-        except httpx.TransportError as exc:
-            raise ImdsUnavailable(f"IMDS unreachable: {type(exc).__name__}: {exc}") from exc
-        status = response.status_code
-        if status == 429 or status >= 500:
-            delay_s = retry_after_s(response.headers.get("Retry-After")) or 1.0
-            raise ImdsUnavailable(f"IMDS: {method} scheduledevents: HTTP {status}", delay_s=delay_s)
-        if status >= 400:
-            raise ImdsRefused(f"IMDS: {method} scheduledevents: HTTP {status}: {response.text[:200]}")
-        return response
+        return await send(self._http, _ERRORS, method, PATH, params={"api-version": API_VERSION}, json=json)
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise ImdsMalformed("scheduled events: the answer is not JSON") from exc
-    if not isinstance(body, dict):
-        raise ImdsMalformed(f"scheduled events: the answer is a JSON {type(body).__name__}, not an object")
-    return body
+_ERRORS = HttpErrors("IMDS", timeout=ImdsUnavailable, unreachable=ImdsUnavailable, unavailable=ImdsUnavailable,
+                     credentials=ImdsRefused, refused=ImdsRefused, malformed=ImdsMalformed)
 
 
 class AzureRelease:
@@ -227,8 +211,8 @@ class ScheduledEventsWatcher:
         kind = "malformed" if isinstance(exc, ImdsMalformed) else (
             "refused" if isinstance(exc, PermanentError) else "unavailable")
         self._metrics.failed(kind)
-        hint_s = exc.delay_s if isinstance(exc, TemporaryError) else 0.0
-        delay_s = pause_s(self._failures, interval_s=self._poll_s, max_s=self._retry_max_s, hint_s=hint_s)
+        hint_s = exc.delay_s if isinstance(exc, TemporaryError) else None
+        delay_s = backoff_s(self._failures, initial_s=self._poll_s, max_s=self._retry_max_s, hint_s=hint_s)
         changed, self._last_error = str(exc) != self._last_error, str(exc)
         level = logging.WARNING if changed or self._failures % 30 == 0 else logging.DEBUG
         log.log(level, "scheduled events: %s (failure %d); reading again in %.1f s", exc, self._failures, delay_s)

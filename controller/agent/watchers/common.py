@@ -1,4 +1,4 @@
-"""What the agent's platform watchers share: their metrics and their pause after a failed read.
+"""What the agent's platform watchers share: their metrics.
 
 Per-source metrics (issue 4, item 4), in the agent's registry, so an alert can say "this host has not read its
 Scheduled Events for a minute" before a missed notice does:
@@ -8,9 +8,8 @@ Scheduled Events for a minute" before a missed notice does:
     drainctl_agent_source_events_total{source, type}               platform events seen (each once), by type
     drainctl_agent_source_last_success_timestamp_seconds{source}   unix time of the last answer that was used
 
-The pause after failures doubles from the watcher's normal interval up to its cap, and is never shorter than
-what the platform asked for with Retry-After. (Each watcher's loop already polls; this is its only retry, a
-few lines, so no retry library is brought into the agent for it.)
+The pause after failed reads is drainctl's one backoff (controller/core/retrying.py): doubling from the
+watcher's normal interval up to its cap, never shorter than what the platform asked for with Retry-After.
 """
 
 from __future__ import annotations
@@ -57,10 +56,3 @@ class WatchCounters:
 
     def succeeded(self) -> None:
         self._metrics.last_success.labels(self._source).set(self._clock())
-
-
-def pause_s(failures: int, *, interval_s: float, max_s: float, hint_s: float = 0.0) -> float:
-    """How long to wait before the next read after `failures` failures in a row (0: the normal interval)."""
-    if failures <= 0:
-        return interval_s
-    return min(max_s, max(interval_s * 2.0 ** (failures - 1), hint_s))

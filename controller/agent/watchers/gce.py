@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import httpx
 
 from controller.agent.watchers.azure import NoticeTaker
-from controller.agent.watchers.common import WatchCounters, pause_s
+from controller.agent.watchers.common import WatchCounters
 from controller.core.errors import DrainctlError, PermanentError, TemporaryError
-from controller.core.http import retry_after_s
+from controller.core.http import HttpErrors, async_client, send
+from controller.core.retrying import backoff_s
 
 SOURCE = "gcp"
 PREEMPTED = "preempted"
@@ -54,11 +55,14 @@ class Reading:
 
 
 class MetadataClient:
-    def __init__(self, metadata_url: str, *, watch_timeout_s: float) -> None:
+    def __init__(
+        self, metadata_url: str, *, watch_timeout_s: float, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        """`transport`: for unit tests of the client's own parsing (httpx.MockTransport); None: the network."""
         self._watch_timeout_s = watch_timeout_s
-        self._http = httpx.AsyncClient(
-            base_url=f"{metadata_url}/computeMetadata/v1/instance/", trust_env=False,
-            headers={"Metadata-Flavor": "Google"}, timeout=httpx.Timeout(5.0, read=watch_timeout_s + 10.0),
+        self._http = async_client(
+            base_url=f"{metadata_url}/computeMetadata/v1/instance", headers={"Metadata-Flavor": "Google"},
+            timeout=httpx.Timeout(5.0, read=watch_timeout_s + 10.0), transport=transport,
         )
 
     async def read(self, key: str, *, last_etag: str | None) -> Reading:
@@ -66,22 +70,15 @@ class MetadataClient:
         params: dict[str, str | int] = {}
         if last_etag is not None:
             params = {"wait_for_change": "true", "last_etag": last_etag, "timeout_sec": int(self._watch_timeout_s)}
-        try:
-            response = await self._http.get(key, params=params)
-        except httpx.TimeoutException as exc:
-            raise MetadataUnavailable(f"metadata: no answer for {key}") from exc
-        except httpx.TransportError as exc:
-            raise MetadataUnavailable(f"metadata server unreachable: {type(exc).__name__}: {exc}") from exc
-        status = response.status_code
-        if status == 429 or status >= 500:
-            delay_s = retry_after_s(response.headers.get("Retry-After")) or 1.0
-            raise MetadataUnavailable(f"metadata: {key}: HTTP {status}", delay_s=delay_s)
-        if status >= 400:
-            raise MetadataRefused(f"metadata: {key}: HTTP {status}: {response.text[:200]}")
+        response = await send(self._http, _ERRORS, "GET", f"/{key}", params=params)
         return Reading(response.text.strip(), response.headers.get("ETag"))
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+_ERRORS = HttpErrors("the metadata server", timeout=MetadataUnavailable, unreachable=MetadataUnavailable,
+                     unavailable=MetadataUnavailable, credentials=MetadataRefused, refused=MetadataRefused)
 
 
 class GuestMetadataWatcher:
@@ -173,8 +170,8 @@ class GuestMetadataWatcher:
 
     def _failed(self, key: str, exc: DrainctlError, failures: int) -> float:
         self._metrics.failed("refused" if isinstance(exc, PermanentError) else "unavailable")
-        hint_s = exc.delay_s if isinstance(exc, TemporaryError) else 0.0
-        delay_s = pause_s(failures, interval_s=0.5, max_s=self._retry_max_s, hint_s=hint_s)
+        hint_s = exc.delay_s if isinstance(exc, TemporaryError) else None
+        delay_s = backoff_s(failures, initial_s=0.5, max_s=self._retry_max_s, hint_s=hint_s)
         level = logging.WARNING if failures <= 2 or failures % 30 == 0 else logging.DEBUG
         log.log(level, "metadata: %s: %s (failure %d); reading again in %.1f s", key, exc, failures, delay_s)
         return delay_s

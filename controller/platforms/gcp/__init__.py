@@ -7,8 +7,8 @@ the Compute API client, `config` the `sources.gcp` section and `parts` the wirin
 
 from __future__ import annotations
 
-from controller.platforms.base import Context, Parts, Platform
 from controller.platforms.gcp.config import GcpSourceConfig
+from controller.plugins import Context, Parts, Platform
 
 
 def connect(settings: GcpSourceConfig, context: Context) -> Parts:

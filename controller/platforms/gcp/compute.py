@@ -11,8 +11,9 @@ Errors become ours at this boundary:
     ComputeRefused (PermanentError)      401/403/404 and other 4xx: credentials, permissions, a wrong MIG name
     CredentialsError (PermanentError)    google-auth could not find or refresh credentials
 
-A page that fails with a temporary error is retried (tenacity: exponential backoff, at least Retry-After, capped)
-before the error reaches the caller, so one 429 in the middle of a paginated list costs a pause, not the list.
+The mapping of httpx errors and statuses is the shared one (controller/core/http.py). A page that fails with a
+temporary error is retried (controller/core/retrying.py: doubling, at least Retry-After, capped) before the error
+reaches the caller, so one 429 in the middle of a paginated list costs a pause, not the list.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from controller.core.errors import PermanentError, TemporaryError
-from controller.core.http import retry_after_s
+from controller.core.http import HttpErrors, WithStatus, async_client, send
+from controller.core.retrying import backoff
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,8 @@ class ComputeMalformed(TemporaryError):
     pass
 
 
-class ComputeRefused(PermanentError):
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+class ComputeRefused(WithStatus, PermanentError):
+    """`status`: the HTTP status of the refusal."""
 
 
 class CredentialsError(PermanentError):
@@ -149,14 +149,15 @@ class ComputeApi:
         attempts: int = 4,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`transport`: for unit tests of the client's own parsing (httpx.MockTransport); None: the network."""
         self._project = project
         self._credentials = credentials
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, trust_env=False)
+        self._http = async_client(base_url=base_url, timeout=timeout_s, transport=transport)
         self._page_size = page_size
         self._attempts = attempts
-        self._retry_initial_s = retry_initial_s
-        self._retry_max_s = retry_max_s
+        self._wait = backoff(initial_s=retry_initial_s, max_s=retry_max_s)
 
     async def list_managed_instances(self, region: str, mig: str) -> ManagedInstances:
         path = (f"/compute/v1/projects/{self._project}/regions/{region}/instanceGroupManagers/{mig}"
@@ -184,7 +185,7 @@ class ComputeApi:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(ComputeUnavailable),
             stop=stop_after_attempt(self._attempts),
-            wait=self._wait_s,
+            wait=self._wait,
             before_sleep=_log_retry,
             reraise=True,
         )
@@ -193,41 +194,13 @@ class ComputeApi:
                 return await self._request(path, token)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    def _wait_s(self, state: RetryCallState) -> float:
-        """Doubling from `retry_initial_s`, at least the server's Retry-After, at most `retry_max_s`."""
-        backoff_s = self._retry_initial_s * 2.0 ** (state.attempt_number - 1)
-        error = state.outcome.exception() if state.outcome is not None else None
-        hint_s = error.delay_s if isinstance(error, TemporaryError) else 0.0
-        return min(self._retry_max_s, max(backoff_s, hint_s))
-
     async def _request(self, path: str, token: str | None) -> dict[str, Any]:
         params: dict[str, str | int] = {"maxResults": self._page_size}
         if token:
             params["pageToken"] = token
         headers = dict(await self._credentials.headers())
-        try:
-            response = await self._http.post(path, params=params, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise ComputeUnavailable(f"gcp: no answer to {path}", delay_s=1.0) from exc
-        except httpx.TransportError as exc:
-            raise ComputeUnavailable(f"gcp: {type(exc).__name__}: {exc}", delay_s=1.0) from exc
-        return _body(response, path)
-
-
-def _body(response: httpx.Response, path: str) -> dict[str, Any]:
-    status = response.status_code
-    if status == 429 or status >= 500:
-        delay_s = retry_after_s(response.headers.get("Retry-After"))
-        raise ComputeUnavailable(f"gcp: HTTP {status}: {_reason(response)}", delay_s=delay_s or 1.0)
-    if status >= 400:
-        raise ComputeRefused(f"gcp: {path}: HTTP {status}: {_reason(response)}", status=status)
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise ComputeMalformed(f"gcp: HTTP {status} with a body that is not JSON") from exc
-    if not isinstance(body, dict):
-        raise ComputeMalformed(f"gcp: HTTP {status} with a JSON {type(body).__name__}, not an object")
-    return body
+        response = await send(self._http, _ERRORS, "POST", path, params=params, headers=headers)
+        return _ERRORS.json_object(response, f"POST {path}")
 
 
 def _reason(response: httpx.Response) -> str:
@@ -235,6 +208,12 @@ def _reason(response: httpx.Response) -> str:
         return str(response.json()["error"]["message"])[:200]
     except (ValueError, KeyError, TypeError):
         return response.text[:200] or "no reason given"
+
+
+_ERRORS = HttpErrors(
+    "gcp", timeout=ComputeUnavailable, unreachable=ComputeUnavailable, unavailable=ComputeUnavailable,
+    credentials=ComputeRefused, refused=ComputeRefused, malformed=ComputeMalformed, reason=_reason,
+)
 
 
 def _log_retry(state: RetryCallState) -> None:

@@ -6,7 +6,6 @@ inventory's (`instances:` in the config, named like the MIG's instances).
 
 from __future__ import annotations
 
-from controller.platforms.base import Context, Parts
 from controller.platforms.gcp import watching as gcp_source
 from controller.platforms.gcp.compute import (
     Anonymous,
@@ -17,6 +16,7 @@ from controller.platforms.gcp.compute import (
 )
 from controller.platforms.gcp.config import GcpSourceConfig
 from controller.platforms.gcp.releasing import ShutdownHookRelease
+from controller.plugins import Context, Parts
 
 
 def connect(settings: GcpSourceConfig, context: Context) -> Parts:

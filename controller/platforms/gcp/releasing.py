@@ -15,7 +15,7 @@ from typing import Protocol
 
 from controller.core.models import Drain
 from controller.core.ports import UnknownHost
-from controller.hosts.client import Notice
+from controller.protocol.agent import Notice
 
 
 class GuestAgent(Protocol):

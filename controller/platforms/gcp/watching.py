@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from controller.core.errors import DrainctlError, PermanentError, TemporaryError
 from controller.core.models import EventKind, LifecycleEvent
+from controller.core.retrying import backoff_s
 from controller.core.source_metrics import SourceCounters
 from controller.platforms.gcp.compute import ComputeMalformed
 
@@ -184,9 +185,8 @@ class GcpSource:
         kind = "malformed" if isinstance(exc, ComputeMalformed) else (
             "refused" if isinstance(exc, PermanentError) else "unavailable")
         self._metrics.failed(kind)
-        backoff_s = min(self._retry_max_s, self._poll_interval_s * 2.0 ** (failures - 1))
-        hint_s = exc.delay_s if isinstance(exc, TemporaryError) else 0.0
-        delay_s = min(self._retry_max_s, max(backoff_s, hint_s))
+        hint_s = exc.delay_s if isinstance(exc, TemporaryError) else None
+        delay_s = backoff_s(failures, initial_s=self._poll_interval_s, max_s=self._retry_max_s, hint_s=hint_s)
         log.warning("gcp source: %s: %s; polling again in %.1f s", group, exc, delay_s)
         return delay_s
 

@@ -7,8 +7,8 @@ and `leader` sections and `parts` the wiring.
 
 from __future__ import annotations
 
-from controller.platforms.base import Context, Parts, Platform
 from controller.platforms.kubernetes.config import KubernetesSourceConfig, LeaderConfig
+from controller.plugins import Context, Parts, Platform
 
 
 def connect(settings: KubernetesSourceConfig, context: Context) -> Parts:

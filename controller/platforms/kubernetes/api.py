@@ -37,6 +37,7 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.watch.watch import iter_resp_lines
 
 from controller.core.errors import ConfigError, PermanentError, TemporaryError
+from controller.core.http import retry_after_s
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -408,11 +409,9 @@ def _from_api(what: str, exc: ApiException) -> TemporaryError | PermanentError:
 
 
 def _retry_after_s(headers: Mapping[str, str] | None) -> float:
-    value = (headers or {}).get("Retry-After") or (headers or {}).get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else 1.0
-    except ValueError:
-        return 1.0
+    """The one Retry-After parser (controller/core/http.py); 1 s when there is none."""
+    delay_s = retry_after_s((headers or {}).get("Retry-After") or (headers or {}).get("retry-after"))
+    return 1.0 if delay_s is None else delay_s
 
 
 def _list_parts(page: Any) -> tuple[list[Any], dict[str, Any]]:

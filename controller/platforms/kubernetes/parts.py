@@ -13,7 +13,6 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from controller.core.ports import Releaser
-from controller.platforms.base import Context, Parts, Runnable
 from controller.platforms.kubernetes import api as kubernetes_client
 from controller.platforms.kubernetes import watching as kubernetes_source
 from controller.platforms.kubernetes.api import Pod
@@ -22,6 +21,7 @@ from controller.platforms.kubernetes.directory import PodDirectory
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease
 from controller.platforms.kubernetes.leases import LeaseElector, LeaseSettings
 from controller.platforms.kubernetes.pods import PodHosts, PreStopRelease
+from controller.plugins import Context, Parts, Runnable
 
 
 def connect(settings: KubernetesSourceConfig, context: Context) -> Parts:

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 
 from controller.core.errors import DrainctlError
 from controller.core.models import EventKind, LifecycleEvent
+from controller.core.retrying import backoff_s
 from controller.core.source_metrics import SourceCounters
 from controller.platforms.kubernetes.api import Gone, KubernetesApi, KubernetesUnavailable, Pod, WatchEvent
 from controller.platforms.kubernetes.directory import PodDirectory
@@ -99,7 +100,7 @@ class KubernetesSource:
             except DrainctlError as exc:
                 failures += 1
                 self._metrics.failed(_kind(exc))
-                delay_s = max(self._backoff_s(failures), min(getattr(exc, "delay_s", 0.0), self._retry_max_s))
+                delay_s = self._backoff_s(failures, hint_s=getattr(exc, "delay_s", None))
                 log.warning("kubernetes source: %s; watching again in %.1f s", exc, delay_s)
                 await asyncio.sleep(delay_s)
 
@@ -169,8 +170,8 @@ class KubernetesSource:
     def _worth_draining(self, pod: Pod) -> bool:
         return self._finalizer in pod.finalizers or (pod.ip is not None and pod.phase == "Running")
 
-    def _backoff_s(self, failures: int) -> float:
-        return min(self._retry_max_s, self._retry_initial_s * 2.0 ** max(0, failures - 1))
+    def _backoff_s(self, failures: int, *, hint_s: float | None = None) -> float:
+        return backoff_s(failures, initial_s=self._retry_initial_s, max_s=self._retry_max_s, hint_s=hint_s)
 
 
 def _kind(exc: DrainctlError) -> str:

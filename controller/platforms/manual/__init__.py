@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from controller.core.operator import SOURCE
 from controller.core.ports import NothingToRelease
-from controller.platforms.base import Context, Parts, Platform
 from controller.platforms.manual.config import ManualSourceConfig
+from controller.plugins import Context, Parts, Platform
 
 
 def connect(settings: ManualSourceConfig, context: Context) -> Parts:

@@ -9,10 +9,10 @@ Its section and source name stay `local` (see `config`).
 from __future__ import annotations
 
 from controller.core.notices import SOURCE
-from controller.platforms.base import Context, Parts, Platform
 from controller.platforms.notices.config import LocalSourceConfig
 from controller.platforms.notices.releasing import AgentNoticeRelease
 from controller.platforms.notices.watching import LocalSource
+from controller.plugins import Context, Parts, Platform
 
 
 def connect(settings: LocalSourceConfig, context: Context) -> Parts:

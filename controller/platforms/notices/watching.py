@@ -15,23 +15,15 @@ from typing import Protocol
 from controller.core.errors import DrainctlError
 from controller.core.models import LifecycleEvent
 from controller.core.notices import SOURCE, notice_event
+from controller.protocol.agent import Notice
 
 log = logging.getLogger(__name__)
 
 
-class NoticeLike(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def not_after(self) -> float: ...
-    @property
-    def state(self) -> str: ...
-
-
 class NoticeReader(Protocol):
-    async def notices(self) -> Sequence[NoticeLike]: ...
+    """An agent's notices (`AgentClient.notices`), as the wire protocol has them."""
+
+    async def notices(self) -> Sequence[Notice]: ...
 
 
 class LocalSource:
@@ -70,5 +62,5 @@ class LocalSource:
         return [to_event(instance, notice) for notice in notices if notice.state != "released"]
 
 
-def to_event(instance: str, notice: NoticeLike) -> LifecycleEvent:
+def to_event(instance: str, notice: Notice) -> LifecycleEvent:
     return notice_event(instance, notice_id=notice.id, kind=notice.kind, not_after=notice.not_after)

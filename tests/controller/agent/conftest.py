@@ -1,7 +1,7 @@
 """Real processes for the agent's tests: the agent itself (`drainctl agent`), a stand-in app, client sockets.
 
 Every process a test starts is stopped at teardown (SIGCONT first, in case the test stopped it), every socket
-closed; nothing waits with `sleep`: `wait_until` polls a condition with a generous deadline.
+closed; nothing waits with `sleep`: `wait_until` (tests/support) polls a condition with a generous deadline.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,30 +24,16 @@ import pytest
 import yaml
 
 from controller.hosts.client import AgentClient
+from tests.support import AGENT_TOKEN
+from tests.support import APP_TOKEN as APP_TOKEN
+from tests.support import needs_root as needs_root  # test_fallback*.py still import these two from here
+from tests.support import wait_until as wait_until
 
-TOKEN = "agent-token-for-tests"
-APP_TOKEN = "app-token-for-tests"
+TOKEN = AGENT_TOKEN
 DRAINCTL = Path(sys.executable).parent / "drainctl"
 STAND_IN = Path(__file__).with_name("standin_app.py")
 
 T = TypeVar("T")
-
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 and os.environ.get("CI") != "true",
-    reason="socket destroy (ss -K) needs CAP_NET_ADMIN; runs as root and in CI",
-)
-
-
-def wait_until(condition: Callable[[], T | None], *, within_s: float = 30.0, what: str) -> T:
-    """Poll `condition` until it returns something truthy; fail with `what` after `within_s`."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within_s:g} s waiting for {what} (last: {value!r})")
-        time.sleep(0.02)  # poll interval, not synchronization: the condition above decides
 
 
 @dataclass

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from controller.hosts.client import AgentClient, AgentUnauthorized
-from tests.controller.agent.conftest import TOKEN, Agent, App, echoes, wait_until
+from tests.controller.agent.conftest import TOKEN, Agent, App, echoes
+from tests.support import wait_until
 
 GUARDED = [
     ("POST", "/v1/drain"),

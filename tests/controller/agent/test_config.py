@@ -12,7 +12,8 @@ import yaml
 
 from controller.agent.config import load_settings
 from controller.core.errors import ConfigError
-from tests.controller.agent.conftest import APP_TOKEN, DRAINCTL, TOKEN, agent_config
+from tests.controller.agent.conftest import DRAINCTL, TOKEN, agent_config
+from tests.support import APP_TOKEN
 
 
 def _write(tmp_path: Path, config: dict[str, Any]) -> Path:

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from controller.hosts.client import AgentError, AgentTimeout
-from tests.controller.agent.conftest import APP_TOKEN, TOKEN, Agent, App, wait_until
+from tests.controller.agent.conftest import TOKEN, Agent, App
+from tests.support import APP_TOKEN, wait_until
 
 
 def test_drain_calls_the_apps_hook_with_its_token_and_the_rate(

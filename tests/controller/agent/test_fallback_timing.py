@@ -1,7 +1,8 @@
 """The local fallback's timing, on a fake clock: when it drains, when it resets, when it releases.
 
 The kernel and the app are fakes here (a count that follows a script, a hook that records calls); the
-real-socket behaviour of the same paths is in test_fallback.py.
+real-socket behaviour of the same paths is in test_fallback.py. The last tests hold the fallback and the
+controller's engine (on its own fakes, tests/controller/engine/fakes.py) to one no-progress rule.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,8 @@ from controller.agent.metrics import AgentMetrics
 from controller.agent.node import NodeAgent
 from controller.agent.notices import LocalRelease, Notice, NoticeBook
 from controller.core.errors import PermanentError
+from tests.controller.engine.fakes import BUDGET, FakeHost, make_world
+from tests.controller.engine.fakes import FakeClock as EngineClock
 
 START_S = 1_700_000_000.0
 CONFIG = FallbackConfig(grace_s=5.0, drain_rate_per_s=200, no_progress_window_s=3.0, reset_margin_s=5.0, poll_s=0.25)
@@ -83,10 +87,13 @@ class FakeHook:
     clock: FakeClock
     kernel: FakeKernel
     timing_out: bool = False
+    answers_after_s: float = 0.0
+    """How long the hook keeps the agent waiting before it answers (or times out)."""
     calls: list[tuple[float, float]] = field(default_factory=list)
 
     async def drain(self, rate_per_s: float) -> dict[str, Any]:
         self.calls.append((self.clock.now() - START_S, rate_per_s))
+        self.clock.now_s += self.answers_after_s
         if self.timing_out:
             raise AppTimeout("the app's drain hook did not answer")
         if self.kernel.drained_at_s is None:
@@ -238,3 +245,45 @@ def test_a_controller_drain_just_before_the_notice_counts() -> None:
 
     assert h.hook.calls == [(0.0, 100)]
     assert notice.drain_started_by == "controller"
+
+
+DRAIN_CALL_S = 2.0
+"""How long a stopped app keeps the drain call waiting before it times out."""
+
+
+def test_a_drain_hook_that_times_out_buys_no_extra_no_progress_window() -> None:
+    h = host(20, after_drain=lambda _s: 20, timing_out=True, answers_after_s=DRAIN_CALL_S)
+    notice = h.notice(not_after_in_s=60)
+
+    assert h.run(notice) is Outcome.FORCED
+
+    [(requested_s, _)] = h.hook.calls
+    assert h.reset_at() == pytest.approx(requested_s + CONFIG.no_progress_window_s), (
+        "the window runs from the drain request, not from when the hook gave up"
+    )
+    assert notice.reset == 20
+
+
+def test_the_fallback_and_the_controller_reset_the_same_stuck_drain_at_the_same_time(tmp_path: Path) -> None:
+    assert CONFIG.no_progress_window_s == BUDGET.no_progress_window_s, "the same window on both sides"
+    h = host(100, after_drain=lambda _s: 100, timing_out=True, answers_after_s=DRAIN_CALL_S)
+    assert h.run(h.notice(not_after_in_s=60)) is Outcome.FORCED
+    [(agent_requested_s, _)] = h.hook.calls
+
+    controller_reset_after_s = asyncio.run(_controller_reset_after_request_s(tmp_path / "journal.db"))
+
+    assert h.reset_at() - agent_requested_s == pytest.approx(CONFIG.no_progress_window_s)
+    assert controller_reset_after_s == pytest.approx(BUDGET.no_progress_window_s)
+
+
+async def _controller_reset_after_request_s(journal: Path) -> float:
+    """The engine drains a stopped server whose drain call times out after DRAIN_CALL_S: request to reset."""
+    clock = EngineClock()
+    server = FakeHost(clock, sockets=100, behaviour="stopped", app_timeout_s=DRAIN_CALL_S)
+    world = make_world(journal, hosts={"A": server}, clock=clock)
+    world.engine.submit(world.notice("A", in_s=60))
+    await world.settle()
+    [(requested_at, _)] = server.drains
+    [(reset_at, left)] = server.resets
+    assert left == 100
+    return reset_at - requested_at

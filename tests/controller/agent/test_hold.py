@@ -22,8 +22,9 @@ from controller.agent.config import parse_config
 from testbed import phoenix
 from testbed.harness import Fleet
 from testbed.harness.fleet import DRAINCTL
-from tests.controller.engine.fakes import async_test
-from tests.controller.platforms.support import TEST_BUDGET, Host, close_all, open_clients, start_host, until
+from tests.controller.platforms.support import Host, close_all, open_clients, start_host
+from tests.support import REPO_ROOT, TEST_BUDGET, until
+from tests.support.tasks import async_test
 
 
 @pytest.fixture
@@ -123,7 +124,7 @@ async def test_a_prestop_hold_nobody_releases_returns_before_its_window_once_the
     await close_all(clients)
 
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "examples" / "api-prestop.yaml"
+EXAMPLE = REPO_ROOT / "deploy" / "kubernetes" / "examples" / "api-prestop.yaml"
 
 
 @async_test

@@ -72,3 +72,41 @@ def test_a_controller_drain_marks_open_notices_as_drained_by_the_controller(
     notice = agent.call(notice_then_drain)
 
     assert (notice.state, notice.drain_started_by) == ("draining", "controller")
+
+
+WIRE_KEYS = {"id", "kind", "not_after", "seen_at", "state", "drain_started_by", "reset", "released_at",
+             "released_by", "source", "drain_started_at"}
+"""Every key of a notice on the wire: the testbed supervisor, deployed controllers and the e2e tests read them."""
+
+
+def test_a_notice_on_the_wire_keeps_every_key_on_each_route(
+    start_app: Callable[..., App], start_agent: Callable[..., Agent]
+) -> None:
+    agent = start_agent(start_app())
+    body = {"id": "n/wire", "kind": "preempt", "not_after": 4e9}
+
+    with httpx.Client(base_url=agent.base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as http:
+        posted = http.post("/v1/notices", json=body)
+        listed = http.get("/v1/notices").json()
+        one = http.get("/v1/notices/n%2Fwire").json()
+        released = http.post("/v1/notices/n%2Fwire/release").json()
+
+    assert posted.status_code == 201 and set(posted.json()) == WIRE_KEYS
+    assert set(listed) == {"notices"} and [set(notice) for notice in listed["notices"]] == [WIRE_KEYS]
+    assert set(one) == set(released) == WIRE_KEYS
+    assert (one["id"], one["kind"], one["not_after"], one["state"], one["source"]) == (
+        "n/wire", "preempt", 4e9, "open", "api")
+    assert (released["state"], released["released_by"]) == ("released", "controller")
+
+
+def test_a_notice_request_with_an_unknown_key_is_a_400_and_records_nothing(
+    start_app: Callable[..., App], start_agent: Callable[..., Agent]
+) -> None:
+    agent = start_agent(start_app())
+    body = {"id": "n1", "kind": "terminate", "not_after": 4e9, "priority": "high"}
+
+    response = httpx.post(f"{agent.base_url}/v1/notices", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("priority: ")
+    assert agent.call(lambda client: client.notices()) == []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from tests.controller.agent.conftest import Agent, App, echoes, needs_root, wait_until, was_reset
+from tests.controller.agent.conftest import Agent, App, echoes, was_reset
+from tests.support import needs_root, wait_until
 
 Connect = Callable[[int, int], list[socket.socket]]
 

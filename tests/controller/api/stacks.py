@@ -16,45 +16,22 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from testbed.harness import Fleet, ServerProcess
 from testbed.harness.fleet import DRAINCTL
 from testbed.harness.supervising import Supervised
+from tests.support import AGENT_TOKEN, API_TOKEN, write_secret
 
-API_TOKEN = "controller-api-token-for-tests"
-AGENT_TOKEN = "agent-token-for-tests"
 START_TIMEOUT_S = 60.0
 CLI_TIMEOUT_S = 120.0
-
-T = TypeVar("T")
-
-
-def wait_until(condition: Callable[[], T | None], *, within_s: float = 60.0, what: str) -> T:
-    """Poll `condition` until it returns something truthy; fail naming `what` after `within_s`."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within_s:g} s waiting for {what} (last: {value!r})")
-        time.sleep(0.05)  # poll interval; the condition decides
-
-
-def write_secret(path: Path, text: str) -> Path:
-    path.write_text(text + "\n", encoding="utf-8")
-    path.chmod(0o600)
-    return path
-
 
 def sample_sum(text: str, name: str, labels: Mapping[str, str] | None = None) -> float:
     """The sum of the samples called `name` whose labels include `labels` (0 when none), in exposition text."""

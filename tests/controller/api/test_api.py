@@ -19,7 +19,8 @@ import yaml
 
 from controller.core.budget import Budget
 from testbed.harness import Fleet
-from tests.controller.api.stacks import API_TOKEN, Controller, Stack, drainctl, wait_until
+from tests.controller.api.stacks import Controller, Stack, drainctl
+from tests.support import API_TOKEN, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -8,50 +8,29 @@ count is a function of the fake clock, so a test says "advance 2 s" and the host
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec
 
 from controller.core.budget import Budget
 from controller.core.errors import DrainctlError
 from controller.core.models import Drain, EventKind, LifecycleEvent
-from controller.core.ports import Releaser
+from controller.core.ports import AsyncListener, Listener, Releaser
 from controller.core.settings import EngineConfig
-from controller.engine.metrics import EngineMetrics
 from controller.engine.running import Engine
 from controller.engine.verifying import Verifier
 from controller.hosts.client import AgentTimeout, AgentUnauthorized, AgentUnreachable
-from controller.journal.sqlite import Store
-
-P = ParamSpec("P")
+from controller.journal.sqlite import SqliteJournal
+from controller.listeners.metrics import EngineMetrics
+from tests.support.budgets import TEST_BUDGET
 
 T0 = 1_700_000_000.0
 
-BUDGET = Budget(
-    drain_deadline_s=20.0,
-    drain_rate_per_s=500.0,
-    expected_sockets_per_server=10_000,
-    verify_s=5.0,
-    margin_s=5.0,
-    platform_notice_s=60.0,
-    no_progress_window_s=3.0,
-)
-"""A test budget: 20 s graceful drain, reset after 3 s without progress, release 5 s before the deadline."""
+BUDGET = TEST_BUDGET
+"""The shared test budget: 20 s graceful drain, reset after 3 s without progress, release 5 s before the deadline."""
 
 SETTINGS = EngineConfig(poll_interval_s=0.5, retry_initial_s=0.5, retry_max_s=2.0)
-
-
-def async_test(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
-    """Run an async test function in a fresh event loop (no pytest plugin needed)."""
-
-    @functools.wraps(test)
-    def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
 
 
 APP_TIMEOUT_S = 1.0
@@ -83,6 +62,8 @@ class FakeHost:
     behaviour: str = "graceful"
     app_rate_per_s: float | None = None
     """How fast the app really drains (None: the requested rate). Lower: a slow but moving drain."""
+    app_timeout_s: float = APP_TIMEOUT_S
+    """behaviour "stopped": how long the drain call waits for the app before it times out."""
     drains: list[tuple[float, float]] = field(default_factory=list)
     """(time, rate_per_s) of each drain request received."""
     resets: list[tuple[float, int]] = field(default_factory=list)
@@ -107,8 +88,8 @@ class FakeHost:
         self.drains.append((self.clock.now(), rate_per_s))
         self._fail_if_down()
         if self.behaviour == "stopped":
-            self.clock.set(self.clock.now() + APP_TIMEOUT_S)  # the agent waited this long for the stopped app
-            raise AgentTimeout(f"agent: POST /v1/drain: app did not answer in {APP_TIMEOUT_S:g} s")
+            self.clock.set(self.clock.now() + self.app_timeout_s)  # the agent waited this long for the stopped app
+            raise AgentTimeout(f"agent: POST /v1/drain: app did not answer in {self.app_timeout_s:g} s")
         if self.behaviour == "graceful" and self._drain_at is None:
             self._base, self._drain_at = self.remaining(), self.clock.now()
             self._rate = self.app_rate_per_s or rate_per_s
@@ -195,7 +176,7 @@ class World:
     hosts: dict[str, FakeHost]
     gauge: FakeGauge
     releaser: FakeReleaser
-    store: Store
+    store: SqliteJournal
     metrics: EngineMetrics
 
     def notice(self, instance: str, *, in_s: float = 60.0, ref: str | None = None) -> LifecycleEvent:
@@ -246,14 +227,16 @@ def make_world(
     clock: FakeClock | None = None,
     releaser: FakeReleaser | None = None,
     gauge: FakeGauge | None = None,
-    store: Store | None = None,
+    store: SqliteJournal | None = None,
     settings: EngineConfig = SETTINGS,
+    listeners: Sequence[Listener | AsyncListener] = (),
 ) -> World:
+    """An engine over fakes; its metrics listener comes first, then `listeners`."""
     clock = clock or FakeClock()
     hosts = dict(hosts) if hosts is not None else {"A": FakeHost(clock)}
     gauge = gauge or FakeGauge()
     releaser = releaser or FakeReleaser(clock)
-    store = store or Store(journal)
+    store = store or SqliteJournal(journal)
     metrics = EngineMetrics()
     releasers: dict[str, Releaser] = {"local": releaser}
     engine = Engine(
@@ -266,7 +249,7 @@ def make_world(
         budget=budget,
         settings=settings,
         clock=clock,
-        metrics=metrics,
+        listeners=[metrics, *listeners],
     )
     return World(engine, clock, hosts, gauge, releaser, store, metrics)
 

@@ -9,7 +9,8 @@ import pytest
 
 from controller.config import PoolBudget
 from controller.core.models import Drain, Phase
-from tests.controller.engine.fakes import BUDGET, FakeClock, FakeHost, World, async_test, make_world
+from tests.controller.engine.fakes import BUDGET, FakeClock, FakeHost, World, make_world
+from tests.support.tasks import async_test
 
 
 def _intervals(world: World) -> dict[str, tuple[float, float]]:

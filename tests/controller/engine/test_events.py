@@ -8,7 +8,8 @@ import pytest
 
 from controller.core.models import Disposition, EventKind, LifecycleEvent, Phase
 from controller.engine import UnknownInstance
-from tests.controller.engine.fakes import FakeClock, FakeHost, async_test, make_world
+from tests.controller.engine.fakes import FakeClock, FakeHost, make_world
+from tests.support.tasks import async_test
 
 
 def test_event_ids_are_deterministic() -> None:

@@ -9,7 +9,8 @@ import pytest
 from controller.core.errors import PermanentError
 from controller.core.models import Disposition, EventKind, Outcome, Phase
 from controller.engine import ManualDisabled, UnknownInstance
-from tests.controller.engine.fakes import FakeClock, FakeHost, async_test, make_world
+from tests.controller.engine.fakes import FakeClock, FakeHost, make_world
+from tests.support.tasks import async_test
 
 
 @async_test
@@ -124,3 +125,24 @@ async def test_status_shows_every_instance_with_live_counts_while_draining(tmp_p
     a = status["A"]
     assert a.drain is not None and a.drain.phase is Phase.VERIFYING
     assert a.observation is not None and a.observation.kernel == 800 and a.observed_at == clock.now()
+
+
+@async_test
+async def test_a_dry_run_of_a_manual_drain_after_a_released_platform_drain_says_it_starts_and_it_does(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    host = FakeHost(clock, sockets=100)
+    world = make_world(tmp_path / "journal.db", hosts={"A": host}, clock=clock)
+    world.engine.submit(world.notice("A", in_s=600, ref="long-notice"))
+    await world.settle()
+    assert world.engine.get("A") is not None and world.releaser.releases, "the platform drain ran and was released"
+
+    event = world.engine.manual_event("A", deadline_s=10)
+    preview = world.engine.dry_run(event)
+    submitted = world.engine.submit(event)
+
+    assert preview.disposition is Disposition.STARTED and preview.would_start_now, preview.why
+    assert submitted.disposition is Disposition.STARTED, "the dry run said what the drain then did"
+    await world.settle()
+    assert len(host.drains) == 2

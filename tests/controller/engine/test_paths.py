@@ -13,7 +13,8 @@ import pytest
 
 from controller.core.models import Outcome, Phase
 from controller.hosts.client import AgentUnreachable
-from tests.controller.engine.fakes import BUDGET, SETTINGS, FakeClock, FakeHost, async_test, make_world, metric
+from tests.controller.engine.fakes import BUDGET, SETTINGS, FakeClock, FakeHost, make_world, metric
+from tests.support.tasks import async_test
 
 
 @async_test

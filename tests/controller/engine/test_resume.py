@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from controller.core.models import Drain, Phase
-from controller.journal.sqlite import Store
-from tests.controller.engine.fakes import FakeClock, FakeHost, Release, async_test, make_world
+from controller.journal.sqlite import SqliteJournal
+from tests.controller.engine.fakes import FakeClock, FakeHost, Release, make_world
+from tests.support.tasks import async_test
 
 
 @async_test
@@ -49,7 +50,7 @@ class Killed(BaseException):
     """The controller process dies: nothing after this point runs, only the journal remains."""
 
 
-class DyingStore(Store):
+class DyingStore(SqliteJournal):
     """A journal whose process is killed right after its `writes_left`-th write is durable."""
 
     def __init__(self, path: Path, writes_left: int) -> None:
@@ -100,7 +101,7 @@ def test_a_kill_after_any_journal_write_still_drains_at_most_once_and_releases_o
     tmp_path: Path, behaviour: str
 ) -> None:
     _, _, _ = _run_with_kill(tmp_path / "count.db", behaviour, None)
-    with Store(tmp_path / "count.db") as store:
+    with SqliteJournal(tmp_path / "count.db") as store:
         writes = len(store.transitions()) - 1  # the first line is written by create(), not record()
     assert writes >= 5
     for kill_after in range(1, writes + 1):

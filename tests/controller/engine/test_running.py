@@ -17,7 +17,9 @@ from controller.core.models import LifecycleEvent, Outcome, Phase
 from controller.core.settings import EngineConfig
 from controller.engine import ManualDisabled
 from controller.platforms.notices.watching import LocalSource
-from tests.controller.engine.fakes import FakeHost, World, async_test, make_world
+from tests.controller.engine.fakes import FakeHost, World, make_world
+from tests.support.tasks import async_test
+from tests.support.waiting import until
 
 QUICK = Budget(drain_deadline_s=10.0, no_progress_window_s=0.5, verify_s=2.0, margin_s=2.0, platform_notice_s=30.0,
                expected_sockets_per_server=100, drain_rate_per_s=100.0)
@@ -48,11 +50,11 @@ class Scripted:
 
 
 async def _until_finished(world: World, instance: str, *, within_s: float = 60.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not ((drain := world.engine.get(instance)) is not None and drain.finished):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{instance} did not finish within {within_s:g} s: {drain}")
-        await asyncio.sleep(0.02)  # poll interval; the condition decides
+    def finished() -> bool:
+        drain = world.engine.get(instance)
+        return drain is not None and drain.finished
+
+    await until(finished, within_s=within_s, what=f"{instance}'s drain to finish")
 
 
 async def _running(world: World, source: Scripted) -> Any:

@@ -6,7 +6,8 @@ import pytest
 
 from controller.engine.verifying import Observation, Verifier
 from controller.prometheus import PrometheusUnavailable
-from tests.controller.engine.fakes import FakeClock, FakeGauge, FakeHost, async_test
+from tests.controller.engine.fakes import FakeClock, FakeGauge, FakeHost
+from tests.support.tasks import async_test
 
 
 @pytest.mark.parametrize(

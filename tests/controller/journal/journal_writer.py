@@ -1,4 +1,4 @@
-"""A controller stand-in that writes to a journal until it is killed (run by test_store.py as a subprocess).
+"""A controller stand-in that writes to a journal until it is killed (run by test_sqlite.py as a subprocess).
 
     python -m tests.controller.journal.journal_writer JOURNAL requested   # journal "drain requested" for A, then hang
     python -m tests.controller.journal.journal_writer JOURNAL stream      # journal transitions forever, one line each
@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 from controller.core.models import Drain, EventKind, LifecycleEvent, Phase
-from controller.journal.sqlite import Store
+from controller.journal.sqlite import SqliteJournal
 
 T0 = 1_700_000_000.0
 
 
-def _episode(store: Store, instance: str, now: float) -> Drain:
+def _episode(store: SqliteJournal, instance: str, now: float) -> Drain:
     event = LifecycleEvent.create(instance=instance, kind=EventKind.TERMINATE, not_after=now + 60, source="local",
                                   ref=f"notice-{instance}")
     draft = Drain(id=0, instance=instance, pool="web", source="local", kind=event.kind, event_id=event.id,
@@ -33,7 +33,7 @@ def _say(**fields: object) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def requested(store: Store) -> None:
+def requested(store: SqliteJournal) -> None:
     drain = _episode(store, "A", T0)
     after = dataclasses.replace(drain, phase=Phase.DRAINING, drain_requested_at=T0, force_at=T0 + 20,
                                 release_by=T0 + 55, updated_at=T0, phase_since=T0)
@@ -43,7 +43,7 @@ def requested(store: Store) -> None:
         time.sleep(60)
 
 
-def stream(store: Store) -> None:
+def stream(store: SqliteJournal) -> None:
     cycle = [Phase.DRAINING, Phase.VERIFYING, Phase.FORCING, Phase.DRAINED, Phase.RELEASED]
     for number in range(1_000_000):
         now = T0 + number
@@ -57,4 +57,4 @@ def stream(store: Store) -> None:
 
 if __name__ == "__main__":
     journal, mode = Path(sys.argv[1]), sys.argv[2]
-    {"requested": requested, "stream": stream}[mode](Store(journal))
+    {"requested": requested, "stream": stream}[mode](SqliteJournal(journal))

@@ -1,4 +1,5 @@
-"""The journal on a real SQLite file: what was written survives a SIGKILL, and a restart resumes from it."""
+"""The journal on a real SQLite file: what was written survives a SIGKILL, a restart resumes from it, and its
+transition sequence serves as an outbox."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from controller.core.errors import ConfigError
+from controller.core.errors import ConfigError, InvalidTransition
 from controller.core.models import Drain, EventKind, LifecycleEvent, Phase
-from controller.journal.sqlite import InvalidTransition, Store
-from tests.controller.engine.fakes import FakeClock, FakeHost, async_test, make_world
+from controller.journal.sqlite import SqliteJournal
+from tests.controller.engine.fakes import FakeClock, FakeHost, make_world
+from tests.support.paths import REPO_ROOT
+from tests.support.tasks import async_test
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO_ROOT
 
 
 @pytest.fixture
@@ -86,7 +89,7 @@ def test_every_acknowledged_write_survives_a_sigkill_mid_stream(
 
     with sqlite3.connect(journal) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    with Store(journal) as store:
+    with SqliteJournal(journal) as store:
         for line in acknowledged:
             drain_id = line["drain_id"]
             assert isinstance(drain_id, int)
@@ -99,7 +102,7 @@ def test_every_acknowledged_write_survives_a_sigkill_mid_stream(
 
 
 def test_the_journal_refuses_a_transition_the_state_machine_does_not_allow(tmp_path: Path) -> None:
-    with Store(tmp_path / "journal.db") as store:
+    with SqliteJournal(tmp_path / "journal.db") as store:
         drain = _created(store)
         with pytest.raises(InvalidTransition, match="pending -> released"):
             store.record(drain, dataclasses.replace(drain, phase=Phase.RELEASED), step="skip everything")
@@ -113,23 +116,41 @@ def test_an_unusable_journal_path_is_a_config_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(ConfigError, match="journal: cannot open"):
-        Store(blocker / "journal.db")
+        SqliteJournal(blocker / "journal.db")
 
 
 def test_the_journal_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
-    with Store(tmp_path / "journal.db") as store:
+    with SqliteJournal(tmp_path / "journal.db") as store:
         _created(store)
     with sqlite3.connect(tmp_path / "journal.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    store = Store(tmp_path / "journal.db")
+    store = SqliteJournal(tmp_path / "journal.db")
     try:
         assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
     finally:
         store.close()
 
 
-def _created(store: Store) -> Drain:
+def _created(store: SqliteJournal) -> Drain:
     event = LifecycleEvent.create(instance="A", kind=EventKind.TERMINATE, not_after=100.0, source="local")
     draft = Drain(id=0, instance="A", pool="web", source="local", kind=event.kind, event_id=event.id,
                   not_after=100.0, rate_per_s=1.0, drain_deadline_s=1.0, needs_release=True)
     return store.create(draft, event=event, at=0.0, step="event accepted")
+
+
+def test_the_outbox_gives_every_line_after_a_seq_once_in_order_even_while_lines_are_written(tmp_path: Path) -> None:
+    with SqliteJournal(tmp_path / "journal.db") as store:
+        drain = _created(store)
+        delivered: list[int] = []
+        for phase in (Phase.DRAINING, Phase.VERIFYING, Phase.DRAINED):  # a listener reads pages of 2 meanwhile
+            drain = store.record(drain, dataclasses.replace(drain, phase=phase), step=f"to {phase}")
+            page = store.transitions(after_seq=delivered[-1] if delivered else 0, limit=2)
+            delivered.extend(line.seq for line in page)
+        while page := store.transitions(after_seq=delivered[-1], limit=2):
+            delivered.extend(line.seq for line in page)
+        written = [line.seq for line in store.transitions(drain_id=drain.id)]
+        assert delivered == written == sorted(set(written)) and len(written) == 4
+        tail = store.transitions(drain_id=drain.id, after_seq=written[1])
+        assert [t.step for t in tail] == ["to verifying", "to drained"]
+        assert store.transitions(after_seq=written[-1]) == []
+        assert [t.seq for t in store.transitions(limit=2)] == written[-2:], "without after_seq: the most recent"

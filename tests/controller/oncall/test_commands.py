@@ -18,16 +18,8 @@ import pytest
 from controller.core.budget import Budget
 from testbed.harness import Fleet
 from testbed.harness.ports import free_port
-from tests.controller.api.stacks import (
-    API_TOKEN,
-    Controller,
-    Ran,
-    Stack,
-    drainctl,
-    drainctl_on_a_terminal,
-    wait_until,
-    write_secret,
-)
+from tests.controller.api.stacks import Controller, Ran, Stack, drainctl, drainctl_on_a_terminal
+from tests.support import API_TOKEN, wait_until, write_secret
 
 pytestmark = pytest.mark.e2e
 

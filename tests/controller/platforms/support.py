@@ -1,50 +1,26 @@
 """Helpers for the GCP and Azure tests: a real testbed server with a real node agent (any `platform:`), the
-controller assembled from controller.yaml in the test's process, WebSocket clients, and waiting without sleeps.
+controller assembled from controller.yaml in the test's process, and WebSocket clients (waiting: tests/support).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-import pytest
 import yaml
 from websockets.asyncio.client import ClientConnection, connect
 
 from controller.app import Assembly, assemble
 from controller.config import parse_config
-from controller.core.budget import Budget
 from testbed import phoenix
 from testbed.harness import Fleet, ServerProcess, Supervised
 from testbed.harness.fleet import DRAINCTL
-
-T = TypeVar("T")
-
-TEST_BUDGET = Budget(
-    drain_deadline_s=20.0, drain_rate_per_s=500.0, expected_sockets_per_server=10_000, verify_s=5.0, margin_s=5.0,
-    platform_notice_s=60.0, no_progress_window_s=3.0, server_idle_timeout_s=300.0,
-)
-"""Short timers: a 60 s notice is enough; the servers never cut an idle test client."""
-
-TOKEN = "platform-test-agent-token"
-
-
-async def until(condition: Callable[[], T | None], *, within_s: float = 60.0, what: str) -> T:
-    """Poll `condition` until truthy; fail naming `what` after `within_s` (generous: the machine is shared)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within_s:g} s waiting for {what} (last: {value!r})")
-        await asyncio.sleep(0.02)  # poll interval, not synchronization: the condition decides
+from tests.support import AGENT_TOKEN, TEST_BUDGET, running
 
 
 @dataclass
@@ -59,7 +35,7 @@ class Host:
     token_file: Path
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
+        headers = {"Authorization": f"Bearer {AGENT_TOKEN}"}
         return httpx.request(method, self.agent_url + path, headers=headers, timeout=30, trust_env=False, **kwargs)
 
     def notices(self) -> list[dict[str, Any]]:
@@ -90,7 +66,7 @@ def start_host(
     """A server `name` (with `fault`) and an agent beside it with `platform:` and `fallback:` as given."""
     server = fleet.servers.get(name) or fleet.start_server(name, fault=fault)
     token_file = fleet.workdir / "agent.token"
-    token_file.write_text(TOKEN + "\n")
+    token_file.write_text(AGENT_TOKEN + "\n")
     app_token_file = fleet.workdir / f"{name}-app.token"
     app_token_file.write_text(server.admin_token)
     config: dict[str, Any] = {
@@ -127,14 +103,8 @@ def controller_config(workdir: Path, hosts: list[Host], **sources: Any) -> dict[
 @contextlib.asynccontextmanager
 async def controller(config: dict[str, Any]) -> AsyncIterator[Assembly]:
     """The real controller (engine, sources, releasers from the config) running in this process until the end."""
-    async with assemble(parse_config(config)) as assembly:
-        task = asyncio.create_task(assembly.run())
-        try:
-            yield assembly
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with assemble(parse_config(config)) as assembly, running(assembly.run()):
+        yield assembly
 
 
 async def open_clients(server: ServerProcess, count: int) -> list[ClientConnection]:

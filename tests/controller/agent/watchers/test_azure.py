@@ -10,7 +10,6 @@ it, the controller assembled from controller.yaml in this process. Only the IMDS
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
@@ -21,24 +20,12 @@ import pytest
 from testbed import phoenix
 from testbed.harness import Fleet
 from testbed.harness.exposition import metric_sum
-from tests.controller.engine.fakes import async_test
-from tests.controller.platforms.support import (
-    TEST_BUDGET,
-    Host,
-    close_all,
-    controller,
-    controller_config,
-    open_clients,
-    start_host,
-    until,
-)
+from tests.controller.platforms.support import Host, close_all, controller, controller_config, open_clients, start_host
 from tests.fakes.azure_imds import FakeImds, rfc1123
 from tests.fakes.threaded import Handle, serve
+from tests.support import needs_root, until
+from tests.support.tasks import async_test
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 and os.environ.get("CI") != "true",
-    reason="socket destroy (ss -K) needs CAP_NET_ADMIN; runs as root and in CI",
-)
 NOTICE_S = 40.0
 
 
@@ -46,12 +33,6 @@ NOTICE_S = 40.0
 def imds() -> Iterator[Handle[FakeImds]]:
     with serve(FakeImds(), name="fake-imds") as fake:
         yield fake
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    with Fleet(TEST_BUDGET, workdir=tmp_path / "fleet") as fleet:
-        yield fleet
 
 
 def azure(imds: Handle[FakeImds], **options: object) -> dict[str, object]:

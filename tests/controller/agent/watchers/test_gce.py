@@ -10,7 +10,6 @@ here it only has a generous bound.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,10 +17,11 @@ from testbed import phoenix
 from testbed.harness import Fleet
 from testbed.harness.exposition import metric_sum
 from tests.controller.agent.watchers.test_azure import agent_metric
-from tests.controller.engine.fakes import async_test
-from tests.controller.platforms.support import TEST_BUDGET, close_all, open_clients, start_host, until
+from tests.controller.platforms.support import close_all, open_clients, start_host
 from tests.fakes.gce_metadata import FakeMetadata
 from tests.fakes.threaded import Handle, serve
+from tests.support import until
+from tests.support.tasks import async_test
 
 GENEROUS_S = 5.0
 """The requirement is 1 s (measured in bench); a shared, busy machine gets more room here."""
@@ -31,12 +31,6 @@ GENEROUS_S = 5.0
 def metadata() -> Iterator[Handle[FakeMetadata]]:
     with serve(FakeMetadata(), name="fake-metadata") as fake:
         yield fake
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    with Fleet(TEST_BUDGET, workdir=tmp_path / "fleet") as fleet:
-        yield fleet
 
 
 def gcp(metadata: Handle[FakeMetadata], **options: object) -> dict[str, object]:

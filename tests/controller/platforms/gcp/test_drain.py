@@ -22,19 +22,11 @@ from controller.core.models import Outcome, Phase
 from testbed import phoenix
 from testbed.harness import Fleet
 from testbed.harness.fleet import DRAINCTL
-from tests.controller.engine.fakes import async_test
-from tests.controller.platforms.support import (
-    TEST_BUDGET,
-    Host,
-    close_all,
-    controller,
-    controller_config,
-    open_clients,
-    start_host,
-    until,
-)
+from tests.controller.platforms.support import Host, close_all, controller, controller_config, open_clients, start_host
 from tests.fakes.gce_compute import FakeCompute
 from tests.fakes.threaded import Handle, serve
+from tests.support import TEST_BUDGET, until
+from tests.support.tasks import async_test
 
 MIG = ["api-0", "api-1", "api-2"]
 API_TOKEN = "ya29.fake-compute-token"

@@ -3,7 +3,6 @@ sends, and the malformed or failing answers it survives (issue 4, items 1 and 4)
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -32,12 +31,11 @@ from controller.platforms.gcp.compute import (
 )
 from controller.platforms.gcp.watching import GcpSource, Group
 from testbed.harness.fleet import DRAINCTL
-from tests.controller.agent.conftest import wait_until
-from tests.controller.engine.fakes import async_test
-from tests.controller.platforms.support import until
 from tests.fakes.gce_compute import FakeCompute
 from tests.fakes.gce_metadata import FakeMetadata
 from tests.fakes.threaded import Handle, serve
+from tests.support import running, until, wait_until
+from tests.support.tasks import async_test
 
 NAMES = [f"api-{n}" for n in range(5)]
 
@@ -77,13 +75,10 @@ async def polling(fake: Handle[FakeCompute], *, window_s: float = 600.0) -> Asyn
         async for event in source.watch():
             seen.events.append(event)
 
-    task = asyncio.create_task(collect())
     try:
-        yield seen
+        async with running(collect()):
+            yield seen
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await api.aclose()
 
 

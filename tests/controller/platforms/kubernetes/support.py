@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import socket
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-import pytest
 import yaml
 from websockets.asyncio.client import ClientConnection, connect
 
-from controller.core.budget import Budget
 from controller.core.models import LifecycleEvent
 from controller.core.source_metrics import SourceMetrics
 from controller.platforms.kubernetes.api import KubernetesApi
@@ -29,26 +24,9 @@ from testbed.harness import Fleet, ServerProcess
 from testbed.harness.fleet import DRAINCTL
 from testbed.harness.ports import free_port
 from tests.fakes.kubernetes import Handle
+from tests.support import TEST_BUDGET, running
 
 FINALIZER = "drainctl.io/drain"
-T = TypeVar("T")
-
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 and os.environ.get("CI") != "true",
-    reason="resetting sockets (ss -K) needs CAP_NET_ADMIN; runs as root and in CI",
-)
-
-
-async def until(condition: Callable[[], T | None], *, within_s: float = 30.0, what: str) -> T:
-    """Poll `condition` until it is truthy; fail naming `what` after `within_s` (generous: the machine is shared)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within_s:g} s waiting for {what} (last: {value!r})")
-        await asyncio.sleep(0.02)  # poll interval, not synchronization: the condition decides
 
 
 def api_for(fake: Handle, agent: str = "drainctl/test") -> KubernetesApi:
@@ -86,23 +64,14 @@ async def watching(fake: Handle, **options: Any) -> AsyncIterator[Watching]:
                                 "retry_initial_s": 0.05, "retry_max_s": 0.5, **options}
     source = KubernetesSource(api, pods, metrics=metrics.of("kubernetes"), **settings)
     seen = Watching(source, pods, metrics)
-    task = asyncio.create_task(seen.collect())
     try:
-        yield seen
+        async with running(seen.collect()):
+            yield seen
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         api.close()
 
 
 # --- pods backed by real testbed servers and real node agents ------------------------------------------------
-
-TEST_BUDGET = Budget(
-    drain_deadline_s=20.0, drain_rate_per_s=500.0, expected_sockets_per_server=10_000, verify_s=5.0, margin_s=5.0,
-    platform_notice_s=60.0, no_progress_window_s=3.0, server_idle_timeout_s=300.0,
-)
-"""Short timers: a 60 s grace period is enough notice; the servers never cut an idle test client."""
 
 
 @dataclass

@@ -18,11 +18,12 @@ from controller.config import parse_config
 from controller.core.models import Drain, EventKind
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease
 from controller.platforms.kubernetes.leases import LeaseElector, LeaseSettings
-from tests.controller.engine.fakes import async_test
-from tests.controller.platforms.kubernetes.support import FINALIZER, api_for, until, watching
+from tests.controller.platforms.kubernetes.support import FINALIZER, api_for, watching
 from tests.fakes.kubernetes import Handle, Request, serve
+from tests.support import REPO_ROOT, until
+from tests.support.tasks import async_test
 
-DEPLOY = Path(__file__).resolve().parents[4] / "deploy" / "kubernetes"
+DEPLOY = REPO_ROOT / "deploy" / "kubernetes"
 
 
 def manifests() -> dict[str, dict[str, Any]]:

@@ -8,34 +8,31 @@ running in this process. Only the Kubernetes API server is a fake (tests/fakes/k
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from controller.app import Assembly, assemble
-from controller.config import parse_config
+from controller.app import Assembly
 from controller.core.models import Outcome, Phase
 from testbed import phoenix
 from testbed.harness import Fleet
-from tests.controller.engine.fakes import async_test
 from tests.controller.platforms.kubernetes.support import (
     FINALIZER,
-    TEST_BUDGET,
     PodHost,
     agent_port,
     controller_config,
-    needs_root,
     open_clients,
     start_pod_hosts,
-    until,
 )
+from tests.controller.platforms.support import controller
 from tests.fakes.kubernetes import Handle, serve
+from tests.support import TEST_BUDGET, needs_root, until
+from tests.support.tasks import async_test
 
 Cluster = tuple[Handle, list[PodHost], dict[str, Any]]
 
@@ -64,18 +61,6 @@ def stubborn_cluster(tmp_path: Path) -> Iterator[Cluster]:
     """api-a's server ignores drain requests (the incident's server)."""
     with make_cluster(tmp_path, faults={"api-a": "ignore-drain"}) as made:
         yield made
-
-
-@contextlib.asynccontextmanager
-async def controller(config: dict[str, Any]) -> AsyncIterator[Assembly]:
-    async with assemble(parse_config(config)) as assembly:
-        task = asyncio.create_task(assembly.run())
-        try:
-            yield assembly
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def released(running: Assembly, instance: str) -> None:

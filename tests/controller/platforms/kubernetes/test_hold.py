@@ -7,7 +7,6 @@ from the pod of the drain, and a pod held long past its deadline is let go.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -18,9 +17,10 @@ import pytest
 from controller.core.models import Drain, EventKind
 from controller.platforms.kubernetes.api import Conflict, KubernetesApi, Refused
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease, edit_finalizers
-from tests.controller.engine.fakes import async_test
-from tests.controller.platforms.kubernetes.support import FINALIZER, Watching, api_for, until, watching
+from tests.controller.platforms.kubernetes.support import FINALIZER, Watching, api_for, watching
 from tests.fakes.kubernetes import Handle, serve
+from tests.support import running, until
+from tests.support.tasks import async_test
 
 KEEP = "example.com/keep"
 
@@ -52,13 +52,10 @@ async def holding(fake: Handle, **options: float) -> AsyncIterator[tuple[Watchin
     async with watching(fake) as seen:
         api = api_for(fake, "drainctl/hold")
         hold = FinalizerHold(api, seen.pods, namespace="default", finalizer=FINALIZER, retry_s=0.1, **options)
-        task = asyncio.create_task(hold.run())
         try:
-            yield seen, hold
+            async with running(hold.run()):
+                yield seen, hold
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             api.close()
 
 

@@ -20,9 +20,10 @@ from controller.core.source_metrics import SourceMetrics
 from controller.platforms.kubernetes import api as kubernetes_client
 from controller.platforms.kubernetes.directory import PodDirectory
 from controller.platforms.kubernetes.watching import KubernetesSource
-from tests.controller.engine.fakes import async_test
-from tests.controller.platforms.kubernetes.support import FINALIZER, api_for, until, watching
+from tests.controller.platforms.kubernetes.support import FINALIZER, api_for, watching
 from tests.fakes.kubernetes import Handle, serve
+from tests.support import until
+from tests.support.tasks import async_test
 
 
 @pytest.fixture

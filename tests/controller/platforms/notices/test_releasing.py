@@ -7,7 +7,7 @@ import pytest
 from controller.core.models import Drain, EventKind
 from controller.core.ports import NothingToRelease, UnknownHost
 from controller.platforms.notices.releasing import AgentNoticeRelease
-from tests.controller.engine.fakes import async_test
+from tests.support.tasks import async_test
 
 
 class Agent:

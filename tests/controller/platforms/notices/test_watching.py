@@ -11,7 +11,7 @@ from controller.core.models import EventKind
 from controller.core.operator import drain_event, reset_event
 from controller.hosts.client import AgentUnreachable, Notice
 from controller.platforms.notices.watching import LocalSource
-from tests.controller.engine.fakes import async_test
+from tests.support.tasks import async_test
 
 
 class Agent:

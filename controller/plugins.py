@@ -1,9 +1,9 @@
-"""The contract between the composition root (`controller/app.py`) and a platform package.
+"""The contract between the composition root (`controller/app.py`) and a platform package (a plugin).
 
 A platform is one package under `controller/platforms/` with one entry point, `PLATFORM`: its name (its section
 under `sources:` in controller.yaml), that section's frozen model, optionally the kind of `leader:` section it
 serves, and `connect`, which turns the parsed section into `Parts`. The composition root loops over the
-registered platforms (`registry.PLATFORMS`) and knows none of them by name.
+registered platforms (`controller.platforms.PLATFORMS`) and knows none of them by name.
 
     PLATFORM = Platform(name="gcp", settings=GcpSourceConfig, connect=connect)
 
@@ -83,7 +83,7 @@ class Platform:
     name: str
     """The section under `sources:` (and the platform's name in docs and errors)."""
     settings: type[BaseModel]
-    """The section's model; its defaults must describe the platform turned off."""
+    """The section's model; its defaults are what a controller.yaml without the section means."""
     connect: Connect
     leader: type[BaseModel] | None = None
     """The model of the `leader:` section this platform serves (told apart by its `kind` field), if any."""

@@ -1,0 +1,70 @@
+"""What to do with an event: the one decision that `submit` acts on and `dry_run` only reports.
+
+Pure: it reads the instance's latest episode and whether the journal saw the event id, and writes nothing.
+
+- duplicate: the event id was seen before;
+- merged: the instance's latest episode is still running; the event joins it (its deadline may tighten it);
+- stale: the latest episode already ran and the event's deadline is no later than that episode's, so the event
+  is a late copy of an old notice. An operator's drain or reset is a new intent, never stale;
+- started: a new episode, drafted here (id 0 until the journal gives it one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.core.budget import Budget
+from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent
+
+OPERATOR_KINDS = frozenset({EventKind.MANUAL, EventKind.RESET})
+"""Events an operator caused: no platform holds the instance, and they are never stale."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    disposition: Disposition
+    current: Drain | None
+    """The instance's latest episode before the event, which a merged or stale event is judged against."""
+    draft: Drain | None = None
+    """Started: the new episode, not journaled yet."""
+
+
+def triage(
+    event: LifecycleEvent,
+    *,
+    current: Drain | None,
+    seen: bool,
+    pool: str,
+    holds: bool,
+    budget: Budget,
+    now: float,
+) -> Verdict:
+    """`seen`: the journal has the event id. `holds`: the event's platform waits for a release."""
+    if seen:
+        return Verdict(Disposition.DUPLICATE, current)
+    if current is not None and not current.finished:
+        return Verdict(Disposition.MERGED, current)
+    if current is not None and event.kind not in OPERATOR_KINDS and event.not_after <= current.not_after:
+        return Verdict(Disposition.STALE, current)
+    return Verdict(Disposition.STARTED, current, draft(event, pool=pool, holds=holds, budget=budget, now=now))
+
+
+def draft(event: LifecycleEvent, *, pool: str, holds: bool, budget: Budget, now: float) -> Drain:
+    """The episode an event starts: the event's overrides, else the budget's rate and drain deadline."""
+    held = holds and event.kind not in OPERATOR_KINDS
+    return Drain(
+        id=0,
+        instance=event.instance,
+        pool=pool,
+        source=event.source,
+        kind=event.kind,
+        event_id=event.id,
+        not_after=event.not_after,
+        rate_per_s=event.rate_per_s or budget.drain_rate_per_s,
+        drain_deadline_s=event.drain_deadline_s if event.drain_deadline_s is not None else budget.drain_deadline_s,
+        needs_release=held,
+        refs=(event.ref,) if held and event.ref else (),
+        phase_since=now,
+        created_at=now,
+        updated_at=now,
+    )

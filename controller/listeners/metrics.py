@@ -1,0 +1,86 @@
+"""The controller's own Prometheus metrics, in its own registry (served at the API's `/metrics`).
+
+A synchronous listener (`controller.core.ports.Listener`): it keeps the count of every instance's latest phase
+from what it hears, so the engine only announces and never counts. Metric names, labels and values are what
+dashboards and alert rules (deploy/) read; they do not change when the engine does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from controller.core.announcements import Announcement, Journaled, Resumed, Taken
+from controller.core.models import Drain, Outcome, Phase
+
+PHASE_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+class EngineMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.drains = Counter(
+            "drainctl_drains", "Drains finished, by outcome: graceful, forced, failed.", ["outcome"],
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "drainctl_drain_failures", "Failed drains by cause (the error that made them fail).", ["cause"],
+            registry=self.registry,
+        )
+        self.phase_seconds = Histogram(
+            "drainctl_phase_duration_seconds", "Time spent in each phase of a drain.", ["phase"],
+            buckets=PHASE_BUCKETS_S, registry=self.registry,
+        )
+        self.sockets_reset = Counter(
+            "drainctl_sockets_reset", "Sockets reset with TCP RSTs by forced drains.", registry=self.registry
+        )
+        self.instances = Gauge(
+            "drainctl_instances", "Instances whose latest drain is in each phase.", ["phase"], registry=self.registry
+        )
+        self.events = Counter(
+            "drainctl_events", "Lifecycle events received, by source and what was done with them.",
+            ["source", "disposition"], registry=self.registry,
+        )
+        self._phases: dict[str, Phase] = {}
+        """The phase of each instance's latest episode."""
+        for outcome in Outcome:
+            self.drains.labels(outcome.value)
+        self.count_phases([])
+
+    def hear(self, announcement: Announcement) -> None:
+        if isinstance(announcement, Journaled):
+            self._journaled(announcement)
+        elif isinstance(announcement, Taken):
+            self.events.labels(announcement.event.source, announcement.disposition.value).inc()
+        elif isinstance(announcement, Resumed):
+            self.count_phases(announcement.drains)
+
+    def count_phases(self, latest: Iterable[Drain]) -> None:
+        """Set the phase gauge from the latest episode of every instance."""
+        self._phases = {drain.instance: drain.phase for drain in latest}
+        self._set_phases()
+
+    def _journaled(self, announcement: Journaled) -> None:
+        before, after = announcement.before, announcement.after
+        if before is None or after.phase is not before.phase:
+            self._moved(before, after)
+        if after.outcome is not None and (before is None or before.outcome is None):
+            self.drains.labels(after.outcome.value).inc()
+        if announcement.cause is not None:
+            self.failures.labels(announcement.cause).inc()
+        reset = after.sockets_reset - (before.sockets_reset if before is not None else 0)
+        if reset > 0:
+            self.sockets_reset.inc(reset)
+
+    def _moved(self, before: Drain | None, after: Drain) -> None:
+        if before is not None:
+            self.phase_seconds.labels(before.phase.value).observe(max(0.0, after.phase_since - before.phase_since))
+        self._phases[after.instance] = after.phase
+        self._set_phases()
+
+    def _set_phases(self) -> None:
+        tally = Tally(self._phases.values())
+        for phase in Phase:
+            self.instances.labels(phase.value).set(tally.get(phase, 0))
