@@ -12,8 +12,13 @@ module adds the checks that only the clouds impose on those timers:
   Source: https://cloud.google.com/compute/docs/instances/graceful-shutdown-overview
 - GCP external Application LB: the backend-service timeout caps a WebSocket's whole lifetime, so it must outlast
   every other timer (see docs/infra.md).
-- Cloud Armor rate-limit intervals: 10 s is the shortest window.
+- Cloud Armor rate-limit intervals: only 10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700 or 3600 s
+  (`rateLimitThreshold.intervalSec`; 20 s is not among them).
   Source: https://cloud.google.com/armor/docs/rate-limiting-overview
+- Regional MIG zones are pinned per region (`zones`), so the update policy's fixed surge can be derived from them
+  (0 or at least the number of zones). Source: https://cloud.google.com/compute/docs/instance-groups/regional-mig-distribution-shape
+- The private services range (Cloud SQL's peering) is pinned (`private_services_cidr`), because a VPN to Azure
+  routes it: it must not overlap any subnet or VNet of either cloud.
 
 Any problem (unknown key, wrong type, broken invariant) is one `ConfigError` line naming the file and the key.
 """
@@ -42,13 +47,16 @@ PROVIDER_NAMESPACES = frozenset({"gcp", "azure-native", "random", "pulumi"})
 AZURE_LB_IDLE_MIN_S, AZURE_LB_IDLE_MAX_S = 4 * 60, 30 * 60
 AZURE_NOTICE_MIN_S, AZURE_NOTICE_MAX_S = 5 * 60, 15 * 60
 GCP_NOTICE_MAX_S = 3600
-ARMOR_INTERVALS_S = (10, 20, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600)
+ARMOR_INTERVALS_S = (10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600)
+"""Cloud Armor's accepted rate-limit intervals (https://cloud.google.com/armor/docs/rate-limiting-overview)."""
 
 # Scalars are strict (a quoted "4000" is a wrong type, not a port); containers and CIDRs are parsed.
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 Count = Annotated[int, Field(ge=1, strict=True)]
 Text = Annotated[str, Field(min_length=1, strict=True)]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$", strict=True)]
+GcpZone = Annotated[str, Field(pattern=r"^[a-z]$", strict=True)]
+AzureZone = Literal["1", "2", "3"]
 Cidr = ipaddress.IPv4Network
 
 
@@ -72,6 +80,9 @@ class AppSettings(_Frozen):
     """The app's own drain hook; the agent posts here (agent.yaml `app.drain_url`)."""
     agent_port: Port = 9100
     """The node agent's API; open to the controller only."""
+    tls_port: Port = 4443
+    """Azure only: where the VM's TLS terminator (HAProxy, certificate from Key Vault) listens; the L4 load
+    balancer forwards 443 here. Health probes stay on the plain app port."""
     domain: Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.[a-z]+$", strict=True)]
     """Public hostname of the API, for the managed certificate."""
 
@@ -98,9 +109,16 @@ class GcpRegion(_Frozen):
     name: Name
     cidr: Cidr
     """The region's subnet in the stack's global VPC."""
+    zones: Annotated[tuple[GcpZone, ...], Field(min_length=1)]
+    """Zone suffixes the regional MIG distributes over (`[b, c, d]` -> europe-west1-b, -c, -d); pinned, because
+    the MIG's fixed surge must be 0 or at least the number of zones and some regions have four."""
     machine_type: Text = "e2-standard-2"
     min_replicas: Count = 2
     max_replicas: Count = 4
+
+    @property
+    def zone_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}-{zone}" for zone in self.zones)
 
 
 class GcpSettings(_Frozen):
@@ -111,6 +129,8 @@ class GcpSettings(_Frozen):
     """Backend-service timeout: on the external Application LB it caps every WebSocket's lifetime."""
     socket_rate_limit: RateLimit
     controller_machine_type: Text = "e2-small"
+    private_services_cidr: Cidr = ipaddress.IPv4Network("10.30.0.0/16")
+    """Cloud SQL's private services range, pinned: over the VPN Azure routes to it, so it must not overlap."""
 
 
 class AzureImage(_Frozen):
@@ -126,6 +146,8 @@ class AzureRegion(_Frozen):
     """The region's VNet; carved into app, database and controller subnets (prefix + 4 each)."""
     vm_size: Text = "Standard_D2s_v5"
     capacity: Count = 2
+    zones: Annotated[tuple[AzureZone, ...], Field(min_length=1)] = ("1", "2", "3")
+    """Availability zones of the scale set (and of its zone-redundant frontend)."""
 
 
 class AzureSettings(_Frozen):
@@ -281,6 +303,7 @@ def _cross_checks(config: StackConfig) -> list[str]:
     return [
         *_region_checks(config),
         *_database_checks(config),
+        *_vpn_hub_checks(config),
         *_azure_timer_checks(config),
         *_gcp_timer_checks(config),
     ]
@@ -301,16 +324,40 @@ def _region_checks(config: StackConfig) -> list[str]:
                 problems.append(f"{key}.name: region {region.name!r} is listed twice")
             seen.add(region.name)
             networks.append((f"{key}.cidr", region.cidr))
+            if len(set(region.zones)) != len(region.zones):
+                problems.append(f"{key}.zones: a zone is listed twice")
             if isinstance(region, GcpRegion) and region.min_replicas > region.max_replicas:
                 problems.append(
                     f"{key}.min_replicas ({region.min_replicas}) must be at most max_replicas ({region.max_replicas})"
                 )
             if isinstance(region, AzureRegion) and region.cidr.prefixlen > 24:
                 problems.append(f"{key}.cidr: {region.cidr} is too small; the VNet needs at least a /24")
+    if config.gcp is not None and config.database.cloud == "gcp":
+        networks.append((f"{NAMESPACE}:gcp.private_services_cidr", config.gcp.private_services_cidr))
     for (key_a, net_a), (key_b, net_b) in itertools.combinations(networks, 2):
         if net_a.overlaps(net_b):
             problems.append(f"{key_b}: {net_b} overlaps {key_a} ({net_a}); peered networks need distinct ranges")
     return problems
+
+
+GATEWAY_SUBNET_MAX_PREFIX = 27
+"""Azure's GatewaySubnet must be a /27 or larger; the hub VNet is carved in /(prefix+4) subnets
+(https://learn.microsoft.com/azure/vpn-gateway/vpn-gateway-about-vpn-gateway-settings#gwsub)."""
+
+
+def _vpn_hub_checks(config: StackConfig) -> list[str]:
+    """With both clouds the Azure hub carries the VPN gateway: its VNet must leave room for a /27 GatewaySubnet."""
+    if not (config.gcp and config.azure):
+        return []
+    db = config.database
+    hub = db.primary_region if db.cloud == "azure" else config.azure.regions[0].name
+    for index, region in enumerate(config.azure.regions):
+        if region.name == hub and region.cidr.prefixlen + 4 > GATEWAY_SUBNET_MAX_PREFIX:
+            return [
+                f"{NAMESPACE}:azure.regions[{index}].cidr: {region.cidr} is too small for the VPN hub: its "
+                f"/{region.cidr.prefixlen + 4} subnets cannot hold the /27 GatewaySubnet (use /23 or larger)"
+            ]
+    return []
 
 
 def _database_checks(config: StackConfig) -> list[str]:

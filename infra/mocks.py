@@ -199,6 +199,10 @@ def _fake_ip(name: str) -> str:
     return f"10.{200 + digest[0] % 50}.{digest[1]}.{1 + digest[2] % 250}"
 
 
+def _fake_public_ip(name: str, prefix: str) -> str:
+    return f"{prefix}.{1 + hashlib.sha256(name.encode()).digest()[0] % 250}"
+
+
 def _computed(resource_type: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """Fake values for the outputs the program reads back."""
     own_name = str(inputs.get("name") or name)
@@ -249,8 +253,20 @@ _COMPUTED: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] = {
     "azure-native:network:VirtualNetwork": _azure_id("Microsoft.Network/virtualNetworks"),
     "azure-native:network:NetworkSecurityGroup": _azure_id("Microsoft.Network/networkSecurityGroups"),
     "azure-native:network:PublicIPAddress": _with(
-        _azure_id("Microsoft.Network/publicIPAddresses"), ipAddress=lambda name: "198.51.100.20"
+        _azure_id("Microsoft.Network/publicIPAddresses"), ipAddress=lambda name: _fake_public_ip(name, "198.51.100")
     ),
+    "azure-native:network:VirtualNetworkGateway": _azure_id("Microsoft.Network/virtualNetworkGateways"),
+    "azure-native:network:LocalNetworkGateway": _azure_id("Microsoft.Network/localNetworkGateways"),
+    "azure-native:dnsresolver:DnsResolver": lambda name, inputs: {
+        **_azure_id("Microsoft.Network/dnsResolvers")(name, inputs),
+        "name": inputs.get("dnsResolverName", name),
+    },
+    "gcp:compute/haVpnGateway:HaVpnGateway": lambda name, _: {
+        "vpnInterfaces": [
+            {"id": index, "ipAddress": _fake_public_ip(f"{name}-{index}", "203.0.113")} for index in (0, 1)
+        ]
+    },
+    "gcp:servicenetworking/connection:Connection": lambda name, _: {"peering": "servicenetworking-googleapis-com"},
     "azure-native:network:LoadBalancer": _azure_id("Microsoft.Network/loadBalancers"),
     "azure-native:network:NatGateway": _azure_id("Microsoft.Network/natGateways"),
     "azure-native:network:NetworkInterface": lambda name, inputs: {

@@ -25,7 +25,7 @@ from rich.table import Table
 from controller.core.errors import ConfigError
 from infra.config import StackConfig, load_stack_file
 from infra.mocks import OfflineRun, Recorded, run_offline
-from infra.policy.validators import RESOURCE_RULES, Context, replica_per_region
+from infra.policy.validators import RESOURCE_RULES, STACK_RULES, Context
 
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 
@@ -48,6 +48,8 @@ def plan(
     console = Console(width=max(Console().width, 200), highlight=False)
     console.print(_inventory(config, run))
     console.print(_routing(run))
+    for note in edge_notes(config):
+        console.print(note)
     violations = policy_violations(config, run)
     for violation in violations:
         console.print(f"[red]policy violation[/red] {violation}")
@@ -58,6 +60,26 @@ def plan(
         raise typer.Exit(1)
 
 
+def edge_notes(config: StackConfig) -> list[str]:
+    """What cuts a stale socket at each edge (docs/infra.md, "Load balancers and their idle-timeout semantics")."""
+    b = config.budget
+    notes = []
+    if config.gcp:
+        notes.append(
+            f"GCP edge (external Application LB): no idle cut; a socket lives at most websocket_lifetime_s "
+            f"({config.gcp.websocket_lifetime_s} s). A stale socket is bounded by the server's idle timeout "
+            f"({b.server_idle_timeout_s:g} s) and the client's heartbeat timeout ({b.heartbeat_timeout_s:g} s). "
+            "TLS terminates at the LB (managed certificate); backends and health checks are plain HTTP."
+        )
+    if config.azure:
+        notes.append(
+            f"Azure edge (Standard LB, L4): idle flows reset after {b.lb_idle_timeout_s:g} s (TCP reset on); "
+            f"443 -> {config.app.tls_port}, where HAProxy on each VM terminates TLS with the Key Vault certificate "
+            f"`tls-certificate`; probes and the health extension stay plain HTTP on {config.app.app_port}."
+        )
+    return notes
+
+
 def policy_violations(config: StackConfig, run: OfflineRun) -> list[str]:
     """Every rule of the policy pack over the recorded stack, as `pulumi preview --policy-pack` would run them."""
     violations = []
@@ -65,8 +87,10 @@ def policy_violations(config: StackConfig, run: OfflineRun) -> list[str]:
         context = Context(budget=config.budget, secret_paths=resource.secret_paths)
         for name, (_, rule) in RESOURCE_RULES.items():
             violations += [f"{name}: {resource.name}: {v}" for v in rule(resource.type, resource.inputs, context)]
-    stack_wide = replica_per_region([(resource.type, resource.inputs) for resource in run.custom()])
-    return violations + [f"replica-per-region: {violation}" for violation in stack_wide]
+    resources = [(resource.type, resource.inputs) for resource in run.custom()]
+    for name, (_, stack_rule) in STACK_RULES.items():
+        violations += [f"{name}: {violation}" for violation in stack_rule(resources)]
+    return violations
 
 
 def _inventory(config: StackConfig, run: OfflineRun) -> Table:
@@ -83,10 +107,10 @@ def _inventory(config: StackConfig, run: OfflineRun) -> Table:
 
 def _routing(run: OfflineRun) -> Table:
     table = Table(title="routing (stack output `routing`)", title_justify="left", box=box.SIMPLE)
-    for column in ("region", "write_host", "read_host"):
+    for column in ("region", "write_host", "read_host", "read_path"):
         table.add_column(column)
     for region, hosts in run.outputs.get("routing", {}).items():
-        table.add_row(region, hosts["write_host"], hosts["read_host"])
+        table.add_row(region, hosts["write_host"], hosts["read_host"], hosts.get("read_path", ""))
     return table
 
 
@@ -122,6 +146,7 @@ def _mig(p: Mapping[str, Any]) -> str:
     update = p.get("updatePolicy", {})
     ports = ", ".join(f"{port['name']}:{port['port']}" for port in p.get("namedPorts", []))
     return (
+        f"zones {', '.join(p.get('distributionPolicyZones', []))}; "
         f"update {update.get('type')}/{update.get('minimalAction')} surge {update.get('maxSurgeFixed')} "
         f"unavailable {update.get('maxUnavailableFixed')}; port {ports}; "
         f"autohealing {bool(p.get('autoHealingPolicies'))}"
@@ -148,7 +173,8 @@ def _firewall(p: Mapping[str, Any]) -> str:
 def _sql(p: Mapping[str, Any]) -> str:
     role = f"replica of {p['masterInstanceName']}" if p.get("masterInstanceName") else "primary"
     return (
-        f"{p.get('databaseVersion')} {role}; {_get(p, 'settings.tier')} {_get(p, 'settings.availabilityType')}; "
+        f"{p.get('databaseVersion')} {role}; {_get(p, 'settings.tier')} edition {_get(p, 'settings.edition')} "
+        f"{_get(p, 'settings.availabilityType')}; "
         f"public IPv4 {_get(p, 'settings.ipConfiguration.ipv4Enabled')}"
     )
 
@@ -159,19 +185,24 @@ def _azure_lb(p: Mapping[str, Any]) -> str:
         f"tcpReset {r.get('enableTcpReset')}"
         for r in p.get("loadBalancingRules", [])
     ]
-    probes = [f"probe {probe.get('protocol')} {probe.get('requestPath')}" for probe in p.get("probes", [])]
+    probes = [
+        f"probe {probe.get('protocol')} {probe.get('requestPath')} port {probe.get('port')}"
+        for probe in p.get("probes", [])
+    ]
     return "; ".join(rules + probes)
 
 
 def _vmss(p: Mapping[str, Any]) -> str:
     notice = _get(p, "virtualMachineProfile.scheduledEventsProfile.terminateNotificationProfile", {})
     extensions = _get(p, "virtualMachineProfile.extensionProfile.extensions", [])
-    health = next((_get(e, "settings.requestPath") for e in extensions if e.get("type", "").startswith("Appl")), None)
+    health: Mapping[str, Any] = next((e for e in extensions if e.get("type", "").startswith("Appl")), {})
+    rolling = _get(p, "upgradePolicy.rollingUpgradePolicy") or {}
     return (
-        f"{_get(p, 'sku.name')} x{_get(p, 'sku.capacity')}; terminate notification "
-        f"{'on' if notice.get('enable') else 'OFF'} {notice.get('notBeforeTimeout')}; upgrade "
-        f"{_get(p, 'upgradePolicy.mode')} maxSurge {_get(p, 'upgradePolicy.rollingUpgradePolicy.maxSurge')}; "
-        f"health {health}"
+        f"{_get(p, 'sku.name')} x{_get(p, 'sku.capacity')} zones {','.join(p.get('zones', []))}; terminate "
+        f"notification {'on' if notice.get('enable') else 'OFF'} {notice.get('notBeforeTimeout')}; upgrade "
+        f"{_get(p, 'upgradePolicy.mode')} maxSurge {rolling.get('maxSurge')} maxUnhealthy "
+        f"{rolling.get('maxUnhealthyInstancePercent')}%; health extension {health.get('typeHandlerVersion')} "
+        f"{_get(health, 'settings.protocol')} {_get(health, 'settings.requestPath')}"
     )
 
 
@@ -188,6 +219,45 @@ def _nsg(p: Mapping[str, Any]) -> str:
         f"{r.get('access').lower()} {r.get('destinationPortRange')} from {r.get('sourceAddressPrefix')} "
         f"({r.get('priority')})"
         for r in p.get("securityRules", [])
+    )
+
+
+def _vng(p: Mapping[str, Any]) -> str:
+    peers = [
+        address for peering in _get(p, "bgpSettings.bgpPeeringAddresses", [])
+        for address in peering.get("customBgpIpAddresses", [])
+    ]
+    return (
+        f"{_get(p, 'sku.name')} {p.get('vpnType')}; active-active {p.get('activeActive')}; BGP {p.get('enableBgp')} "
+        f"ASN {_get(p, 'bgpSettings.asn')} at {', '.join(peers)}; {len(p.get('ipConfigurations', []))} instances"
+    )
+
+
+def _gcp_router(p: Mapping[str, Any]) -> str:
+    bgp = p.get("bgp")
+    if not bgp:
+        return "Cloud NAT"
+    ranges = [r.get("range") for r in bgp.get("advertisedIpRanges", [])]
+    return f"BGP ASN {bgp.get('asn')}; advertises {', '.join([*bgp.get('advertisedGroups', []), *ranges])}"
+
+
+def _dns_zone(p: Mapping[str, Any]) -> str:
+    targets = [t.get("ipv4Address") for t in _get(p, "forwardingConfig.targetNameServers", [])]
+    return f"{p.get('visibility')} forwarding {p.get('dnsName')} -> {', '.join(targets)} (over the VPN)"
+
+
+def _vault(p: Mapping[str, Any]) -> str:
+    acls = _get(p, "properties.networkAcls") or {}
+    return (
+        f"network default {acls.get('defaultAction', 'Allow (open)')}, bypass {acls.get('bypass')}, "
+        f"{len(acls.get('virtualNetworkRules', []))} subnets; RBAC {_get(p, 'properties.enableRbacAuthorization')}"
+    )
+
+
+def _peering(p: Mapping[str, Any]) -> str:
+    return (
+        f"gateway transit {p.get('allowGatewayTransit', False)}, uses remote gateway "
+        f"{p.get('useRemoteGateways', False)}, forwarded {p.get('allowForwardedTraffic')}"
     )
 
 
@@ -220,7 +290,43 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{s.get('name')} {s.get('addressPrefix')}" for s in p.get("subnets", [])
     ),
     "azure-native:compute:VirtualMachineScaleSet": _vmss,
-    "azure-native:compute:VirtualMachine": lambda p: f"{_get(p, 'hardwareProfile.vmSize')} zone {p.get('zones')}",
+    "azure-native:compute:VirtualMachine": lambda p: (
+        f"{_get(p, 'hardwareProfile.vmSize')} zone {p.get('zones')}; boot script in userData "
+        f"({'set' if p.get('userData') else 'MISSING'}), customData = constant bootstrap"
+    ),
+    "azure-native:network:VirtualNetworkGateway": _vng,
+    "azure-native:network:LocalNetworkGateway": lambda p: (
+        f"GCP HA VPN interface {p.get('gatewayIpAddress')}; BGP ASN {_get(p, 'bgpSettings.asn')} at "
+        f"{_get(p, 'bgpSettings.bgpPeeringAddress')}"
+    ),
+    "azure-native:network:VirtualNetworkGatewayConnection": lambda p: (
+        f"{p.get('connectionType')} {p.get('connectionProtocol')} BGP {p.get('enableBgp')} to GCP"
+    ),
+    "azure-native:network:VirtualNetworkPeering": _peering,
+    "azure-native:dnsresolver:InboundEndpoint": lambda p: (
+        "inbound DNS endpoint " + ", ".join(c.get("privateIpAddress", "") for c in p.get("ipConfigurations", []))
+    ),
+    "azure-native:keyvault:Vault": _vault,
+    "gcp:compute/router:Router": _gcp_router,
+    "gcp:compute/haVpnGateway:HaVpnGateway": lambda p: "HA VPN (2 interfaces)",
+    "gcp:compute/externalVpnGateway:ExternalVpnGateway": lambda p: (
+        f"{p.get('redundancyType')}: " + ", ".join(i.get("ipAddress", "") for i in p.get("interfaces", []))
+    ),
+    "gcp:compute/vPNTunnel:VPNTunnel": lambda p: (
+        f"IKEv{p.get('ikeVersion')} interface {p.get('vpnGatewayInterface')} -> Azure instance "
+        f"{p.get('peerExternalGatewayInterface')}"
+    ),
+    "gcp:compute/routerInterface:RouterInterface": lambda p: f"{p.get('ipRange')}",
+    "gcp:compute/routerPeer:RouterPeer": lambda p: (
+        f"BGP {p.get('ipAddress')} -> {p.get('peerIpAddress')} ASN {p.get('peerAsn')}"
+    ),
+    "gcp:dns/managedZone:ManagedZone": _dns_zone,
+    "gcp:compute/networkPeeringRoutesConfig:NetworkPeeringRoutesConfig": lambda p: (
+        f"peering {p.get('peering')}: export custom routes {p.get('exportCustomRoutes')}"
+    ),
+    "gcp:compute/globalAddress:GlobalAddress": lambda p: (
+        f"{p.get('purpose')} {p.get('address')}/{p.get('prefixLength')}" if p.get("purpose") else "public"
+    ),
     "azure-native:dbforpostgresql:Server": _flexible,
     "azure-native:authorization:RoleDefinition": lambda p: ", ".join(
         action for permission in p.get("permissions", []) for action in permission.get("actions", [])

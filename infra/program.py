@@ -1,8 +1,9 @@
 """The whole stack, built from one checked `StackConfig`: what `__main__.py` runs and the offline plan mocks.
 
-Order: generated secrets; per cloud the identities and networks; the database (its hosts feed every boot
-script); per region the API fleets; the GCP edge; the controller pairs. Every resource hangs off a component,
-and every component gets its cloud's provider for its region explicitly.
+Order: generated secrets; per cloud the identities and networks; the private path between the clouds when
+anything reads across them (infra/interconnect.py), then the Azure peering (which uses the hub's VPN gateway);
+the database (its hosts feed every boot script); per region the API fleets; the GCP edge; the controller pairs.
+Every resource hangs off a component, and every component gets its cloud's provider for its region explicitly.
 """
 
 from __future__ import annotations
@@ -13,13 +14,22 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_azure_native as azure
 import pulumi_gcp as gcp
+import pulumi_random as random
 
-from infra import scripts
+from infra import interconnect, scripts
 from infra.azure.controller import AzureControllerPair, AzureControllerPairArgs
 from infra.azure.database import FlexibleServerDatabase, FlexibleServerDatabaseArgs
 from infra.azure.fleet import AzureApiFleet, AzureApiFleetArgs
-from infra.azure.identity import AzureIdentity, AzureIdentityArgs
+from infra.azure.identity import TLS_SECRET, AzureIdentity, AzureIdentityArgs
 from infra.azure.network import AzurePeering, AzurePeeringArgs, AzureRegionNetwork, AzureRegionNetworkArgs, carve
+from infra.azure.vpn import (
+    AzureDnsResolver,
+    AzureDnsResolverArgs,
+    AzureVpnGateway,
+    AzureVpnGatewayArgs,
+    AzureVpnLinks,
+    AzureVpnLinksArgs,
+)
 from infra.config import AzureSettings, GcpSettings, StackConfig
 from infra.gcp.controller import GcpControllerPair, GcpControllerPairArgs
 from infra.gcp.database import CloudSqlDatabase, CloudSqlDatabaseArgs
@@ -27,6 +37,7 @@ from infra.gcp.edge import GcpEdge, GcpEdgeArgs, GcpHealthChecks, GcpHealthCheck
 from infra.gcp.fleet import GcpApiFleet, GcpApiFleetArgs
 from infra.gcp.identity import GcpIdentity, GcpIdentityArgs
 from infra.gcp.network import GcpNetwork, GcpNetworkArgs
+from infra.gcp.vpn import DnsForwarding, GcpVpn, GcpVpnArgs
 from infra.placement import DatabasePlacement, place_database
 from infra.secrets import GeneratedSecrets
 
@@ -35,8 +46,9 @@ from infra.secrets import GeneratedSecrets
 class StackOutputs:
     """What the stack exports: the routing table the app's per-region config consumes, and the entry points."""
 
-    routing: dict[str, dict[str, pulumi.Output[str]]]
-    """Region -> {"write_host": primary, "read_host": the replica serving that region}."""
+    routing: dict[str, dict[str, pulumi.Input[str]]]
+    """Region -> {"write_host": primary, "read_host": the replica serving that region, "read_path": how the
+    region's reads get there (same network, VNet peering, HA VPN; infra/interconnect.py)}."""
     endpoints: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     """`gcp` -> the global LB address; `azure/<region>` -> that region's LB address."""
     controllers: dict[str, list[pulumi.Output[str]]] = field(default_factory=dict)
@@ -70,13 +82,18 @@ class _Azure:
 def build(config: StackConfig) -> StackOutputs:
     placement = place_database(config)
     secrets = GeneratedSecrets("secrets")
+    vpn = interconnect.needs_vpn(config)
     gcp_side = _gcp_foundation(config, placement, secrets) if config.gcp else None
-    azure_side = _azure_foundation(config, placement, secrets) if config.azure else None
+    azure_side = _azure_foundation(config, placement, secrets, vpn=vpn) if config.azure else None
+    gateway = _interconnect(placement, gcp_side, azure_side) if gcp_side and azure_side and vpn else None
+    if azure_side:
+        _azure_peering(azure_side, gateway)
     hosts = _database(config, placement, secrets, gcp_side, azure_side)
     primary = hosts[placement.primary_region]
+    paths = interconnect.read_paths(config, placement, azure_side.hub if azure_side else None)
     outputs = StackOutputs(
         routing={
-            region: {"write_host": primary, "read_host": hosts[source]}
+            region: {"write_host": primary, "read_host": hosts[source], "read_path": paths[region]}
             for region, source in placement.read_region.items()
         }
     )
@@ -109,14 +126,16 @@ def _gcp_foundation(config: StackConfig, placement: DatabasePlacement, secrets: 
             agent_port=config.app.agent_port,
             fleet_email=identity.fleet_email,
             controller_email=identity.controller_email,
-            private_services=placement.cloud == "gcp",
+            private_services_cidr=settings.private_services_cidr if placement.cloud == "gcp" else None,
         ),
         on_hub,
     )
     return _Gcp(settings=settings, hub=hub, providers=providers, identity=identity, network=network)
 
 
-def _azure_foundation(config: StackConfig, placement: DatabasePlacement, secrets: GeneratedSecrets) -> _Azure:
+def _azure_foundation(
+    config: StackConfig, placement: DatabasePlacement, secrets: GeneratedSecrets, *, vpn: bool
+) -> _Azure:
     assert config.azure is not None
     settings = config.azure
     providers = {
@@ -132,17 +151,16 @@ def _azure_foundation(config: StackConfig, placement: DatabasePlacement, secrets
                 cidr=region.cidr,
                 app_port=config.app.app_port,
                 agent_port=config.app.agent_port,
+                tls_port=config.app.tls_port,
                 controller_cidr=carve(hub_region.cidr).controller,
                 hub=region.name == hub,
+                vpn=vpn and region.name == hub,
             ),
             pulumi.ResourceOptions(providers={"azure-native": providers[region.name]}),
         )
         for region in settings.regions
     }
     on_hub = pulumi.ResourceOptions(providers={"azure-native": providers[hub]})
-    spokes = {region: network for region, network in networks.items() if region != hub}
-    if spokes:
-        AzurePeering("azure-peering", AzurePeeringArgs(hub=networks[hub], spokes=spokes), on_hub)
     identity = AzureIdentity(
         "azure-identity",
         AzureIdentityArgs(
@@ -151,6 +169,10 @@ def _azure_foundation(config: StackConfig, placement: DatabasePlacement, secrets
             resource_group_name=networks[hub].resource_group_name,
             fleet_resource_group_ids=[network.resource_group_id for network in networks.values()],
             secrets=secrets.named(),
+            reader_subnet_ids=[
+                *(network.app_subnet_id for network in networks.values()),
+                networks[hub].controller_subnet_id,
+            ],
         ),
         on_hub,
     )
@@ -165,6 +187,91 @@ def _azure_foundation(config: StackConfig, placement: DatabasePlacement, secrets
         identity=identity,
         subscription_id=client.subscription_id,
     )
+
+
+def _azure_peering(side: _Azure, gateway: AzureVpnGateway | None) -> None:
+    hub = side.networks[side.hub]
+    spokes = {region: network for region, network in side.networks.items() if region != side.hub}
+    if spokes:
+        AzurePeering(
+            "azure-peering",
+            AzurePeeringArgs(hub=hub, spokes=spokes, gateway=gateway.gateway if gateway else None),
+            pulumi.ResourceOptions(providers={"azure-native": side.providers[side.hub]}),
+        )
+
+
+AZURE_POSTGRES_ZONE = "postgres.database.azure.com."
+"""Flexible servers' public names CNAME into the stack's private zone; GCP forwards the whole suffix to Azure."""
+
+
+def _interconnect(placement: DatabasePlacement, gcp_side: _Gcp, azure_side: _Azure) -> AzureVpnGateway:
+    """HA VPN + Cloud Router (GCP hub) <-> active-active VPN gateway (Azure hub), and DNS forwarding GCP -> Azure
+    when the database is on Azure. (With the database on GCP, Azure reads Cloud SQL by address: no names.)"""
+    azure_hub = azure_side.networks[azure_side.hub]
+    on_azure = pulumi.ResourceOptions(providers={"azure-native": azure_side.providers[azure_side.hub]})
+    on_gcp = pulumi.ResourceOptions(providers={"gcp": gcp_side.providers[gcp_side.hub]})
+    keys = [
+        random.RandomPassword(
+            f"vpn-key-{tunnel.index}", length=48, special=False, opts=pulumi.ResourceOptions(
+                additional_secret_outputs=["result"]
+            )
+        ).result
+        for tunnel in interconnect.tunnels()
+    ]
+    gateway = AzureVpnGateway(
+        "azure-vpn",
+        AzureVpnGatewayArgs(
+            location=azure_side.hub,
+            resource_group_name=azure_hub.resource_group_name,
+            gateway_subnet_id=azure_hub.gateway_subnet_id,
+            subscription_id=azure_side.subscription_id,
+        ),
+        on_azure,
+    )
+    dns = None
+    advertised = []
+    if placement.cloud == "azure":
+        resolver = AzureDnsResolver(
+            "azure-dns",
+            AzureDnsResolverArgs(
+                location=azure_side.hub,
+                resource_group_name=azure_hub.resource_group_name,
+                vnet_id=azure_hub.vnet_id,
+                inbound_subnet_id=azure_hub.resolver_inbound_subnet_id,
+                inbound_ip=azure_hub.subnets.resolver_inbound_ip,
+            ),
+            on_azure,
+        )
+        dns = DnsForwarding(dns_name=AZURE_POSTGRES_ZONE, target_ip=resolver.inbound_ip)
+        advertised.append(interconnect.CLOUD_DNS_FORWARDER_RANGE)
+    else:
+        advertised.append(str(gcp_side.settings.private_services_cidr))
+    vpn = GcpVpn(
+        "gcp-vpn",
+        GcpVpnArgs(
+            region=gcp_side.hub,
+            network_id=gcp_side.network.network_id,
+            network_name=gcp_side.network.network_name,
+            azure_gateway_ips=gateway.public_ips,
+            shared_keys=keys,
+            advertised_ranges=advertised,
+            private_services_peering=gcp_side.network.private_services_peering,
+            dns=dns,
+        ),
+        on_gcp,
+    )
+    AzureVpnLinks(
+        "azure-vpn-links",
+        AzureVpnLinksArgs(
+            location=azure_side.hub,
+            resource_group_name=azure_hub.resource_group_name,
+            gateway=gateway,
+            gcp_interface_ips=vpn.interface_ips,
+            shared_keys=keys,
+        ),
+        on_azure,
+    )
+    return gateway
 
 
 def _database(
@@ -246,6 +353,7 @@ def _gcp_fleets(
         "gcp-controller",
         GcpControllerPairArgs(
             region=side.hub,
+            zones=next(region for region in settings.regions if region.name == side.hub).zone_names,
             machine_type=settings.controller_machine_type,
             image=settings.image,
             subnet_id=fleets[side.hub].subnet_id,
@@ -275,6 +383,9 @@ def _azure_fleets(
         )
 
     fleet_commands = commands(identity.fleet_client_id)
+    tls_command = pulumi.Output.all(identity.vault_name, identity.fleet_client_id).apply(
+        lambda parts: scripts.azure_secret(parts[0], TLS_SECRET, parts[1])
+    )
     for region in settings.regions:
         network = side.networks[region.name]
         fleet = AzureApiFleet(
@@ -290,9 +401,9 @@ def _azure_fleets(
                 resource_group_name=network.resource_group_name,
                 app_subnet_id=network.app_subnet_id,
                 fleet_identity_id=identity.fleet_identity_id,
-                custom_data=_api_script(config, placement, hosts, region.name, fleet_commands, platform="azure").apply(
-                    scripts.cloud_init
-                ),
+                custom_data=_api_script(
+                    config, placement, hosts, region.name, fleet_commands, platform="azure", tls=tls_command
+                ).apply(scripts.cloud_init),
             ),
             pulumi.ResourceOptions(providers={"azure-native": side.providers[region.name]}),
         )
@@ -309,9 +420,9 @@ def _azure_fleets(
             resource_group_name=hub.resource_group_name,
             subnet_id=hub.controller_subnet_id,
             identity_id=identity.controller_identity_id,
-            custom_data=_controller_script(
+            user_data=_controller_script(
                 config, placement, hosts, commands(identity.controller_client_id)
-            ).apply(scripts.cloud_init),
+            ).apply(scripts.user_data),
         ),
         pulumi.ResourceOptions(providers={"azure-native": side.providers[side.hub]}),
     )
@@ -330,10 +441,13 @@ def _api_script(
     commands: pulumi.Output[scripts.SecretCommands],
     *,
     platform: str,
+    tls: pulumi.Output[str] | None = None,
 ) -> pulumi.Output[str]:
-    """`platform`: which notices the agent watches (`gcp`: GCE metadata; `azure`: IMDS scheduled events)."""
+    """`platform`: which notices the agent watches (`gcp`: GCE metadata; `azure`: IMDS scheduled events).
+    `tls`: the command printing the TLS PEM, when the VM terminates TLS itself (Azure's L4 load balancer)."""
     write, read = hosts[placement.primary_region], hosts[placement.read_region[region]]
-    return pulumi.Output.all(write, read, commands).apply(
+    tls_command: pulumi.Output[str | None] = tls if tls is not None else pulumi.Output.from_input(None)
+    return pulumi.Output.all(write, read, commands, tls_command).apply(
         lambda parts: scripts.api_server_script(
             config.budget,
             config.app,
@@ -341,6 +455,7 @@ def _api_script(
             scripts.DatabaseHosts(write_host=parts[0], read_host=parts[1]),
             parts[2],
             platform=platform,
+            tls_certificate=parts[3],
         )
     )
 

@@ -61,6 +61,49 @@ def azure_secret(vault_name: str, secret_name: str, client_id: str) -> str:
     return f"azure_secret {shlex.quote(vault_name)} {shlex.quote(secret_name)} {shlex.quote(client_id)}"
 
 
+TLS_PEM = f"{ETC}/tls.pem"
+
+
+def tls_terminator(budget: Budget, app: AppSettings, fetch_certificate: str) -> str:
+    """Azure's TLS termination on the VM: the Standard LB is L4, so HAProxy (Debian package, signed archive)
+    terminates TLS on `tls_port` with the certificate from Key Vault and proxies to the app port on loopback.
+
+    Its timeouts equal the LB's idle timeout (an idle WebSocket is cut by the LB first, with a TCP reset), and a
+    drop-in orders it `Before=` the API server and the agent, so at shutdown systemd stops it last: the drain's
+    sockets are not cut by the proxy's stop. Health probes stay on the plain app port."""
+    idle = f"{budget.lb_idle_timeout_s:g}s"
+    config = "\n".join(
+        [
+            "global",
+            "  log /dev/log local0",
+            "defaults",
+            "  mode http",
+            "  log global",
+            "  timeout connect 5s",
+            f"  timeout client {idle}",
+            f"  timeout server {idle}",
+            f"  timeout tunnel {idle}",
+            "  timeout client-fin 5s",
+            "frontend wss",
+            f"  bind :{app.tls_port} ssl crt {TLS_PEM} alpn http/1.1",
+            "  option forwardfor",
+            "  default_backend app",
+            "backend app",
+            f"  server app 127.0.0.1:{app.app_port}",
+        ]
+    )
+    return "\n".join(
+        [
+            "command -v haproxy >/dev/null || { apt-get update -q && apt-get install -y -q haproxy; }",
+            _fetch(TLS_PEM, fetch_certificate),
+            f"cat > /etc/haproxy/haproxy.cfg <<'{_EOF}'\n{config}\n{_EOF}",
+            "install -d /etc/systemd/system/haproxy.service.d",
+            f"cat > /etc/systemd/system/haproxy.service.d/drainctl.conf <<'{_EOF}'\n[Unit]\n"
+            f"Before=drainctl-api.service drainctl-agent.service\n{_EOF}",
+        ]
+    )
+
+
 def api_server_script(
     budget: Budget,
     app: AppSettings,
@@ -69,9 +112,11 @@ def api_server_script(
     secrets: SecretCommands,
     *,
     platform: str,
+    tls_certificate: str | None = None,
 ) -> str:
     """The API server's boot script: API server + agent as systemd units. `platform` (`gcp` or `azure`) is
-    the notices the agent watches: GCE metadata (preempted, maintenance-event) or IMDS scheduled events."""
+    the notices the agent watches: GCE metadata (preempted, maintenance-event) or IMDS scheduled events.
+    `tls_certificate` (Azure): the command printing the TLS PEM; the VM then terminates TLS itself."""
     agent = {
         "platform": {"kind": platform},
         "listen": f"0.0.0.0:{app.agent_port}",
@@ -100,8 +145,10 @@ def api_server_script(
                 extra=[f"EnvironmentFile={ETC}/database.env", f"TimeoutStopSec={stop_s:g}"],
             ),
             _unit_file("drainctl-agent"),
+            *([tls_terminator(budget, app, tls_certificate)] if tls_certificate else []),
             "systemctl daemon-reload",
             "systemctl enable --now drainctl-agent.service drainctl-api.service",
+            *(["systemctl enable haproxy.service", "systemctl restart haproxy.service"] if tls_certificate else []),
             "",
         ]
     )
@@ -152,6 +199,67 @@ def cloud_init(script: str) -> str:
     return base64.b64encode(document.encode()).decode()
 
 
+RENDERED_MARKER = "# drainctl boot script, rendered by infra/scripts.py."
+"""The first comment of every rendered boot script (the policy pack looks for it in immutable inputs)."""
+BOOT_RUNNER = "/usr/local/sbin/drainctl-boot"
+IMDS_USER_DATA = "http://169.254.169.254/metadata/instance/compute/userData?api-version=2021-01-01&format=text"
+"""IMDS serves the VM's userData base64-encoded (https://learn.microsoft.com/azure/virtual-machines/user-data)."""
+
+_BOOT_RUNNER_SCRIPT = f"""#!/bin/bash
+# drainctl: run this VM's current userData (the rendered boot script) on every boot. Installed once by customData.
+set -euo pipefail
+install -d -m 0700 /var/lib/drainctl
+curl -sSf --retry 10 --retry-connrefused -H Metadata:true "{IMDS_USER_DATA}" | base64 -d > /var/lib/drainctl/boot.sh.new
+chmod 0700 /var/lib/drainctl/boot.sh.new
+mv /var/lib/drainctl/boot.sh.new /var/lib/drainctl/boot.sh
+exec /var/lib/drainctl/boot.sh
+"""
+
+_BOOT_RUNNER_UNIT = f"""[Unit]
+Description=drainctl boot script from the VM's userData (re-read on every boot)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart={BOOT_RUNNER}
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def vm_bootstrap() -> str:
+    """Azure VM custom data that never changes: a cloud-config installing a unit that runs userData every boot.
+
+    `osProfile.customData` of a VM cannot change after creation (ARM 409 PropertyChangeNotAllowed); `userData`
+    can. So the rendered script travels in userData and this constant stub, the only customData, fetches it from
+    IMDS at each boot: a changed budget, setting or package is an in-place update, applied at the next reboot.
+    Sources: https://learn.microsoft.com/azure/virtual-machines/user-data,
+    https://learn.microsoft.com/azure/virtual-machines/custom-data.
+    """
+    config = {
+        "write_files": [
+            {"path": BOOT_RUNNER, "permissions": "0700", "content": _BOOT_RUNNER_SCRIPT},
+            {"path": "/etc/systemd/system/drainctl-boot.service", "permissions": "0644", "content": _BOOT_RUNNER_UNIT},
+        ],
+        "runcmd": [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "drainctl-boot.service"]],
+    }
+    document = "#cloud-config\n" + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    return base64.b64encode(document.encode()).decode()
+
+
+def boot_runner_script() -> str:
+    """The runner `vm_bootstrap` installs (for shellcheck)."""
+    return _BOOT_RUNNER_SCRIPT
+
+
+def user_data(script: str) -> str:
+    """Azure VM userData: the boot script, base64 (the API requires it encoded)."""
+    return base64.b64encode(script.encode()).decode()
+
+
 _AZURE_SECRET_FUNCTION = """\
 azure_secret() {  # vault, secret name, identity client id -> the secret's value on stdout
   local token
@@ -168,12 +276,13 @@ def _preamble(package: str) -> str:
     return "\n".join(
         [
             "#!/bin/bash",
-            "# drainctl boot script, rendered by infra/scripts.py. Idempotent; never echoes secrets (no set -x).",
+            f"{RENDERED_MARKER} Idempotent; never echoes secrets (no set -x).",
             "set -euo pipefail",
             _AZURE_SECRET_FUNCTION,
             f"install -d -m 0750 {ETC}",
-            "command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1 "
-            "|| { apt-get update -q && apt-get install -y -q python3-venv; }",
+            "if ! { command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1; }; then",
+            "  apt-get update -q && apt-get install -y -q python3-venv",
+            "fi",
             f"test -x {VENV}/bin/pip || python3 -m venv {VENV}",
             f"{VENV}/bin/pip install --quiet --upgrade {shlex.quote(package)}",
         ]

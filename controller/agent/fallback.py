@@ -13,7 +13,8 @@ baseline. A count that is unknown (the kernel count failed) is never "no progres
 So the agent and the controller reset the same stuck drain at the same moment.
 
 It never holds a notice past its deadline (a failed drain, count or reset is logged and the release still
-happens) and never releases before the count reached zero or the leftovers were reset.
+happens at the deadline) and never releases before the count reached zero or the leftovers were reset: a failed
+reset is tried again, counting in between, until the deadline.
 """
 
 from __future__ import annotations
@@ -58,17 +59,17 @@ class Outcome(enum.StrEnum):
 async def run_fallback(notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock) -> Outcome:
     deadline_s = notice.not_after - config.reset_margin_s
     grace_s = config.grace_s if notice.grace_s is None else notice.grace_s
-    grace_end_s = min(notice.seen_at + grace_s, deadline_s)
-    await _wait(clock, config.poll_s, grace_end_s, lambda: notice.state is not NoticeState.OPEN)
+    grace_left_s = max(0.0, notice.seen_at + grace_s - clock.now())  # seen_at: the one time a restart keeps
+    await _wait(clock, config.poll_s, deadline_s, lambda: notice.state is not NoticeState.OPEN, for_s=grace_left_s)
     if notice.state is NoticeState.RELEASED:
         return Outcome.RELEASED
     if notice.drain_started_by == "controller":
         return await _guard_controller_drain(notice, hands, config, clock, deadline_s)
-    requested_at_s = clock.now()
-    notice.start_drain("agent", at=requested_at_s)
+    requested_at = clock.monotonic()
+    notice.start_drain("agent", at=clock.now())
     if clock.now() < deadline_s:
         await _drain(notice, hands, config, grace_s)
-    progress = Progress(window_s=config.no_progress_window_s, since=requested_at_s)
+    progress = Progress(window_s=config.no_progress_window_s, since=requested_at, rate_per_s=config.drain_rate_per_s)
     return await _watch(notice, hands, config, clock, deadline_s, progress)
 
 
@@ -80,7 +81,7 @@ async def _guard_controller_drain(
         return Outcome.RELEASED
     log.warning("notice %s: controller drain not released %.1f s before not_after; resetting", notice.id,
                 config.reset_margin_s)
-    await _force(notice, hands, clock)
+    await _force(notice, hands, config, clock, deadline_s)
     return Outcome.CONTROLLER_DEADLINE
 
 
@@ -90,30 +91,37 @@ async def _watch(
     """Follow the kernel count until zero (release) or no progress/deadline (reset, release)."""
     while notice.state is not NoticeState.RELEASED:
         count = await _count(hands)
-        now_s = clock.now()
-        progress.see(count, now_s)
+        now_s, monotonic = clock.now(), clock.monotonic()
+        progress.see(count, monotonic)
         if count == 0:
             await _release(notice, hands, clock)
             return Outcome.DRAINED
-        if now_s >= deadline_s or progress.stalled(now_s):
+        if now_s >= deadline_s or progress.stalled(monotonic):
             log.info("notice %s: %s sockets left (%s); resetting", notice.id, count,
                      "deadline" if now_s >= deadline_s else "no progress")
-            await _force(notice, hands, clock)
+            await _force(notice, hands, config, clock, deadline_s)
             return Outcome.FORCED
-        await clock.sleep(_next_look_s(config.poll_s, now_s, deadline_s, progress))
+        await clock.sleep(_next_look_s(config.poll_s, deadline_s - now_s, progress.stalls_at(), monotonic))
     return Outcome.RELEASED
 
 
-def _next_look_s(poll_s: float, now_s: float, deadline_s: float, progress: Progress) -> float:
-    """Poll, but look again exactly when the deadline or the end of the no-progress window comes."""
-    stalls_at_s = progress.stalls_at()
-    until_s = deadline_s if stalls_at_s is None else min(deadline_s, stalls_at_s)
-    return max(0.0, min(poll_s, until_s - now_s))
+def _next_look_s(poll_s: float, deadline_in_s: float, stalls_at: float | None, monotonic: float) -> float:
+    """Poll, but look again exactly when the deadline (wall) or the end of the no-progress window (monotonic)
+    comes."""
+    left_s = deadline_in_s if stalls_at is None else min(deadline_in_s, stalls_at - monotonic)
+    return max(0.0, min(poll_s, left_s))
 
 
-async def _wait(clock: Clock, poll_s: float, until_s: float, done: Callable[[], bool]) -> None:
+async def _wait(
+    clock: Clock, poll_s: float, until_s: float, done: Callable[[], bool], *, for_s: float | None = None
+) -> None:
+    """Until `done()`, the wall-clock instant `until_s` (a deadline), or `for_s` seconds on the monotonic clock
+    (a grace: a wall-clock step neither shortens nor stretches it)."""
+    ends_at = None if for_s is None else clock.monotonic() + for_s
     while not done():
         left_s = until_s - clock.now()
+        if ends_at is not None:
+            left_s = min(left_s, ends_at - clock.monotonic())
         if left_s <= 0:
             return
         await clock.sleep(min(poll_s, left_s))
@@ -136,11 +144,23 @@ async def _count(hands: Hands) -> int | None:
         return None
 
 
-async def _force(notice: Notice, hands: Hands, clock: Clock) -> None:
-    try:
-        notice.reset = await hands.reset(by="agent")
-    except DrainctlError as exc:
-        log.error("notice %s: reset failed (%s); releasing anyway before not_after", notice.id, exc)
+async def _force(notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock, deadline_s: float) -> None:
+    """Reset, then release. A failed reset is tried again (counting in between: a zero count needs no reset)
+    until the deadline; the release comes after a completed reset, a zero count, or the deadline (issue 9,
+    case 5: never an early release with sockets open)."""
+    while notice.state is not NoticeState.RELEASED:
+        try:
+            notice.reset = await hands.reset(by="agent")
+            break
+        except DrainctlError as exc:
+            if clock.now() >= deadline_s:
+                log.error("notice %s: reset failed until the deadline (%s); releasing before not_after", notice.id,
+                          exc)
+                break
+            log.warning("notice %s: reset failed (%s); trying again until the deadline", notice.id, exc)
+        await clock.sleep(max(0.0, min(config.poll_s, deadline_s - clock.now())))
+        if await _count(hands) == 0:
+            break
     await _release(notice, hands, clock)
 
 

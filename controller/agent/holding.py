@@ -12,7 +12,8 @@ this is how a MIG's deletion or a graceful shutdown is held (DESIGN.md §4: "the
                       now + window) and wait for it alone: Kubernetes' `hold: prestop`, where the app container's
                       preStop hook holds with the pod uid and the controller releases `/v1/notices/{uid}/release`
 
-Bounded: it returns at the latest `window_s` after it was called (or at `not_after`), released or not
+Bounded: it returns at the latest `window_s` after it was called (measured on the monotonic clock: a wall-clock
+step neither cuts it short nor stretches it), or at `not_after` (a wall-clock instant), released or not
 (`timed_out`), and the unit's TimeoutStopSec (the pod's grace period) is above that. Never before the release:
 that is the whole point.
 """
@@ -50,8 +51,13 @@ async def hold(
     agent: NodeAgent, *, window_s: float, clock: Clock, notice_id: str | None = None, not_after: float | None = None
 ) -> HoldResult:
     """Wait for the release; `notice_id`: of that notice alone (due at `not_after`, default now + window_s)."""
-    start = clock.now()
+    start, started = clock.now(), clock.monotonic()
     until = not_after if not_after is not None else start + window_s
+    ends_at = None if not_after is not None else started + window_s  # a window is a duration (issue 9, case 8)
+
+    def left_s() -> float:
+        return until - clock.now() if ends_at is None else ends_at - clock.monotonic()
+
     if notice_id is not None:
         notice, _ = agent.add_notice(notice_id, "terminate", until, source="prestop")
         mine = notice
@@ -66,10 +72,10 @@ async def hold(
             return agent.book.unreleased()
     waiting = (notice_id,) if notice_id is not None else tuple(notice.id for notice in still_open())
     log.info("shutdown hold: waiting up to %.0f s for %s", until - start, ", ".join(waiting))
-    while still_open() and clock.now() < until:
-        await clock.sleep(min(POLL_S, until - clock.now()))
+    while still_open() and left_s() > 0:
+        await clock.sleep(min(POLL_S, left_s()))
     open_ = still_open()
-    result = HoldResult("timed_out" if open_ else "released", clock.now() - start, waiting)
+    result = HoldResult("timed_out" if open_ else "released", clock.monotonic() - started, waiting)
     if open_:
         log.error("shutdown hold: window of %.0f s over with %s still open; letting the shutdown go on",
                   until - start, ", ".join(n.id for n in open_))

@@ -17,6 +17,10 @@ class Clock(Protocol):
         """Unix seconds (platform deadlines are wall-clock instants)."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary start that a wall-clock step does not move (durations: windows, graces)."""
+        ...
+
 
 class SleepingClock(Clock, Protocol):
     """A clock that can also wait (the agent's fallback and holds)."""

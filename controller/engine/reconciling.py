@@ -8,9 +8,11 @@ acted on, so a pass interrupted anywhere (kill -9) is resumed by the next contro
   then journal "drain requested" and send the drain request, once. Whatever its result, go on to verifying.
 - `draining` found on resume: the request may have been sent; it is never sent again -> verifying.
 - `verifying`: count sockets (`verifying`). Zero -> drained (graceful). No new lowest count for
-  `no_progress_window_s` since the drain request (`core/stall.py`, the rule the agent's fallback follows too),
+  `no_progress_window_s` (stretched to the drain's rate, measured on the monotonic clock) since the drain request
+  (`core/stall.py`, the rule the agent's fallback follows too),
   or the drain deadline -> forcing. A slow but moving drain runs to its deadline.
-- `forcing`: reset what is left; retried on temporary errors until the release deadline -> drained (forced).
+- `forcing`: reset what is left; retried on temporary errors until the release deadline; then the kernel counts
+  again: zero -> drained (forced); sockets left are reset again until the release deadline.
 - `drained`: release the platform (idempotent, retried until the platform's deadline) -> released.
 - `failed`: held until the release deadline (the host's own fallback may still act), then released all the same.
 
@@ -32,7 +34,7 @@ from controller.core.budget import Budget
 from controller.core.clocks import Clock
 from controller.core.errors import DrainctlError, PermanentError, TemporaryError
 from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase, Transition
-from controller.core.ports import Hosts, Journal, NothingToRelease, Releaser
+from controller.core.ports import HostActions, Hosts, Journal, NothingToRelease, Releaser
 from controller.core.settings import EngineConfig
 from controller.core.stall import Progress
 from controller.engine import triaging
@@ -63,9 +65,11 @@ class Watch:
     last: Observation | None = None
     last_at: float | None = None
 
-    def see(self, observation: Observation, now: float) -> None:
+    def see(self, observation: Observation, now: float, monotonic: float) -> None:
+        """Take one look, taken at wall time `now` (shown) and `monotonic` (the no-progress window's time)."""
         self.last, self.last_at = observation, now
-        self.progress.see(observation.count, now)
+        counter = "kernel" if observation.kernel is not None else "prometheus"
+        self.progress.see(observation.count, monotonic, counter=counter)
 
 
 class Reconciler:
@@ -99,6 +103,8 @@ class Reconciler:
         self._attempts: dict[str, int] = {}
         self._errors: dict[str, DrainctlError] = {}
         self._waiting: dict[str, str] = {}
+        self._released_refs: dict[int, set[str]] = {}
+        """By drain id: the refs released while another joined (the next call releases only the new ones)."""
         self._handlers: Mapping[Phase, Callable[[Drain], Awaitable[float | None]]] = {
             Phase.PENDING: self._pending,
             Phase.DRAINING: self._draining,
@@ -107,6 +113,11 @@ class Reconciler:
             Phase.DRAINED: self._drained,
             Phase.FAILED: self._failed,
         }
+
+    def forget(self) -> None:
+        """Drop everything held in memory (episodes, watches, retries): the journal is read again (`Engine.run`)."""
+        for held in (self.drains, self.watches, self._attempts, self._errors, self._waiting, self._released_refs):
+            held.clear()
 
     # --- intake --------------------------------------------------------------------------------------------
 
@@ -151,19 +162,29 @@ class Reconciler:
         return self._releasers.get(source, NOTHING_TO_RELEASE)
 
     def _merge(self, current: Drain, event: LifecycleEvent) -> Drain:
-        changes: dict[str, Any] = {}
-        if event.not_after < current.not_after:
+        changes: dict[str, Any] = self._hold_for(current, event)
+        joined = dataclasses.replace(current, **changes)
+        if event.not_after < joined.not_after:
             changes["not_after"] = event.not_after
-            if current.drain_requested_at is not None and current.force_at is not None and current.release_by:
-                tighter = plan(start=current.drain_requested_at, not_after=event.not_after,
-                               drain_deadline_s=current.drain_deadline_s, budget=self._budget,
-                               holds=current.needs_release)
-                changes["force_at"] = min(current.force_at, tighter.force_at)
-                changes["release_by"] = min(current.release_by, tighter.release_by)
-        if event.ref and current.needs_release and event.source == current.source and event.ref not in current.refs:
-            changes["refs"] = (*current.refs, event.ref)
+            if joined.drain_requested_at is not None and joined.force_at is not None and joined.release_by:
+                tighter = plan(start=joined.drain_requested_at, not_after=event.not_after,
+                               drain_deadline_s=joined.drain_deadline_s, budget=self._budget,
+                               holds=joined.needs_release)
+                changes["force_at"] = min(joined.force_at, tighter.force_at)
+                changes["release_by"] = min(joined.release_by, tighter.release_by)
+        if event.ref and joined.needs_release and event.source == joined.source and event.ref not in joined.refs:
+            changes["refs"] = (*joined.refs, event.ref)
         detail = f"{event.kind} from {event.source} joins drain {current.id}"
+        if "needs_release" in changes:
+            detail += f"; {event.source} now waits for its release"
         return self._move(current, "event merged", detail=detail, event=event, **changes)
+
+    def _hold_for(self, current: Drain, event: LifecycleEvent) -> dict[str, Any]:
+        """A platform's event joining an operator's episode (nothing to release) makes the episode hold for that
+        platform: released through its releaser, with its handles. Changes nothing for any other merge."""
+        if current.needs_release or event.kind in triaging.OPERATOR_KINDS or not self.releaser(event.source).holds:
+            return {}
+        return {"needs_release": True, "source": event.source, "refs": ()}
 
     def _taken(self, event: LifecycleEvent, submission: Submission) -> Submission:
         self._announcer.announce(Taken(event, submission.disposition, submission.drain))
@@ -210,7 +231,7 @@ class Reconciler:
         )
         drain = self._move(drain, "drain requested", detail=detail, phase=Phase.DRAINING, drain_requested_at=now,
                            force_at=timers.force_at, release_by=timers.release_by)
-        self.watches[drain.instance] = self._watch(since=now)
+        self.watches[drain.instance] = self._watch(drain)
         try:
             await host.drain(drain.rate_per_s)
         except DrainctlError as exc:
@@ -222,7 +243,7 @@ class Reconciler:
         return self._clock.now()
 
     async def _draining(self, drain: Drain) -> float | None:
-        self.watches[drain.instance] = self._watch(since=self._clock.now())
+        self.watches[drain.instance] = self._watch(drain)
         self._move(drain, "resumed", detail="the drain request may have been sent: not sending it again",
                    phase=Phase.VERIFYING)
         return self._clock.now()
@@ -232,10 +253,11 @@ class Reconciler:
         assert force_at is not None and release_by is not None
         if self._clock.now() >= release_by:
             return self._fail(drain, f"not verified at zero by the release deadline ({self._last_words(drain)})")
-        watch = self.watches.setdefault(drain.instance, self._watch(since=self._clock.now()))
+        watch = self.watches.setdefault(drain.instance, self._watch(drain))
         seen = await self._verifier.observe(drain.instance, self._hosts.host(drain.instance))
         now = self._clock.now()
-        watch.see(seen, now)
+        monotonic = self._clock.monotonic()
+        watch.see(seen, now, monotonic)
         if seen.disagreement:
             log.debug("%s: counts disagree (%s); the kernel count decides", drain.instance, seen.describe())
         if seen.zero_by:
@@ -245,11 +267,11 @@ class Reconciler:
         if drain.sockets_before is None and seen.count is not None:
             drain = self._move(drain, "first count", detail=seen.describe(), sockets_before=seen.count,
                                sockets_last=seen.count)
-        window_s = self._budget.no_progress_window_s
+        window_s = watch.progress.window
         left = seen.count if seen.count is not None else "an unknown number of"
         if now >= force_at:
             return self._force(drain, f"drain deadline reached with {left} sockets left", seen)
-        if watch.progress.stalled(now):
+        if watch.progress.stalled(monotonic):
             return self._force(drain, f"no progress for {window_s:g} s at {left} sockets", seen)
         return min(now + self._settings.poll_interval_s, force_at)
 
@@ -262,13 +284,33 @@ class Reconciler:
     async def _forcing(self, drain: Drain) -> float | None:
         if drain.release_by is not None and self._clock.now() >= drain.release_by:
             return self._fail(drain, f"could not reset before the release deadline ({self._last_words(drain)})")
+        host = self._hosts.host(drain.instance)
         try:
-            reset = await self._hosts.host(drain.instance).reset()
+            reset = await host.reset()
         except TemporaryError as exc:
             return self._retry_at(drain, exc, cap=drain.release_by)
-        self._move(drain, "reset done", detail=f"{reset} sockets reset", phase=Phase.DRAINED, outcome=Outcome.FORCED,
-                   sockets_reset=drain.sockets_reset + reset, sockets_last=0)
-        return self._clock.now()
+        self._errors.pop(drain.instance, None)
+        drain = self._move(drain, "reset done", detail=f"{reset} sockets reset",
+                           sockets_reset=drain.sockets_reset + reset)
+        return await self._recount(drain, host)
+
+    async def _recount(self, drain: Drain, host: HostActions) -> float:
+        """After a reset, the kernel counts again (`ss -K` may skip a socket and exit 0): zero -> drained (forced);
+        sockets left, or no kernel count, -> reset again after a backoff, until the release deadline."""
+        seen = await self._verifier.observe(drain.instance, host)
+        now = self._clock.now()
+        self.watches.setdefault(drain.instance, self._watch(drain)).see(seen, now, self._clock.monotonic())
+        if seen.kernel == 0:
+            self._move(drain, "verified zero after reset", detail=seen.describe(), phase=Phase.DRAINED,
+                       outcome=Outcome.FORCED, verified_by="kernel", sockets_last=0)
+            return now
+        if seen.kernel is not None and seen.kernel != drain.sockets_last:  # journaled when the count changes
+            log.warning("%s: %d sockets left after the reset; resetting again", drain.instance, seen.kernel)
+            self._move(drain, "sockets left after reset", detail=seen.describe(), sockets_last=seen.kernel)
+        attempt = self._attempts[drain.instance] = self._attempts.get(drain.instance, 0) + 1
+        delay_s = backoff_s(attempt, initial_s=self._settings.retry_initial_s, max_s=self._settings.retry_max_s)
+        assert drain.release_by is not None
+        return min(now + delay_s, drain.release_by)
 
     async def _drained(self, drain: Drain) -> float | None:
         if not drain.needs_release:
@@ -285,19 +327,40 @@ class Reconciler:
         if drain.release_requested_at is None:
             drain = self._move(drain, "release requested", detail=", ".join(drain.refs) or None,
                                release_requested_at=self._clock.now())
+        handing = self._unreleased(drain)
         try:
-            await self.releaser(drain.source).release(drain)
+            await self.releaser(drain.source).release(handing)
         except DrainctlError as exc:
             self._errors[drain.instance] = exc
             if isinstance(exc, TemporaryError) and self._clock.now() < drain.not_after:
                 return self._retry_at(drain, exc, cap=drain.not_after)
             self._give_up_release(drain, exc)
             return None
+        self._released_refs.setdefault(drain.id, set()).update(handing.refs)
+        if self._joined_while_releasing(drain):
+            return self._clock.now()
+        self._released_refs.pop(drain.id, None)
         if drain.phase is Phase.DRAINED:
             self._move(drain, "released", phase=Phase.RELEASED, released_at=self._clock.now())
         else:
             self._move(drain, "released", detail=f"after failing: {drain.reason}", released_at=self._clock.now())
         return None
+
+    def _unreleased(self, drain: Drain) -> Drain:
+        """`drain` with only the refs not released yet by this engine (a handle that joined during a release)."""
+        done = self._released_refs.get(drain.id)
+        if not done:
+            return drain
+        return dataclasses.replace(drain, refs=tuple(ref for ref in drain.refs if ref not in done))
+
+    def _joined_while_releasing(self, released: Drain) -> bool:
+        """A handle merged while the release call was out was not in it: release again (releases are idempotent)."""
+        current = self.drains[released.instance]
+        missing = [ref for ref in current.refs if ref not in released.refs]
+        if not missing and current.source == released.source:
+            return False
+        log.info("%s: %s joined while releasing; releasing again", released.instance, ", ".join(missing) or "a source")
+        return True
 
     def _give_up_release(self, drain: Drain, exc: DrainctlError) -> None:
         """The platform refused, or its deadline passed: it proceeds on its own; say so and stop trying."""
@@ -360,8 +423,11 @@ class Reconciler:
             return f"last count: {watch.last.describe()}"
         return "no count"
 
-    def _watch(self, *, since: float) -> Watch:
-        return Watch(Progress(window_s=self._budget.no_progress_window_s, since=since))
+    def _watch(self, drain: Drain) -> Watch:
+        """A fresh no-progress window from now (on the monotonic clock), stretched to the drain's rate."""
+        progress = Progress(window_s=self._budget.no_progress_window_s, since=self._clock.monotonic(),
+                            rate_per_s=drain.rate_per_s)
+        return Watch(progress)
 
     def _move(
         self,
@@ -375,8 +441,11 @@ class Reconciler:
     ) -> Drain:
         """Journal a step (durably), make it the episode's current state, then announce it.
 
-        `cause`: when the step fails the drain, what made it fail (a metric label, see `_cause`)."""
+        `cause`: when the step fails the drain, what made it fail (a metric label, see `_cause`).
+        A pass's copy read before an `await` may be older than the episode (an event merged meanwhile): the
+        step is applied to the current episode instead (`_current`), so no merged deadline or ref is lost."""
         now = self._clock.now()
+        drain, changes = self._current(drain, changes)
         after = dataclasses.replace(drain, updated_at=now, **changes)
         moved = after.phase is not drain.phase
         if moved:
@@ -390,6 +459,20 @@ class Reconciler:
                      f" ({detail})" if detail else "")
         self._announce_line(drain, after, cause=cause)
         return after
+
+    def _current(self, copy: Drain, changes: dict[str, Any]) -> tuple[Drain, dict[str, Any]]:
+        """The episode a step computed from `copy` applies to: the current one, if only events changed it since
+        (same episode, same phase). Timers the step sets never loosen the current ones (a merge tightened them).
+        A copy in another phase is left as it is: the journal refuses it (a stale decision is not applied)."""
+        current = self.drains.get(copy.instance)
+        if current is None or current is copy or current.id != copy.id or current.phase is not copy.phase:
+            return copy, changes
+        tightened = dict(changes)
+        for name in _TIMERS:
+            now_value, new_value = getattr(current, name), tightened.get(name)
+            if name in tightened and now_value is not None and new_value is not None:
+                tightened[name] = min(now_value, new_value)
+        return current, tightened
 
     def _announce_line(self, before: Drain | None, after: Drain, *, cause: str | None = None) -> None:
         """Announce the journal line just written for `after` (never raises: the step is done either way)."""
@@ -409,6 +492,10 @@ class Reconciler:
         if latest and latest[-1].drain_id == drain.id:
             return latest[-1]
         return self._store.transitions(drain_id=drain.id, limit=1_000_000)[-1]
+
+
+_TIMERS = ("not_after", "force_at", "release_by")
+"""The episode's deadlines: an event merged into it may only tighten them."""
 
 
 def _cause(error: DrainctlError | None) -> str:

@@ -7,14 +7,20 @@
     engine.status(); engine.history(); engine.journal(drain_id)
     await engine.run(sources)             # the daemon: watch sources, reconcile until cancelled
 
-One worker per instance at a time; instances are worked on concurrently. On construction the engine resumes
-every unfinished episode found in the journal. `run_due()` runs every pass that is due now and returns: the
-engine's tests drive it with a fake clock instead of `run()`.
+One worker per instance at a time; instances are worked on concurrently. On construction, and again each time
+`run()` starts (a replica that wins the leadership back), the engine resumes every unfinished episode found in
+the journal. `run_due()` runs every pass that is due now and returns: the engine's tests drive it with a fake
+clock instead of `run()`.
 
 Listeners (`listeners=`: the metrics, later webhooks) hear every journaled transition and every event taken,
 after the fact (`announcing`); the engine knows them only by the ports of the core, and the API finds the
 metrics among `engine.listeners`. A synchronous listener is current when a pass returns; an async one is
 delivered from its own task, so `run_due()` does not wait for it.
+
+Intake: an event a source emitted is the engine's from then on (sources remember what they emitted and do not
+emit it again). One the engine could not take because of a temporary error (the journal could not be written:
+`JournalError`) is kept and taken again with backoff (`_retake`), never dropped; a permanent refusal (an unknown
+instance) is logged.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from controller.core import operator as manual_source
 from controller.core.announcements import Resumed
 from controller.core.budget import Budget
 from controller.core.clocks import Clock, SystemClock
-from controller.core.errors import DrainctlError, PermanentError
+from controller.core.errors import DrainctlError, PermanentError, TemporaryError
 from controller.core.inventory import Inventory
 from controller.core.models import Disposition, Drain, LifecycleEvent, Phase, Transition
 from controller.core.ports import AsyncListener, Hosts, Journal, Listener, Releaser, Source
@@ -39,7 +45,7 @@ from controller.engine.announcing import Announcer
 from controller.engine.budgeting import admit
 from controller.engine.queueing import DueQueue
 from controller.engine.reconciling import Reconciler, Submission
-from controller.engine.scheduling import Plan, must_start_by, plan
+from controller.engine.scheduling import Plan, backoff_s, must_start_by, plan
 from controller.engine.verifying import Observation, Verifier
 
 log = logging.getLogger("drainctl.engine")
@@ -75,6 +81,16 @@ class DryRun:
     rate_per_s: float
 
 
+@dataclass
+class Held:
+    """An event a source emitted that the engine could not take yet (a temporary error), and when to try again."""
+
+    event: LifecycleEvent
+    source: str
+    attempt: int
+    due: float
+
+
 class Engine:
     def __init__(
         self,
@@ -104,10 +120,12 @@ class Engine:
             store=store, hosts=hosts, verifier=verifier, releasers=releasers, budget=budget, settings=settings,
             clock=self.clock, announcer=self._announcer, slots=slots,
         )
-        self._queue = DueQueue()
+        self._queue = DueQueue(self.clock)
         self._busy: set[str] = set()
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._wakeup = asyncio.Event()
+        self._held: dict[str, Held] = {}
+        """By event id: events emitted by sources and not taken yet, retried with backoff (`_retake`)."""
         self._resume()
 
     # --- events in -----------------------------------------------------------------------------------------
@@ -232,15 +250,20 @@ class Engine:
     # --- running -------------------------------------------------------------------------------------------
 
     async def run(self, sources: Sequence[Source] = ()) -> None:
-        """Watch every source and reconcile until cancelled."""
+        """Watch every source and reconcile until cancelled.
+
+        Each run starts from what the journal says now, not from what this engine held when it last ran: a
+        replica that lost the leadership and wins it back resumes the episodes as the other leader left them."""
+        self._reload()
         async with asyncio.TaskGroup() as tasks:
             for source in sources:
                 tasks.create_task(self._watch(source), name=f"source-{source.name}")
             while True:
+                self._retake()
                 for key in self._queue.pop_due(self.clock.now(), busy=self._busy):
                     self._busy.add(key)
                     tasks.create_task(self._work(key), name=f"reconcile-{key}")
-                due = self._queue.next_at(busy=self._busy)
+                due = self.next_due()
                 self._wakeup.clear()
                 timeout = None if due is None else max(0.0, due - self.clock.now())
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that races
@@ -252,6 +275,7 @@ class Engine:
     async def run_due(self) -> None:
         """Run every pass due now (and those they make due now), then return. For tests and benchmarks."""
         for _ in range(10_000):
+            self._retake()
             keys = self._queue.pop_due(self.clock.now(), busy=self._busy)
             if not keys:
                 return
@@ -260,7 +284,9 @@ class Engine:
         raise RuntimeError("engine: passes keep becoming due at the same instant")
 
     def next_due(self) -> float | None:
-        return self._queue.next_at(busy=self._busy)
+        """When a pass, or another try of a held event, is due next (None: nothing is)."""
+        dues = [self._queue.next_at(busy=self._busy), *(held.due for held in self._held.values())]
+        return min((due for due in dues if due is not None), default=None)
 
     async def aclose(self) -> None:
         """Stop the async listeners' delivery tasks (what they had not delivered yet is dropped)."""
@@ -305,10 +331,29 @@ class Engine:
             await asyncio.sleep(self._settings.retry_max_s)
 
     def _take(self, source: Source, event: LifecycleEvent) -> None:
+        self._offer(source.name, event, attempt=1)
+
+    def _offer(self, source: str, event: LifecycleEvent, *, attempt: int) -> None:
+        """Submit a source's event; on a temporary error keep it, to be offered again after a backoff."""
         try:
             self.submit(event)
+        except TemporaryError as exc:
+            delay_s = backoff_s(attempt, initial_s=self._settings.retry_initial_s, max_s=self._settings.retry_max_s,
+                                hint_s=exc.delay_s)
+            level = logging.WARNING if attempt == 1 else logging.DEBUG
+            log.log(level, "source %s: event for %s not taken yet: %s (retry %d in %.1f s)", source, event.instance,
+                    exc, attempt, delay_s)
+            self._held[event.id] = Held(event, source, attempt, self.clock.now() + delay_s)
+            self._wakeup.set()
         except DrainctlError as exc:
-            log.error("source %s: event for %s not taken: %s", source.name, event.instance, exc)
+            log.error("source %s: event for %s not taken: %s", source, event.instance, exc)
+
+    def _retake(self) -> None:
+        """Offer again every held event that is due."""
+        now = self.clock.now()
+        for held in [held for held in self._held.values() if held.due <= now]:
+            del self._held[held.event.id]
+            self._offer(held.source, held.event, attempt=held.attempt + 1)
 
     def _schedule(self, key: str, at: float) -> None:
         self._queue.schedule(key, at)
@@ -320,6 +365,12 @@ class Engine:
         except KeyError:
             known = ", ".join(sorted(self.inventory)) or "none"
             raise UnknownInstance(f"unknown instance {instance!r} (known: {known})") from None
+
+    def _reload(self) -> None:
+        """Forget the episodes and passes held in memory and resume from the journal."""
+        self._reconciler.forget()
+        self._queue = DueQueue(self.clock)
+        self._resume()
 
     def _resume(self) -> None:
         for name in self.inventory:

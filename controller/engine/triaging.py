@@ -5,7 +5,8 @@ Pure: it reads the instance's latest episode and whether the journal saw the eve
 - duplicate: the event id was seen before;
 - merged: the instance's latest episode is still running; the event joins it (its deadline may tighten it);
 - stale: the latest episode already ran and the event's deadline is no later than that episode's, so the event
-  is a late copy of an old notice. An operator's drain or reset is a new intent, never stale;
+  is a late copy of an old notice. An operator's drain or reset is a new intent, never stale; nor is a platform's
+  event after an operator's episode (that platform still waits for a release: a new episode drains and releases);
 - started: a new episode, drafted here (id 0 until the journal gives it one).
 """
 
@@ -44,9 +45,15 @@ def triage(
         return Verdict(Disposition.DUPLICATE, current)
     if current is not None and not current.finished:
         return Verdict(Disposition.MERGED, current)
-    if current is not None and event.kind not in OPERATOR_KINDS and event.not_after <= current.not_after:
+    if current is not None and _stale(event, current):
         return Verdict(Disposition.STALE, current)
     return Verdict(Disposition.STARTED, current, draft(event, pool=pool, holds=holds, budget=budget, now=now))
+
+
+def _stale(event: LifecycleEvent, finished: Drain) -> bool:
+    """A platform's late copy of a notice whose episode already ran (one a platform held, not only an operator)."""
+    held = finished.kind not in OPERATOR_KINDS or finished.needs_release
+    return event.kind not in OPERATOR_KINDS and held and event.not_after <= finished.not_after
 
 
 def draft(event: LifecycleEvent, *, pool: str, holds: bool, budget: Budget, now: float) -> Drain:

@@ -5,12 +5,15 @@ use. httpx errors, HTTP statuses and answers that are not the protocol's become 
 
     AgentUnreachable (TemporaryError)   the agent did not accept the connection (down, wrong address, partition)
     AgentTimeout (TemporaryError)       no answer in time, or 504: the app's drain hook timed out (stopped app)
-    AgentUnauthorized (PermanentError)  401: the token is wrong
-    AgentError (PermanentError)         any other 4xx/5xx, or an answer that is not the documented JSON
+    AgentUnavailable (TemporaryError)   429 or any other 5xx: the agent's own temporary failure (`ss` timed out,
+                                        IMDS answered 5xx); `delay_s` from Retry-After when given, `status` kept
+    AgentUnauthorized (PermanentError)  401/403: the token is wrong
+    AgentError (PermanentError)         any other 4xx, or an answer that is not the documented JSON
 
-Transport errors are mapped by the shared `controller.core.http.HttpErrors`; statuses here, because an
-`AgentError` keeps its status and a 504 is a timeout. Requests are built unvalidated (`model_construct`): the
-agent judges what it accepts (a newer one may accept more) and refuses the rest with a 400, as it always has.
+Transport errors and statuses are mapped once, by the shared `controller.core.http.HttpErrors` (issue 9, case 2:
+a 503 used to be permanent, so a reset was never retried); only a 504 is mapped here first, as a timeout.
+Requests are built unvalidated (`model_construct`): the agent judges what it accepts (a newer one may accept more)
+and refuses the rest with a 400, as it always has.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from controller.core.errors import PermanentError, TemporaryError
-from controller.core.http import HttpErrors, async_client, bearer
+from controller.core.http import HttpErrors, WithStatus, async_client, bearer
 from controller.protocol import agent as wire
 from controller.protocol.agent import Notice
 
-__all__ = ["AgentClient", "AgentError", "AgentTimeout", "AgentUnauthorized", "AgentUnreachable", "Notice"]
+__all__ = [
+    "AgentClient", "AgentError", "AgentTimeout", "AgentUnauthorized", "AgentUnavailable", "AgentUnreachable", "Notice",
+]
 
 Answer = TypeVar("Answer", bound=BaseModel)
 
@@ -42,12 +47,12 @@ class AgentUnauthorized(PermanentError):
     pass
 
 
-class AgentError(PermanentError):
-    """The agent answered with an error; `status` is its HTTP status (0 when the answer was malformed)."""
+class AgentUnavailable(WithStatus, TemporaryError):
+    """The agent answered 429 or a 5xx other than 504: worth retrying after `delay_s`; `status` is its status."""
 
-    def __init__(self, message: str, *, status: int = 0) -> None:
-        super().__init__(message)
-        self.status = status
+
+class AgentError(WithStatus, PermanentError):
+    """The agent answered with an error; `status` is its HTTP status (0 when the answer was malformed)."""
 
 
 class AgentClient:
@@ -61,7 +66,10 @@ class AgentClient:
                                   trust_env=True)
         self._errors = HttpErrors(
             f"agent {self._http.base_url}", timeout=AgentTimeout, unreachable=AgentUnreachable,
+            unavailable=AgentUnavailable, credentials=AgentUnauthorized, refused=AgentError, reason=_reason,
             timeout_text="{where}: no answer to {what}", unreachable_text="{where} unreachable: {why}",
+            credentials_text="agent refused the token ({what}: {status})",
+            status_text="agent: {what}: HTTP {status}: {reason}",
         )
 
     async def drain(self, rate_per_s: float) -> None:
@@ -102,18 +110,18 @@ class AgentClient:
             response = await self._http.request(method, path, json=json)
         except httpx.TransportError as exc:
             raise self._errors.from_transport(exc, what) from exc
-        return _parsed(_checked(response, what), answer, what)
+        return _parsed(self._checked(response, what), answer, what)
+
+    def _checked(self, response: httpx.Response, what: str) -> Any:
+        """The JSON of a 2xx answer; else the error its status means (a 504 is a timeout)."""
+        if response.status_code == 504:
+            raise AgentTimeout(f"agent: {what}: {_reason(response)}")
+        self._errors.check(response, what)
+        return _json(response, what)
 
 
-def _checked(response: httpx.Response, what: str) -> Any:
-    """The JSON of a 2xx answer; else the error its status means."""
-    if response.status_code == 401:
-        raise AgentUnauthorized(f"agent refused the token ({what}: 401)")
-    if response.status_code == 504:
-        raise AgentTimeout(f"agent: {what}: {_reason(response)}")
+def _json(response: httpx.Response, what: str) -> Any:
     status = response.status_code
-    if not response.is_success:
-        raise AgentError(f"agent: {what}: HTTP {status}: {_reason(response)}", status=status)
     try:
         return response.json()
     except ValueError as exc:

@@ -7,8 +7,9 @@ never sends a second one).
 
 Writes are synchronous on purpose: a journal write and the decision it records happen without an `await` in
 between, so two reconcile passes of the asyncio loop cannot interleave between "decide" and "write". Each
-step is one transaction, and an update names the phase it was computed from (`WHERE id = ? AND phase = ?`),
-so a write from a stale copy of an episode is refused rather than applied.
+step is one transaction, and an update names the phase and the `updated_at` of the copy it was computed from
+(`WHERE id = ? AND phase = ? AND updated_at = ?`), so a write from a stale copy of an episode (one written since,
+e.g. by an event merged into it) is refused rather than applied.
 
 The schema and its migrations are in `sqlite_schema.py`, the row mapping in `rows.py`. sqlite3's errors
 never leave this module: opening fails with `ConfigError`, a failed read or write with `JournalError` (a
@@ -33,7 +34,8 @@ _INSERT_DRAIN = (
     f"INSERT INTO drains ({', '.join(DRAIN_COLUMNS)}) VALUES ({', '.join(f':{c}' for c in DRAIN_COLUMNS)})"
 )
 _UPDATE_DRAIN = (
-    f"UPDATE drains SET {', '.join(f'{c} = :{c}' for c in DRAIN_COLUMNS)} WHERE id = :id AND phase = :was"
+    f"UPDATE drains SET {', '.join(f'{c} = :{c}' for c in DRAIN_COLUMNS)} WHERE id = :id AND phase = :was "
+    "AND updated_at = :was_updated_at"
 )
 _INSERT_EVENT = (
     f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(f':{c}' for c in EVENT_COLUMNS)})"
@@ -99,9 +101,11 @@ class SqliteJournal:
         if after.phase is not before.phase and after.phase not in ALLOWED_TRANSITIONS[before.phase]:
             raise InvalidTransition(f"{before.instance}: {before.phase} -> {after.phase} is not a valid transition")
         with self._transaction() as db:
-            cursor = db.execute(_UPDATE_DRAIN, {**drain_row(after), "id": before.id, "was": before.phase.value})
+            was = {"id": before.id, "was": before.phase.value, "was_updated_at": before.updated_at}
+            cursor = db.execute(_UPDATE_DRAIN, {**drain_row(after), **was})
             if cursor.rowcount != 1:
-                raise InvalidTransition(f"{before.instance}: drain {before.id} is no longer in {before.phase}")
+                raise InvalidTransition(f"{before.instance}: drain {before.id} is no longer in {before.phase} as "
+                                        f"updated at {before.updated_at} (written since this copy was read)")
             if event is not None:
                 row = event_row(event, at=after.updated_at, disposition=disposition or Disposition.MERGED,
                                 drain_id=after.id)

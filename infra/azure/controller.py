@@ -3,19 +3,25 @@
 They sit in the hub region's controller subnet (the only source every region's NSG lets reach the agent port),
 in two availability zones, with the controller's user-assigned identity and no public address. Both run the
 same unit; the journal's leader lock makes one active and the other a hot standby.
+
+The boot script is in `userData` (mutable), not `osProfile.customData` (immutable after creation: ARM 409
+PropertyChangeNotAllowed; FACTS.md, https://learn.microsoft.com/azure/virtual-machines/user-data). customData is
+a constant stub that runs the current userData at every boot, so a change updates in place and applies at the
+next restart (restart the standby first).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native as azure
 
+from infra import scripts
 from infra.config import AzureImage
 
 ROLES = ("active", "standby")
-ZONES = ("1", "2")
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,9 @@ class AzureControllerPairArgs:
     resource_group_name: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
     identity_id: pulumi.Input[str]
-    custom_data: pulumi.Input[str]
+    user_data: pulumi.Input[str]
+    """The rendered boot script, base64 (mutable); customData is the constant `scripts.vm_bootstrap()`."""
+    zones: Sequence[str] = ("1", "2")
 
 
 class AzureControllerPair(pulumi.ComponentResource):
@@ -39,7 +47,8 @@ class AzureControllerPair(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         compute = azure.compute
         self.addresses = []
-        for role, zone in zip(ROLES, ZONES, strict=True):
+        for index, role in enumerate(ROLES):
+            zone = args.zones[index % len(args.zones)]
             nic = azure.network.NetworkInterface(
                 f"{name}-{role}-nic",
                 resource_group_name=args.resource_group_name,
@@ -65,7 +74,7 @@ class AzureControllerPair(pulumi.ComponentResource):
                 os_profile=compute.OSProfileArgs(
                     computer_name=f"drainctl-controller-{role}",
                     admin_username=args.admin_username,
-                    custom_data=args.custom_data,
+                    custom_data=scripts.vm_bootstrap(),
                     linux_configuration=compute.LinuxConfigurationArgs(
                         disable_password_authentication=True,
                         ssh=compute.SshConfigurationArgs(
@@ -93,6 +102,7 @@ class AzureControllerPair(pulumi.ComponentResource):
                 network_profile=compute.NetworkProfileArgs(
                     network_interfaces=[compute.NetworkInterfaceReferenceArgs(id=nic.id, primary=True)]
                 ),
+                user_data=args.user_data,
                 tags={"drainctl-role": f"controller-{role}"},
                 opts=child,
             )

@@ -11,11 +11,21 @@ What the incident taught, encoded here:
   (https://learn.microsoft.com/azure/virtual-machine-scale-sets/virtual-machine-scale-sets-terminate-notification)
 - The application health extension reports `/readyz`; rolling upgrades surge new VMs (MaxSurge) before deleting
   old ones and wait for them to be ready. Overprovisioning is off: it deletes VMs nobody drained.
+- The extension is version 1.0 (binary health from the status code): version 2.0 ("rich health states") wants a
+  JSON body `{"ApplicationHealthState": "Healthy"}` and reports Unknown for anything else, and drainctl's `/readyz`
+  answers plain text (`ready`, 503 while draining). Source: FACTS.md and
+  https://learn.microsoft.com/azure/virtual-machine-scale-sets/virtual-machine-scale-sets-health-extension
+- Rolling-upgrade percentages are derived from the capacity: one VM must fit in `maxUnhealthyInstancePercent`
+  (a draining VM is unhealthy on `/readyz`), so at capacity 2 it is 50, not 20, and batches are one VM.
+  (https://learn.microsoft.com/rest/api/compute/virtual-machine-scale-sets/create-or-update#rollingupgradepolicy)
+- The scale set spans the region's pinned availability zones (`zones`), its frontend address is zone-redundant.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Literal, TypedDict
 
 import pulumi
 import pulumi_azure_native as azure
@@ -25,6 +35,25 @@ from infra.config import AppSettings, AzureImage, AzureRegion
 
 FRONTEND, POOL, PROBE = "frontend", "api", "readyz"
 PUBLIC_PORT = 443
+HEALTH_EXTENSION_VERSION = "1.0"
+"""ApplicationHealthLinux 1.0: healthy on 2xx, unhealthy otherwise; no body parsed (2.0 needs a JSON body)."""
+MIN_UPGRADE_PERCENT = 20
+
+
+class ApplicationHealthSettings(TypedDict):
+    """The ApplicationHealthLinux extension's public settings (the SDK types `settings` as Any).
+    Source: https://learn.microsoft.com/azure/virtual-machine-scale-sets/virtual-machine-scale-sets-health-extension"""
+
+    protocol: Literal["http", "https", "tcp"]
+    port: int
+    requestPath: str
+    intervalInSeconds: int
+    numberOfProbes: int
+
+
+def upgrade_percent(capacity: int) -> int:
+    """The smallest percentage that is at least one VM of `capacity` (and never below 20, Azure's default)."""
+    return min(100, max(MIN_UPGRADE_PERCENT, math.ceil(100 / capacity)))
 
 
 @dataclass(frozen=True)
@@ -60,6 +89,7 @@ class AzureApiFleet(pulumi.ComponentResource):
             location=location,
             sku=azure.network.PublicIPAddressSkuArgs(name="Standard"),
             public_ip_allocation_method="Static",
+            zones=list(args.region.zones),
             opts=child,
         )
         lb_name = f"drainctl-api-{location}"
@@ -100,7 +130,8 @@ class AzureApiFleet(pulumi.ComponentResource):
                     name="websockets",
                     protocol="Tcp",
                     frontend_port=PUBLIC_PORT,
-                    backend_port=args.app.app_port,
+                    # TLS terminates on the VM (HAProxy on tls_port, scripts.tls_terminator): the LB is L4.
+                    backend_port=args.app.tls_port,
                     frontend_ip_configuration=ref("frontendIPConfigurations", FRONTEND),
                     backend_address_pool=ref("backendAddressPools", POOL),
                     probe=ref("probes", PROBE),
@@ -131,12 +162,21 @@ class AzureApiFleet(pulumi.ComponentResource):
         self, name: str, args: AzureApiFleetArgs, *, pool_id: pulumi.Output[str], after: pulumi.Resource
     ) -> None:
         compute = azure.compute
+        percent = upgrade_percent(args.region.capacity)
+        health = ApplicationHealthSettings(
+            protocol="http",
+            port=args.app.app_port,
+            requestPath="/readyz",
+            intervalInSeconds=5,
+            numberOfProbes=1,
+        )
         compute.VirtualMachineScaleSet(
             f"{name}-vmss",
             resource_group_name=args.resource_group_name,
             location=args.region.name,
             sku=compute.SkuArgs(name=args.region.vm_size, tier="Standard", capacity=args.region.capacity),
             orchestration_mode="Uniform",
+            zones=list(args.region.zones),
             overprovision=False,
             identity=compute.VirtualMachineScaleSetIdentityArgs(
                 type=compute.ResourceIdentityType.USER_ASSIGNED, user_assigned_identities=[args.fleet_identity_id]
@@ -145,9 +185,9 @@ class AzureApiFleet(pulumi.ComponentResource):
                 mode=compute.UpgradeMode.ROLLING,
                 rolling_upgrade_policy=compute.RollingUpgradePolicyArgs(
                     max_surge=True,
-                    max_batch_instance_percent=20,
-                    max_unhealthy_instance_percent=20,
-                    max_unhealthy_upgraded_instance_percent=20,
+                    max_batch_instance_percent=percent,
+                    max_unhealthy_instance_percent=percent,
+                    max_unhealthy_upgraded_instance_percent=percent,
                     pause_time_between_batches="PT30S",
                 ),
             ),
@@ -204,15 +244,9 @@ class AzureApiFleet(pulumi.ComponentResource):
                             name="health",
                             publisher="Microsoft.ManagedServices",
                             type="ApplicationHealthLinux",
-                            type_handler_version="2.0",
+                            type_handler_version=HEALTH_EXTENSION_VERSION,
                             auto_upgrade_minor_version=True,
-                            settings={
-                                "protocol": "http",
-                                "port": args.app.app_port,
-                                "requestPath": "/readyz",
-                                "intervalInSeconds": 5,
-                                "numberOfProbes": 1,
-                            },
+                            settings=health,
                         )
                     ]
                 ),

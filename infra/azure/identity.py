@@ -8,8 +8,12 @@ IMDS call on the instance itself, not through ARM), and it is assigned on the fl
 - `Microsoft.Compute/virtualMachineScaleSets/virtualMachines/instanceView/read`: power and health state.
 - `Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces/read`: the agents' addresses.
 
-Secrets live in one Key Vault (RBAC authorization); each identity is granted "Key Vault Secrets User" on exactly
-the secrets its VMs read at boot. Secret values are marked secret outputs, so state and output never show them.
+Secrets live in one Key Vault (RBAC authorization) that admits only the fleet's and the controllers' subnets
+(network rules: default Deny, `AzureServices` bypass for ARM's own writes of the secrets below; the subnets carry a
+`Microsoft.KeyVault` service endpoint; source: pulumi_azure_native `keyvault.NetworkRuleSetArgs`,
+https://learn.microsoft.com/azure/key-vault/general/network-security). Each identity is granted "Key Vault Secrets
+User" on exactly the secrets its VMs read at boot. Secret values are marked secret outputs, so state and output
+never show them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ CONTROLLER_ACTIONS = (
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 """Built-in role "Key Vault Secrets User" (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles)."""
 FLEET_SECRETS = ("agent-token", "app-admin-token", "db-password")
+TLS_SECRET = "tls-certificate"
+"""The API's TLS certificate and key (one PEM) for the VMs' TLS terminator. The stack creates the secret with a
+placeholder and never updates its value (`ignore_changes`): the SRE imports the real PEM once
+(`az keyvault secret set --vault-name <vault> -n tls-certificate -f api.pem`, see docs/infra.md)."""
+TLS_PLACEHOLDER = "replace me: az keyvault secret set -n tls-certificate -f <cert+key PEM>"
 CONTROLLER_SECRETS = ("agent-token", "db-password")
 
 
@@ -41,6 +50,9 @@ class AzureIdentityArgs:
     """The hub region's resource group: identities and the Key Vault live there."""
     fleet_resource_group_ids: Sequence[pulumi.Input[str]]
     secrets: Mapping[str, pulumi.Output[str]]
+    reader_subnet_ids: Sequence[pulumi.Input[str]] = ()
+    """Subnets whose VMs read the vault (every region's app subnet, the hub's controller subnet): the only
+    sources its network rules admit."""
 
 
 class AzureIdentity(pulumi.ComponentResource):
@@ -92,6 +104,13 @@ class AzureIdentity(pulumi.ComponentResource):
                 enable_rbac_authorization=True,
                 enable_soft_delete=True,
                 enable_purge_protection=True,
+                network_acls=azure.keyvault.NetworkRuleSetArgs(
+                    bypass=azure.keyvault.NetworkRuleBypassOptions.AZURE_SERVICES,
+                    default_action=azure.keyvault.NetworkRuleAction.DENY,
+                    virtual_network_rules=[
+                        azure.keyvault.VirtualNetworkRuleArgs(id=subnet_id) for subnet_id in args.reader_subnet_ids
+                    ],
+                ),
             ),
             opts=child,
         )
@@ -119,6 +138,26 @@ class AzureIdentity(pulumi.ComponentResource):
                         principal_type="ServicePrincipal",
                         opts=child,
                     )
+        tls = azure.keyvault.Secret(
+            f"{name}-{TLS_SECRET}",
+            resource_group_name=args.resource_group_name,
+            vault_name=vault.name,
+            secret_name=TLS_SECRET,
+            properties=azure.keyvault.SecretPropertiesArgs(
+                value=TLS_PLACEHOLDER, content_type="application/x-pem-file"
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["properties"], additional_secret_outputs=["properties"]
+            ),
+        )
+        azure.authorization.RoleAssignment(
+            f"{name}-{TLS_SECRET}-fleet",
+            scope=tls.id,
+            role_definition_id=reader_role,
+            principal_id=fleet.principal_id,
+            principal_type="ServicePrincipal",
+            opts=child,
+        )
         self.fleet_identity_id = fleet.id
         self.fleet_client_id = fleet.client_id
         self.controller_identity_id = controller.id

@@ -4,8 +4,17 @@ The NSG opens the app port to the internet (the Standard Load Balancer preserves
 port to the controller subnet only; an explicit deny follows, because Azure's default `AllowVnetInBound` rule
 would otherwise let every peered VNet reach the agent.
 
+The app and controller subnets carry a `Microsoft.KeyVault` service endpoint: the vault admits those subnets only
+(network rules, default Deny). With a VPN to GCP the hub VNet also gets `GatewaySubnet` (the VPN gateway, the name
+is required) and the DNS Private Resolver's inbound subnet (delegated to `Microsoft.Network/dnsResolvers`).
+(https://learn.microsoft.com/azure/vpn-gateway/vpn-gateway-about-vpn-gateway-settings#gwsub,
+https://learn.microsoft.com/azure/dns/dns-private-resolver-overview#subnet-restrictions)
+
 `AzurePeering` peers the hub VNet (the controllers' and the database primary's region) with every other region,
 both directions, so the controllers reach every agent and replicas reach their primary on private addresses.
+With a VPN gateway in the hub, the hub side allows gateway transit and the spokes use the remote gateway, so
+GCP reaches every spoke (its replica) over the one VPN and the gateway advertises the spokes' ranges over BGP.
+(https://learn.microsoft.com/azure/vpn-gateway/vpn-gateway-peering-gateway-transit)
 """
 
 from __future__ import annotations
@@ -18,21 +27,38 @@ import pulumi
 import pulumi_azure_native as azure
 
 POSTGRES_DELEGATION = "Microsoft.DBforPostgreSQL/flexibleServers"
+RESOLVER_DELEGATION = "Microsoft.Network/dnsResolvers"
+KEY_VAULT_ENDPOINT = "Microsoft.KeyVault"
+GATEWAY_SUBNET = "GatewaySubnet"
 NSG_APP_PRIORITY, NSG_CONTROLLER_PRIORITY, NSG_DENY_AGENT_PRIORITY = 200, 300, 400
 
 
 @dataclass(frozen=True)
 class RegionSubnets:
-    """A region's VNet carved into /(prefix+4) subnets: app, database (delegated), controller."""
+    """A region's VNet carved into /(prefix+4) subnets: app, database (delegated), controller, and (hub with a
+    VPN) the gateway subnet and the resolver's inbound subnet. Fixed positions: ranges never move."""
 
     app: str
     database: str
     controller: str
+    gateway: str
+    resolver_inbound: str
+
+    @property
+    def resolver_inbound_ip(self) -> str:
+        """The inbound endpoint's pinned address: the first usable one (Azure reserves .0-.3 of a subnet)."""
+        return str(ipaddress.IPv4Network(self.resolver_inbound)[4])
 
 
 def carve(cidr: ipaddress.IPv4Network) -> RegionSubnets:
-    app, database, controller, *_ = cidr.subnets(prefixlen_diff=4)
-    return RegionSubnets(app=str(app), database=str(database), controller=str(controller))
+    app, database, controller, gateway, resolver_inbound, *_ = cidr.subnets(prefixlen_diff=4)
+    return RegionSubnets(
+        app=str(app),
+        database=str(database),
+        controller=str(controller),
+        gateway=str(gateway),
+        resolver_inbound=str(resolver_inbound),
+    )
 
 
 @dataclass(frozen=True)
@@ -41,10 +67,13 @@ class AzureRegionNetworkArgs:
     cidr: ipaddress.IPv4Network
     app_port: int
     agent_port: int
+    tls_port: int
     controller_cidr: str
     """The controller subnet (in the hub region): the only source allowed to reach the agent port."""
     hub: bool
     """The hub hosts the controller VMs: their subnet gets a NAT gateway for egress (package installs)."""
+    vpn: bool = False
+    """The hub terminates the VPN to GCP: add GatewaySubnet and the DNS resolver's inbound subnet."""
 
 
 class AzureRegionNetwork(pulumi.ComponentResource):
@@ -55,6 +84,9 @@ class AzureRegionNetwork(pulumi.ComponentResource):
     app_subnet_id: pulumi.Output[str]
     database_subnet_id: pulumi.Output[str]
     controller_subnet_id: pulumi.Output[str]
+    gateway_subnet_id: pulumi.Output[str]
+    resolver_inbound_subnet_id: pulumi.Output[str]
+    subnets: RegionSubnets
 
     def __init__(self, name: str, args: AzureRegionNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("drainctl:azure:Network", name, None, opts)
@@ -69,6 +101,19 @@ class AzureRegionNetwork(pulumi.ComponentResource):
         )
         subnets = carve(args.cidr)
         controller_egress = self._nat_gateway(name, args, group.name) if args.hub else None
+        vault_endpoint = [azure.network.ServiceEndpointPropertiesFormatArgs(service=KEY_VAULT_ENDPOINT)]
+        vpn_subnets = (
+            [
+                azure.network.SubnetArgs(name=GATEWAY_SUBNET, address_prefix=subnets.gateway),
+                azure.network.SubnetArgs(
+                    name="resolver-inbound",
+                    address_prefix=subnets.resolver_inbound,
+                    delegations=[azure.network.DelegationArgs(name="resolver", service_name=RESOLVER_DELEGATION)],
+                ),
+            ]
+            if args.vpn
+            else []
+        )
         vnet = azure.network.VirtualNetwork(
             f"{name}-vnet",
             resource_group_name=group.name,
@@ -79,6 +124,7 @@ class AzureRegionNetwork(pulumi.ComponentResource):
                     name="app",
                     address_prefix=subnets.app,
                     network_security_group=azure.network.NetworkSecurityGroupArgs(id=nsg.id),
+                    service_endpoints=vault_endpoint,
                 ),
                 azure.network.SubnetArgs(
                     name="database",
@@ -86,8 +132,12 @@ class AzureRegionNetwork(pulumi.ComponentResource):
                     delegations=[azure.network.DelegationArgs(name="postgres", service_name=POSTGRES_DELEGATION)],
                 ),
                 azure.network.SubnetArgs(
-                    name="controller", address_prefix=subnets.controller, nat_gateway=controller_egress
+                    name="controller",
+                    address_prefix=subnets.controller,
+                    nat_gateway=controller_egress,
+                    service_endpoints=vault_endpoint,
                 ),
+                *vpn_subnets,
             ],
             opts=child,
         )
@@ -98,6 +148,9 @@ class AzureRegionNetwork(pulumi.ComponentResource):
         self.app_subnet_id = vnet.id.apply(lambda vnet_id: f"{vnet_id}/subnets/app")
         self.database_subnet_id = vnet.id.apply(lambda vnet_id: f"{vnet_id}/subnets/database")
         self.controller_subnet_id = vnet.id.apply(lambda vnet_id: f"{vnet_id}/subnets/controller")
+        self.gateway_subnet_id = vnet.id.apply(lambda vnet_id: f"{vnet_id}/subnets/{GATEWAY_SUBNET}")
+        self.resolver_inbound_subnet_id = vnet.id.apply(lambda vnet_id: f"{vnet_id}/subnets/resolver-inbound")
+        self.subnets = subnets
         self.register_outputs(
             {
                 "resource_group_name": self.resource_group_name,
@@ -146,7 +199,9 @@ def _app_rules(args: AzureRegionNetworkArgs) -> list[azure.network.SecurityRuleA
         )
 
     return [
-        rule("allow-app-from-internet", NSG_APP_PRIORITY, "Allow", "Internet", args.app_port),
+        # Clients reach the TLS port only; the plain app port answers the LB's probes (AzureLoadBalancer tag,
+        # allowed by Azure's default AllowAzureLoadBalancerInBound rule) and the VM's own TLS proxy.
+        rule("allow-tls-from-internet", NSG_APP_PRIORITY, "Allow", "Internet", args.tls_port),
         rule("allow-controller-to-agent", NSG_CONTROLLER_PRIORITY, "Allow", args.controller_cidr, args.agent_port),
         rule("deny-agent-port", NSG_DENY_AGENT_PRIORITY, "Deny", "*", args.agent_port),
     ]
@@ -157,6 +212,8 @@ class AzurePeeringArgs:
     hub: AzureRegionNetwork
     spokes: Mapping[str, AzureRegionNetwork]
     """Region name -> that region's network."""
+    gateway: pulumi.Resource | None = None
+    """The hub's VPN gateway, if any: the hub offers gateway transit and the spokes use it (after it exists)."""
 
 
 class AzurePeering(pulumi.ComponentResource):
@@ -164,16 +221,22 @@ class AzurePeering(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AzurePeeringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("drainctl:azure:Peering", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        transit = args.gateway is not None
         for region, spoke in args.spokes.items():
+            hub_side: pulumi.Resource | None = None
             for direction, local, remote in (("to", args.hub, spoke), ("from", spoke, args.hub)):
-                azure.network.VirtualNetworkPeering(
+                # A spoke may use the remote gateway only once the hub's side offers gateway transit.
+                after = [*([args.gateway] if args.gateway else []), *([hub_side] if hub_side else [])]
+                hub_side = azure.network.VirtualNetworkPeering(
                     f"{name}-{direction}-{region}",
                     resource_group_name=local.resource_group_name,
                     virtual_network_name=local.vnet_name,
                     remote_virtual_network=azure.network.SubResourceArgs(id=remote.vnet_id),
                     allow_virtual_network_access=True,
-                    allow_forwarded_traffic=False,
-                    opts=child,
+                    # Traffic from GCP arrives through the hub's gateway: forwarded, from the spoke's view.
+                    allow_forwarded_traffic=transit,
+                    allow_gateway_transit=transit and direction == "to",
+                    use_remote_gateways=transit and direction == "from",
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=after),
                 )
         self.register_outputs({"spokes": sorted(args.spokes)})

@@ -7,19 +7,20 @@ opens the agent port to) and have no external address.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 
 ROLES = ("active", "standby")
-ZONE_SUFFIXES = ("b", "c")
-"""Zones -b and -c exist in every region the proximity table lists (not every region has -a)."""
 
 
 @dataclass(frozen=True)
 class GcpControllerPairArgs:
     region: str
+    zones: Sequence[str]
+    """The region's pinned zones (full names); the active VM goes to the first, the standby to the second."""
     machine_type: str
     image: str
     subnet_id: pulumi.Input[str]
@@ -34,10 +35,10 @@ class GcpControllerPair(pulumi.ComponentResource):
         super().__init__("drainctl:gcp:ControllerPair", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.addresses = []
-        for role, zone in zip(ROLES, ZONE_SUFFIXES, strict=True):
+        for index, role in enumerate(ROLES):
             instance = gcp.compute.Instance(
                 f"{name}-{role}",
-                zone=f"{args.region}-{zone}",
+                zone=args.zones[index % len(args.zones)],
                 machine_type=args.machine_type,
                 boot_disk=gcp.compute.InstanceBootDiskArgs(
                     initialize_params=gcp.compute.InstanceBootDiskInitializeParamsArgs(image=args.image)

@@ -1,5 +1,10 @@
 """Cloud SQL for PostgreSQL: a regional (HA) primary and a read replica in every other GCP region of the stack.
 
+Edition: Postgres 16 and later default to ENTERPRISE_PLUS, which takes only `db-perf-optimized-N-*` tiers, so
+the edition is derived from the tier and set on every instance (replicas do not inherit it): `db-custom-*` and
+shared-core tiers -> ENTERPRISE. Source: pulumi_gcp `DatabaseInstanceSettingsArgs.edition` ("`db-custom-*` require
+`edition = "ENTERPRISE"`"), https://cloud.google.com/sql/docs/postgres/editions-intro.
+
 Private IP only (`ipv4Enabled: false` on the VPC's private services range): no instance has a public address.
 The application user's password comes from pulumi_random and stays a secret (sql.User marks it secret too).
 """
@@ -14,6 +19,13 @@ import pulumi_gcp as gcp
 
 from infra.config import DatabaseSettings
 from infra.placement import DatabasePlacement
+
+ENTERPRISE_PLUS_TIER_PREFIX = "db-perf-optimized-"
+
+
+def edition_for(tier: str) -> str:
+    """The Cloud SQL edition a tier belongs to: ENTERPRISE_PLUS takes only `db-perf-optimized-N-*` tiers."""
+    return "ENTERPRISE_PLUS" if tier.startswith(ENTERPRISE_PLUS_TIER_PREFIX) else "ENTERPRISE"
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class CloudSqlDatabase(pulumi.ComponentResource):
     ) -> gcp.sql.DatabaseInstanceSettingsArgs:
         return gcp.sql.DatabaseInstanceSettingsArgs(
             tier=args.settings.tier,
+            edition=edition_for(args.settings.tier),
             availability_type=availability,
             disk_size=args.settings.storage_gb,
             ip_configuration=gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(

@@ -5,10 +5,19 @@ What the incident taught, encoded here:
 - Graceful shutdown is on, with `maxDuration` = the budget's platform notice: a deleted instance stays in
   PENDING_STOP long enough for the controller (or the agent's fallback) to drain, verify and reset.
   (https://cloud.google.com/compute/docs/instances/graceful-shutdown-overview)
-- The update policy surges new servers before removing old ones (PROACTIVE, REPLACE, max unavailable 0, max
-  surge >= the number of zones, as regional MIGs require), so a rolling upgrade never shrinks the fleet.
+- The update policy surges new servers before removing old ones (PROACTIVE, REPLACE, max unavailable 0), so a
+  rolling upgrade never shrinks the fleet. A regional MIG's fixed `maxSurge` must be 0 or at least the number of
+  zones it spreads over, so the zones are pinned (`distributionPolicyZones`) and the surge derived from them.
+  (https://cloud.google.com/compute/docs/instance-groups/regional-mig-distribution-shape,
+  https://cloud.google.com/compute/docs/instance-groups/rolling-out-updates-to-managed-instance-groups#max_surge)
+- Graceful shutdown (`scheduling.gracefulShutdown`) is a Beta field in the provider (pulumi_gcp
+  `InstanceTemplateSchedulingArgs.graceful_shutdown`: "Beta Settings for the instance to perform a graceful
+  shutdown"): the hold does not rely on it alone. Backend connection draining (GA) holds the sockets for the
+  same notice, and the agent's systemd stop (`drainctl agent hold`, TimeoutStopSec) holds the shutdown itself.
 - Autohealing uses `/healthz` (is the process alive), never `/readyz`, which is 503 while a server drains.
-- The autoscaler scales in one server per 10 minutes at most, so scale-in never outruns the drain.
+- The autoscaler scales in one server per 10 minutes at most, so scale-in never outruns the drain; its cooldown
+  (the time a new VM needs before its load counts) is the boot time, `BOOT_S`, the same as autohealing's delay.
+  (https://cloud.google.com/compute/docs/autoscaler#cool_down_period)
 - No external IP: egress goes through Cloud NAT; only the load balancer reaches the app port.
 """
 
@@ -24,8 +33,15 @@ from controller.core.budget import Budget
 from infra.config import AppSettings, GcpRegion
 
 NAMED_PORT = "http"
-ZONES_PER_REGION = 3
-"""A regional MIG spreads over three zones; its fixed surge must be 0 or at least this."""
+BOOT_S = 300
+"""Boot to ready: Debian image, venv, pip install, units started. Autohealing's initial delay and the autoscaler's
+cooldown both wait this long (a cooldown shorter than boot makes the autoscaler read a half-booted VM's CPU)."""
+
+
+def max_surge(zone_count: int, min_replicas: int) -> int:
+    """A regional MIG's fixed surge: at least one new VM per zone (the API refuses 1..zones-1), and a whole
+    fleet's worth when the fleet is larger, so an upgrade never removes a server before its successor serves."""
+    return max(zone_count, min_replicas)
 
 
 @dataclass(frozen=True)
@@ -87,15 +103,16 @@ class GcpApiFleet(pulumi.ComponentResource):
             labels={"drainctl-role": "api"},
             opts=child,
         )
-        surge = max(ZONES_PER_REGION, args.region.min_replicas)
+        surge = max_surge(len(args.region.zones), args.region.min_replicas)
         group = gcp.compute.RegionInstanceGroupManager(
             f"{name}-mig",
             region=region,
             base_instance_name="drainctl-api",
+            distribution_policy_zones=list(args.region.zone_names),
             versions=[gcp.compute.RegionInstanceGroupManagerVersionArgs(instance_template=template.self_link_unique)],
             named_ports=[gcp.compute.RegionInstanceGroupManagerNamedPortArgs(name=NAMED_PORT, port=args.app.app_port)],
             auto_healing_policies=gcp.compute.RegionInstanceGroupManagerAutoHealingPoliciesArgs(
-                health_check=args.liveness_check_id, initial_delay_sec=300
+                health_check=args.liveness_check_id, initial_delay_sec=BOOT_S
             ),
             update_policy=gcp.compute.RegionInstanceGroupManagerUpdatePolicyArgs(
                 type="PROACTIVE",
@@ -114,7 +131,7 @@ class GcpApiFleet(pulumi.ComponentResource):
             autoscaling_policy=gcp.compute.RegionAutoscalerAutoscalingPolicyArgs(
                 min_replicas=args.region.min_replicas,
                 max_replicas=args.region.max_replicas,
-                cooldown_period=120,
+                cooldown_period=BOOT_S,
                 cpu_utilization=gcp.compute.RegionAutoscalerAutoscalingPolicyCpuUtilizationArgs(target=0.6),
                 scale_in_control=gcp.compute.RegionAutoscalerAutoscalingPolicyScaleInControlArgs(
                     max_scaled_in_replicas=ScaleInMax(fixed=1),

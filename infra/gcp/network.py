@@ -9,11 +9,14 @@ account, and the agent port is opened by identity (the controller's service acco
 - deny    0.0.0.0/0 -> agent port (priority 1000), so a broader allow added later cannot open it.
 
 When the database is Cloud SQL, the VPC also gets private services access (a peering range), so instances have
-private addresses only.
+private addresses only. The range is pinned (`drainctl:gcp.private_services_cidr`, config.py checks it overlaps
+nothing): the VPN advertises it to Azure, and an auto-allocated range could collide with an Azure VNet.
+(pulumi_gcp `compute.GlobalAddress` `address` + `prefix_length`; https://cloud.google.com/vpc/docs/configure-private-services-access#allocating-range)
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import pulumi
@@ -28,12 +31,15 @@ class GcpNetworkArgs:
     agent_port: int
     fleet_email: pulumi.Input[str]
     controller_email: pulumi.Input[str]
-    private_services: bool
-    """Reserve a peering range for Cloud SQL private IP (only when the database is on GCP)."""
+    private_services_cidr: ipaddress.IPv4Network | None
+    """Reserve this peering range for Cloud SQL private IP (only when the database is on GCP)."""
 
 
 class GcpNetwork(pulumi.ComponentResource):
     network_id: pulumi.Output[str]
+    network_name: pulumi.Output[str]
+    private_services_peering: pulumi.Output[str] | None
+    """The private services connection's VPC peering name (to export VPN routes into it)."""
     private_services: pulumi.Resource | None
     """The service networking connection Cloud SQL must wait for, if any."""
 
@@ -76,21 +82,25 @@ class GcpNetwork(pulumi.ComponentResource):
             opts=child,
         )
         self.private_services = None
-        if args.private_services:
+        self.private_services_peering = None
+        if args.private_services_cidr is not None:
             peering_range = gcp.compute.GlobalAddress(
                 f"{name}-private-services",
                 network=vpc.id,
                 purpose="VPC_PEERING",
                 address_type="INTERNAL",
-                prefix_length=16,
+                address=str(args.private_services_cidr.network_address),
+                prefix_length=args.private_services_cidr.prefixlen,
                 opts=child,
             )
-            self.private_services = gcp.servicenetworking.Connection(
+            connection = self.private_services = gcp.servicenetworking.Connection(
                 f"{name}-private-services",
                 network=vpc.id,
                 service="servicenetworking.googleapis.com",
                 reserved_peering_ranges=[peering_range.name],
                 opts=child,
             )
+            self.private_services_peering = connection.peering
         self.network_id = vpc.id
+        self.network_name = vpc.name
         self.register_outputs({"network_id": self.network_id})

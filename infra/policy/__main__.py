@@ -2,12 +2,13 @@
 
 Each resource rule gets the stack's timer budget from the policy config (`budget`, the same mapping as the
 stack's `drainctl:budget`; `python -m infra.plan <stack> --policy-config` prints it) and the resource's
-secret outputs. The replica rule looks at the whole stack.
+secret outputs. The stack rules (replicas, the cross-cloud path) look at the whole stack.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # Pulumi runs this file by path from infra/policy/; the repository root holds the `infra` and `controller` packages.
@@ -25,7 +26,7 @@ from pulumi_policy import (
 )
 
 from controller.core.budget import Budget
-from infra.policy.validators import RESOURCE_RULES, Context, ResourceRule, replica_per_region
+from infra.policy.validators import RESOURCE_RULES, STACK_RULES, Context, Props, ResourceRule
 
 BUDGET_SCHEMA = PolicyConfigSchema(properties={"budget": {"type": "object"}})
 
@@ -42,9 +43,14 @@ def _resource_policy(name: str, description: str, rule: ResourceRule) -> Resourc
     return ResourceValidationPolicy(name=name, description=description, validate=validate, config_schema=BUDGET_SCHEMA)
 
 
-def _replicas(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    for violation in replica_per_region([(resource.resource_type, resource.props) for resource in args.resources]):
-        report_violation(violation, None)
+def _stack_policy(
+    name: str, description: str, rule: Callable[[Sequence[tuple[str, Props]]], list[str]]
+) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        for violation in rule([(resource.resource_type, resource.props) for resource in args.resources]):
+            report_violation(violation, None)
+
+    return StackValidationPolicy(name=name, description=description, validate=validate)
 
 
 PolicyPack(
@@ -52,10 +58,6 @@ PolicyPack(
     enforcement_level=EnforcementLevel.MANDATORY,
     policies=[
         *(_resource_policy(name, description, rule) for name, (description, rule) in RESOURCE_RULES.items()),
-        StackValidationPolicy(
-            name="replica-per-region",
-            description="Every region with an API fleet is served by a nearby read replica.",
-            validate=_replicas,
-        ),
+        *(_stack_policy(name, description, rule) for name, (description, rule) in STACK_RULES.items()),
     ],
 )

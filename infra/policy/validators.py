@@ -12,6 +12,27 @@ the engine's camelCase inputs. What they guard, and why:
 - `secrets_kept_secret`: password-bearing properties are secret in state; boot scripts carry no secret values.
 - `replica_per_region` (stack-wide): every region with an API fleet reads from a database instance in its own
   region, or, in the other cloud, from the nearest one the proximity table declares.
+
+The lessons of the review against the providers' schemas (issue 13), one rule each:
+
+- `cloud_sql_edition`: the tier matches the edition (ENTERPRISE_PLUS takes only `db-perf-optimized-N-*`; Postgres
+  16+ defaults to it, so a `db-custom-*` tier needs `edition: ENTERPRISE` explicitly). Source: pulumi_gcp
+  `DatabaseInstanceSettingsArgs.edition`.
+- `armor_window`: a rate-limit interval Cloud Armor accepts (https://cloud.google.com/armor/docs/rate-limiting-overview).
+- `immutable_boot_data`: an Azure VM's `osProfile.customData` cannot change after creation (ARM 409
+  PropertyChangeNotAllowed): it must not carry the rendered boot script, which belongs in `userData`.
+- `health_probe_body`: the scale set's ApplicationHealth extension is 1.x (status code only); 2.x needs a JSON
+  `{"ApplicationHealthState": ...}` body that drainctl's `/readyz` does not send (FACTS.md; Azure's health
+  extension docs).
+- `upgrade_fits_capacity`: rolling-upgrade percentages admit at least one VM of the capacity (one draining VM is
+  unhealthy on `/readyz`), and the scale set spans availability zones.
+- `surge_fits_zones`: a regional MIG pins its zones and its fixed surge / unavailable is 0 or at least their number
+  (https://cloud.google.com/compute/docs/instance-groups/regional-mig-distribution-shape).
+- `key_vault_closed`: a Key Vault's network rules deny by default
+  (https://learn.microsoft.com/azure/key-vault/general/network-security).
+- `cross_cloud_path` (stack-wide): fleets in both clouds mean reads across them: the stack creates the HA VPN
+  (two tunnels, two BGP peers), an active-active BGP Azure gateway with two connections, and the DNS forwarding
+  (database on Azure) or the exported private services routes (database on GCP).
 """
 
 from __future__ import annotations
@@ -37,6 +58,20 @@ GCP_TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
 GCP_INSTANCE = "gcp:compute/instance:Instance"
 GCP_SQL = "gcp:sql/databaseInstance:DatabaseInstance"
 GCP_MIG = "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager"
+GCP_ARMOR = "gcp:compute/securityPolicy:SecurityPolicy"
+GCP_HA_VPN = "gcp:compute/haVpnGateway:HaVpnGateway"
+GCP_TUNNEL = "gcp:compute/vPNTunnel:VPNTunnel"
+GCP_ROUTER_PEER = "gcp:compute/routerPeer:RouterPeer"
+GCP_DNS_ZONE = "gcp:dns/managedZone:ManagedZone"
+GCP_PEERING_ROUTES = "gcp:compute/networkPeeringRoutesConfig:NetworkPeeringRoutesConfig"
+AZURE_VPN_GATEWAY = "azure-native:network:VirtualNetworkGateway"
+AZURE_VPN_CONNECTION = "azure-native:network:VirtualNetworkGatewayConnection"
+AZURE_VAULT = "azure-native:keyvault:Vault"
+
+ARMOR_INTERVALS_S = frozenset({10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600})
+ENTERPRISE_PLUS_TIER_PREFIX = "db-perf-optimized-"
+RENDERED_MARKER = "drainctl boot script, rendered by infra/scripts.py"
+AZURE_POSTGRES_SUFFIX = "postgres.database.azure.com."
 
 AZURE_IDLE_DEFAULT_MIN, AZURE_IDLE_MIN_MIN, AZURE_IDLE_MAX_MIN = 4, 4, 30
 AZURE_NOTICE_MIN_S, AZURE_NOTICE_MAX_S = 300, 900
@@ -49,6 +84,8 @@ SECRET_PROPERTIES: Mapping[str, tuple[str, ...]] = {
     "gcp:secretmanager/secretVersion:SecretVersion": ("secretData",),
     AZURE_POSTGRES: ("administratorLoginPassword",),
     "azure-native:keyvault:Secret": ("properties",),
+    GCP_TUNNEL: ("sharedSecret",),
+    AZURE_VPN_CONNECTION: ("sharedKey",),
 }
 """Properties that hold a secret value; each must be a secret (encrypted in state, masked in output)."""
 
@@ -135,11 +172,115 @@ def secrets_kept_secret(resource_type: str, props: Props, ctx: Context) -> list[
     return problems
 
 
+def cloud_sql_edition(resource_type: str, props: Props, ctx: Context) -> list[str]:
+    if resource_type != GCP_SQL:
+        return []
+    tier = str(_get(props, "settings.tier") or "")
+    edition = _get(props, "settings.edition")
+    version = re.fullmatch(r"POSTGRES_(\d+)", str(props.get("databaseVersion", "")))
+    default = "ENTERPRISE_PLUS" if version and int(version.group(1)) >= 16 else "ENTERPRISE"
+    effective = edition or default
+    wanted = "ENTERPRISE_PLUS" if tier.startswith(ENTERPRISE_PLUS_TIER_PREFIX) else "ENTERPRISE"
+    if effective == wanted:
+        return []
+    how = f"edition {edition}" if edition else f"no edition (defaults to {default} on {props.get('databaseVersion')})"
+    return [f"tier {tier} needs edition {wanted}, the instance has {how}: Cloud SQL refuses it at create"]
+
+
+def armor_window(resource_type: str, props: Props, ctx: Context) -> list[str]:
+    if resource_type != GCP_ARMOR:
+        return []
+    problems = []
+    for rule in props.get("rules") or []:
+        interval = _get(rule, "rateLimitOptions.rateLimitThreshold.intervalSec")
+        if interval is not None and interval not in ARMOR_INTERVALS_S:
+            problems.append(
+                f"rule {rule.get('priority')}: intervalSec {interval:g} is not one Cloud Armor accepts "
+                f"({', '.join(str(value) for value in sorted(ARMOR_INTERVALS_S))})"
+            )
+    return problems
+
+
+def immutable_boot_data(resource_type: str, props: Props, ctx: Context) -> list[str]:
+    if resource_type != AZURE_VM:
+        return []
+    if any(RENDERED_MARKER in text for text in _texts(_get(props, "osProfile.customData"))):
+        return [
+            "osProfile.customData carries the rendered boot script, but a VM's customData cannot change after "
+            "creation (409 PropertyChangeNotAllowed): put the script in userData"
+        ]
+    return []
+
+
+def health_probe_body(resource_type: str, props: Props, ctx: Context) -> list[str]:
+    if resource_type != AZURE_VMSS:
+        return []
+    problems = []
+    for extension in _get(props, "virtualMachineProfile.extensionProfile.extensions") or []:
+        if not str(extension.get("type", "")).startswith("ApplicationHealth"):
+            continue
+        version = str(extension.get("typeHandlerVersion", ""))
+        if not version.startswith("1."):
+            problems.append(
+                f"ApplicationHealth extension {version}: 2.x reads a JSON body {{\"ApplicationHealthState\": ...}} and "
+                "reports Unknown for drainctl's plain-text /readyz; use 1.0 (status code only)"
+            )
+    return problems
+
+
+def upgrade_fits_capacity(resource_type: str, props: Props, ctx: Context) -> list[str]:
+    if resource_type != AZURE_VMSS:
+        return []
+    problems = []
+    capacity = _get(props, "sku.capacity") or 1
+    rolling = _get(props, "upgradePolicy.rollingUpgradePolicy") or {}
+    for key in ("maxUnhealthyInstancePercent", "maxUnhealthyUpgradedInstancePercent"):
+        percent = rolling.get(key, 20)
+        if percent * capacity / 100 < 1:
+            problems.append(
+                f"{key} ({percent:g}%) is less than one VM at capacity {capacity:g}: one draining VM aborts the "
+                "rolling upgrade"
+            )
+    if not props.get("zones"):
+        problems.append("the scale set has no availability zones (zones)")
+    return problems
+
+
+def surge_fits_zones(resource_type: str, props: Props, ctx: Context) -> list[str]:
+    if resource_type != GCP_MIG:
+        return []
+    zones = props.get("distributionPolicyZones") or []
+    if not zones:
+        return ["distributionPolicyZones is not pinned: the fixed surge cannot be checked against the zones"]
+    update = props.get("updatePolicy") or {}
+    problems = []
+    for key in ("maxSurgeFixed", "maxUnavailableFixed"):
+        value = update.get(key)
+        if value is not None and value != 0 and value < len(zones):
+            problems.append(f"updatePolicy.{key} ({value:g}) must be 0 or at least the number of zones ({len(zones)})")
+    return problems
+
+
+def key_vault_closed(resource_type: str, props: Props, ctx: Context) -> list[str]:
+    if resource_type != AZURE_VAULT:
+        return []
+    if _get(props, "properties.networkAcls.defaultAction") != "Deny":
+        return ["Key Vault is open to every network (properties.networkAcls.defaultAction must be Deny)"]
+    return []
+
+
 RESOURCE_RULES: Mapping[str, tuple[str, ResourceRule]] = {
     "lb-timeouts": ("Load balancers cut idle flows with RST at the budget's idle timeout.", lb_timeouts),
     "termination-notices": ("Termination notices outlast drain + verify + margin.", termination_notices),
     "private-databases": ("No database instance has a public address.", private_databases),
     "secrets-kept-secret": ("Secret values are secrets and stay out of boot scripts.", secrets_kept_secret),
+    "cloud-sql-edition": ("A Cloud SQL tier matches its edition.", cloud_sql_edition),
+    "armor-window": ("Cloud Armor rate-limit intervals are ones Cloud Armor accepts.", armor_window),
+    "immutable-boot-data": ("An Azure VM's boot script is in userData, not immutable customData.", immutable_boot_data),
+    "health-probe-body": ("The VMSS health extension's version matches /readyz's body.", health_probe_body),
+    "upgrade-fits-capacity": ("Rolling upgrades admit one unhealthy VM; scale sets span zones.", upgrade_fits_capacity),
+    "surge-fits-zones": ("A regional MIG's fixed surge is 0 or at least its pinned zones.", surge_fits_zones),
+    "key-vault-closed": ("Key Vaults deny by default and admit only the stack's subnets.", key_vault_closed),
 }
 
 
@@ -174,6 +315,40 @@ def replica_per_region(resources: Sequence[tuple[str, Props]]) -> list[str]:
                 f"({', '.join(proximity.NEAREST.get(cloud, {}).get(region, ())) or 'none declared'}) has a replica"
             )
     return problems
+
+
+def cross_cloud_path(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """Stack-wide: with API fleets in both clouds, something reads across them; the private path must exist."""
+    by_type: dict[str, list[Props]] = {}
+    for resource_type, props in resources:
+        by_type.setdefault(resource_type, []).append(props)
+    if not (by_type.get(GCP_MIG) and by_type.get(AZURE_VMSS)):
+        return []
+    problems = []
+    if not by_type.get(GCP_HA_VPN):
+        problems.append("fleets in both clouds read across them, but the stack has no GCP HA VPN gateway")
+    if len(by_type.get(GCP_TUNNEL, [])) < 2 or len(by_type.get(GCP_ROUTER_PEER, [])) < 2:
+        problems.append("the HA VPN needs two tunnels with a BGP peer each (one per Azure gateway instance)")
+    gateways = [g for g in by_type.get(AZURE_VPN_GATEWAY, []) if g.get("activeActive") and g.get("enableBgp")]
+    if not gateways:
+        problems.append("the stack has no active-active, BGP-enabled Azure VPN gateway")
+    if len([c for c in by_type.get(AZURE_VPN_CONNECTION, []) if c.get("enableBgp")]) < 2:
+        problems.append("the Azure VPN gateway needs two BGP connections, one per GCP HA VPN interface")
+    if by_type.get(AZURE_POSTGRES):
+        forwarders = [z for z in by_type.get(GCP_DNS_ZONE, []) if z.get("dnsName") == AZURE_POSTGRES_SUFFIX
+                      and _get(z, "forwardingConfig.targetNameServers")]
+        if not forwarders:
+            problems.append(f"GCP cannot resolve the Azure servers' private names: no forwarding zone for "
+                            f"{AZURE_POSTGRES_SUFFIX}")
+    if by_type.get(GCP_SQL) and not any(r.get("exportCustomRoutes") for r in by_type.get(GCP_PEERING_ROUTES, [])):
+        problems.append("Cloud SQL cannot answer Azure: the private services peering does not export custom routes")
+    return problems
+
+
+STACK_RULES: Mapping[str, tuple[str, Callable[[Sequence[tuple[str, Props]]], list[str]]]] = {
+    "replica-per-region": ("Every region with an API fleet is served by a nearby read replica.", replica_per_region),
+    "cross-cloud-path": ("Reads across clouds have the VPN, its BGP peers and DNS forwarding.", cross_cloud_path),
+}
 
 
 def _azure_lb(props: Props, budget: Budget) -> list[str]:

@@ -36,6 +36,23 @@ def test_production_plan_prints_every_region_and_what_matters_and_exits_0() -> N
     assert "Traceback" not in result.stderr
 
 
+def test_production_plan_shows_the_vpn_the_dns_forwarding_the_tls_termination_and_the_edge_bounds() -> None:
+    result = _plan("production")
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())  # rich folds long cells over lines
+    assert "VpnGw2AZ RouteBased; active-active True; BGP True ASN 65515" in out
+    assert "IKEv2 interface 0 -> Azure instance 0" in out and "IKEv2 interface 1 -> Azure instance 1" in out
+    assert "BGP 169.254.21.1 -> 169.254.21.2 ASN 65515" in out
+    assert "private forwarding postgres.database.azure.com. -> 10.20.64.4 (over the VPN)" in out
+    assert "inbound DNS endpoint 10.20.64.4" in out
+    assert "HA VPN, then VNet peering centralus -> northeurope" in out
+    assert "TLS terminates at the LB (managed certificate)" in out
+    assert "A stale socket is bounded by the server's idle timeout (37 s)" in out
+    assert "health extension 1.0 http /readyz" in out
+    assert "rule 443->4443 idle 4 min tcpReset True; probe Http /readyz port 4000" in out
+    assert "HAProxy on each VM terminates TLS with the Key Vault certificate" in out
+
+
 def test_bad_stack_config_is_one_line_naming_the_key_and_exit_2(tmp_path: Path) -> None:
     config = stack_document("staging")
     config["drainctl:budget"]["lb_idle_timeout_s"] = 8

@@ -34,6 +34,33 @@ def _custom_data(script: str) -> dict[str, Any]:
     return {"virtualMachineProfile": {"osProfile": {"customData": base64.b64encode(script.encode()).decode()}}}
 
 
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+RENDERED = "#!/bin/bash\n# drainctl boot script, rendered by infra/scripts.py. Idempotent.\nset -euo pipefail\n"
+
+
+def _armor(interval: int) -> dict[str, Any]:
+    threshold = {"count": 40, "intervalSec": interval}
+    return {"rules": [{"priority": 1000, "action": "throttle", "rateLimitOptions": {"rateLimitThreshold": threshold}}]}
+
+
+def _health(version: str) -> dict[str, Any]:
+    extension = {"type": "ApplicationHealthLinux", "typeHandlerVersion": version, "settings": {"port": 4000}}
+    return {"virtualMachineProfile": {"extensionProfile": {"extensions": [extension]}}}
+
+
+def _rolling(capacity: int, percent: int) -> dict[str, Any]:
+    policy = {"maxUnhealthyInstancePercent": percent, "maxUnhealthyUpgradedInstancePercent": percent}
+    return {"sku": {"capacity": capacity}, "zones": ["1", "2", "3"],
+            "upgradePolicy": {"mode": "Rolling", "rollingUpgradePolicy": policy}}
+
+
+def _mig(zones: list[str], surge: int) -> dict[str, Any]:
+    return {"distributionPolicyZones": zones, "updatePolicy": {"maxSurgeFixed": surge, "maxUnavailableFixed": 0}}
+
+
 GOOD_LB = {
     "loadBalancingRules": [{"name": "ws", "enableTcpReset": True, "idleTimeoutInMinutes": 4}],
     "outboundRules": [{"name": "egress", "enableTcpReset": True}],
@@ -84,6 +111,34 @@ CASES: list[tuple[v.ResourceRule, str, dict[str, Any], dict[str, Any], str, tupl
      {"metadataStartupScript": GOOD_SCRIPT + "export PGPASSWORD=hunter2hunter2\n"}, "metadataStartupScript", ()),
     (v.secrets_kept_secret, v.AZURE_VMSS, _custom_data(GOOD_SCRIPT), _custom_data("db_password: hunter2hunter2"),
      "customData", ()),
+    (v.secrets_kept_secret, v.GCP_TUNNEL, {"sharedSecret": "k" * 48}, {"sharedSecret": "k" * 48},
+     "sharedSecret holds a secret", ("sharedSecret",)),
+    # Issue 13's lessons, one rule each.
+    (v.cloud_sql_edition, v.GCP_SQL,
+     {"databaseVersion": "POSTGRES_17", "settings": {"tier": "db-custom-1-3840", "edition": "ENTERPRISE"}},
+     {"databaseVersion": "POSTGRES_17", "settings": {"tier": "db-custom-1-3840"}},
+     "needs edition ENTERPRISE, the instance has no edition (defaults to ENTERPRISE_PLUS", ()),
+    (v.cloud_sql_edition, v.GCP_SQL,
+     {"databaseVersion": "POSTGRES_17", "settings": {"tier": "db-perf-optimized-N-2"}},
+     {"databaseVersion": "POSTGRES_17", "settings": {"tier": "db-perf-optimized-N-2", "edition": "ENTERPRISE"}},
+     "needs edition ENTERPRISE_PLUS", ()),
+    (v.armor_window, v.GCP_ARMOR, _armor(10), _armor(20), "intervalSec 20 is not one Cloud Armor accepts", ()),
+    (v.immutable_boot_data, v.AZURE_VM,
+     {"osProfile": {"customData": _b64("#cloud-config\nruncmd: [[/usr/local/sbin/drainctl-boot]]\n")},
+      "userData": _b64(RENDERED)},
+     {"osProfile": {"customData": _b64(RENDERED)}}, "customData cannot change after creation", ()),
+    (v.health_probe_body, v.AZURE_VMSS, _health("1.0"), _health("2.0"), "ApplicationHealth extension 2.0", ()),
+    (v.upgrade_fits_capacity, v.AZURE_VMSS, _rolling(2, 50), _rolling(2, 20),
+     "maxUnhealthyInstancePercent (20%) is less than one VM at capacity 2", ()),
+    (v.upgrade_fits_capacity, v.AZURE_VMSS, _rolling(2, 50), {**_rolling(2, 50), "zones": []},
+     "no availability zones", ()),
+    (v.surge_fits_zones, v.GCP_MIG, _mig(["us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"], 4),
+     _mig(["us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"], 3),
+     "maxSurgeFixed (3) must be 0 or at least the number of zones (4)", ()),
+    (v.surge_fits_zones, v.GCP_MIG, _mig(["europe-west1-b"], 1), {"updatePolicy": {"maxSurgeFixed": 3}},
+     "distributionPolicyZones is not pinned", ()),
+    (v.key_vault_closed, v.AZURE_VAULT, {"properties": {"networkAcls": {"defaultAction": "Deny"}}},
+     {"properties": {"enableRbacAuthorization": True}}, "Key Vault is open to every network", ()),
 ]
 
 
@@ -188,7 +243,8 @@ def _analyze(stub: analyzer_pb2_grpc.AnalyzerStub, resource_type: str, props: di
 def test_pack_lists_every_policy(analyzer: analyzer_pb2_grpc.AnalyzerStub) -> None:
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "drainctl"
-    assert {policy.name for policy in info.policies} == {*v.RESOURCE_RULES, "replica-per-region"}
+    assert {policy.name for policy in info.policies} == {*v.RESOURCE_RULES, *v.STACK_RULES}
+    assert {"replica-per-region", "cross-cloud-path"} <= set(v.STACK_RULES)
 
 
 @pytest.mark.parametrize(
@@ -228,3 +284,6 @@ def test_pack_passes_the_production_stack_and_rejects_a_missing_replica(
     messages = analyze_stack(without_eastasia_replica)
     assert any("azure region eastasia has an API fleet but no database instance" in m for m in messages), messages
     assert any("gcp region asia-east1" in m for m in messages), messages
+    without_vpn_gateway = [(kind, props) for kind, props in resources if kind != v.AZURE_VPN_GATEWAY]
+    messages = analyze_stack(without_vpn_gateway)
+    assert any("no active-active, BGP-enabled Azure VPN gateway" in m for m in messages), messages

@@ -95,3 +95,35 @@ def test_controller_yaml_carries_the_stacks_budget(built: Built) -> None:
     (active, _) = run.of_type("gcp:compute/instance:Instance")
     controller = yaml.safe_load(_heredoc(active.inputs["metadataStartupScript"], "/etc/drainctl/controller.yaml"))
     assert controller["budget"] == config.budget.as_dict()
+
+
+def _rendered_scripts(run: OfflineRun) -> dict[str, str]:
+    """Every boot script the stack renders: GCP startup scripts, scale sets' cloud-init, controllers' userData."""
+    templates = run.of_type("gcp:compute/instanceTemplate:InstanceTemplate")
+    texts = {template.name: template.inputs["metadataStartupScript"] for template in templates}
+    texts |= {vm.name: vm.inputs["metadataStartupScript"] for vm in run.of_type("gcp:compute/instance:Instance")}
+    for scale_set in run.of_type("azure-native:compute:VirtualMachineScaleSet"):
+        custom_data = scale_set.inputs["virtualMachineProfile"]["osProfile"]["customData"]
+        document = yaml.safe_load(base64.b64decode(custom_data))
+        texts[scale_set.name] = document["write_files"][0]["content"]
+    for vm in run.of_type("azure-native:compute:VirtualMachine"):
+        texts[vm.name] = base64.b64decode(vm.inputs["userData"]).decode()
+        bootstrap = yaml.safe_load(base64.b64decode(vm.inputs["osProfile"]["customData"]))
+        (runner,) = [f for f in bootstrap["write_files"] if f["path"] == scripts.BOOT_RUNNER]
+        texts[f"{vm.name} (customData runner)"] = runner["content"]
+    return texts
+
+
+@pytest.mark.parametrize("stack", ["staging", "production", "production-cloudsql"])
+def test_every_rendered_script_passes_shellcheck(built: Built, stack: str) -> None:
+    """shellcheck is a Debian package the Makefile's `setup` installs (DEBIAN_PACKAGES)."""
+    assert shutil.which("shellcheck"), "shellcheck is missing: run `make setup` (Debian package shellcheck)"
+    _, run = built(stack)
+    texts = _rendered_scripts(run)
+    assert len(texts) >= 5
+    for name, text in texts.items():
+        result = subprocess.run(
+            ["shellcheck", "--shell=bash", "--severity=info", "-"], input=text, text=True, capture_output=True,
+            timeout=60, check=False,
+        )
+        assert result.returncode == 0, f"{name}:\n{result.stdout}"

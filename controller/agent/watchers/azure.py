@@ -31,6 +31,7 @@ import httpx
 
 from controller.agent.notices import Notice
 from controller.agent.watchers.common import WatchCounters
+from controller.core.clocks import SleepingClock, SystemClock
 from controller.core.errors import DrainctlError, PermanentError, TemporaryError
 from controller.core.http import HttpErrors, async_client, send
 from controller.core.retrying import backoff_s
@@ -129,23 +130,47 @@ _ERRORS = HttpErrors("IMDS", timeout=ImdsUnavailable, unreachable=ImdsUnavailabl
 
 
 class AzureRelease:
-    """The agent's `PlatformRelease` on Azure: approve the notice's event (notices from elsewhere need nothing)."""
+    """The agent's `PlatformRelease` on Azure: approve the notice's event (notices from elsewhere need nothing).
 
-    def __init__(self, client: ScheduledEventsClient) -> None:
+    An IMDS 5xx/429 or timeout is retried here with backoff (Retry-After honoured) for `retry_for_s`, never past
+    NotBefore, so one blip does not cost a round trip to the caller (issue 9, case 2); after that it is raised,
+    and the caller (the controller through the agent's 503, or the fallback) retries until its deadline."""
+
+    def __init__(
+        self, client: ScheduledEventsClient, *, clock: SleepingClock | None = None, retry_for_s: float = 2.0
+    ) -> None:
+        """`retry_for_s`: kept below the controller's agent-call timeout, so its call is answered, not cut."""
         self._client = client
+        self._clock: SleepingClock = clock or SystemClock()
+        self._retry_for_s = retry_for_s
 
     async def release(self, notice: Notice) -> None:
         """Approve the event; a refusal (the event is gone, already started) is logged: Azure goes ahead at
-        NotBefore by itself, so there is nothing left to hold. Temporary failures are raised, to be retried."""
+        NotBefore by itself, so there is nothing left to hold. Temporary failures are retried, then raised."""
         if notice.source != SOURCE:
             return
         try:
-            await self._client.approve(notice.id)
+            await self._approve(notice)
         except ImdsRefused as exc:
             log.error("scheduled event %s: approval refused (%s); Azure proceeds at NotBefore by itself", notice.id,
                       exc)
             return
         log.info("scheduled event %s approved (StartRequests)", notice.id)
+
+    async def _approve(self, notice: Notice) -> None:
+        give_up_at = min(notice.not_after, self._clock.now() + self._retry_for_s)
+        attempt = 0
+        while True:
+            try:
+                await self._client.approve(notice.id)
+                return
+            except TemporaryError as exc:
+                attempt += 1
+                delay_s = backoff_s(attempt, initial_s=0.25, max_s=1.0, hint_s=exc.delay_s)
+                if self._clock.now() + delay_s > give_up_at:
+                    raise
+                log.warning("scheduled event %s: approval failed (%s); again in %.2f s", notice.id, exc, delay_s)
+                await self._clock.sleep(delay_s)
 
 
 class NoticeTaker(Protocol):

@@ -6,7 +6,8 @@ pod of the `PodDirectory`.
 
 `PreStopRelease` is the release of `hold: prestop`: the app container's preStop hook asks the agent to hold
 (a notice whose id is the pod uid) and blocks until that notice is released; releasing it lets the kubelet go on
-to SIGTERM. A 404 means no preStop is waiting (none configured, or it already gave up): nothing to release.
+to SIGTERM. A 404 means no preStop waits yet (it may open its notice a moment later): the release posts the
+notice and releases it, so the hook's hold, which opens the notice by that id, returns at once.
 """
 
 from __future__ import annotations
@@ -90,12 +91,22 @@ class PreStopRelease:
             log.info("%s: the pod is gone; no preStop hook is waiting any more", drain.instance)
             return
         for uid in drain.refs:
-            try:
-                await agent.release(uid)
-            except AgentError as exc:
-                if exc.status != 404:
-                    raise
-                log.info("%s: no preStop hook is waiting on notice %s; nothing to release", drain.instance, uid)
+            await _release(agent, drain, uid)
+
+
+async def _release(agent: AgentClient, drain: Drain, uid: str) -> None:
+    """Release the notice `uid`. A 404 (the hook has not opened it yet) is not a release: the notice is posted,
+    then released, so a hook that opens it a moment later finds it released and returns at once (issue 9,
+    case 6: it used to be held for almost its whole window)."""
+    try:
+        await agent.release(uid)
+        return
+    except AgentError as exc:
+        if exc.status != 404:
+            raise
+    log.info("%s: no preStop hook waits on notice %s yet; recording it released for the hook", drain.instance, uid)
+    await agent.post_notice(uid, "terminate", drain.not_after)
+    await agent.release(uid)
 
 
 def agent_url(ip: str, port: int) -> str:

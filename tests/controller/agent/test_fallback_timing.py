@@ -35,14 +35,23 @@ class FakeClock:
 
     def __init__(self) -> None:
         self.now_s = START_S
+        self.monotonic_s = 1000.0
         self._actions: list[tuple[float, Callable[[], Any]]] = []
 
     def now(self) -> float:
         return self.now_s
 
+    def monotonic(self) -> float:
+        return self.monotonic_s
+
+    def step(self, seconds: float) -> None:
+        """The wall clock jumps by `seconds` (negative: back); no time passes."""
+        self.now_s += seconds
+
     async def sleep(self, seconds: float) -> None:
         assert seconds >= 0 and math.isfinite(seconds)
         self.now_s += seconds
+        self.monotonic_s += seconds
         due = [action for action in self._actions if action[0] <= self.now_s]
         for action in sorted(due, key=lambda a: a[0]):
             self._actions.remove(action)
@@ -94,6 +103,7 @@ class FakeHook:
     async def drain(self, rate_per_s: float) -> dict[str, Any]:
         self.calls.append((self.clock.now() - START_S, rate_per_s))
         self.clock.now_s += self.answers_after_s
+        self.clock.monotonic_s += self.answers_after_s
         if self.timing_out:
             raise AppTimeout("the app's drain hook did not answer")
         if self.kernel.drained_at_s is None:
@@ -237,6 +247,7 @@ def test_a_controller_drain_just_before_the_notice_counts() -> None:
     h = host(10)
     asyncio.run(h.agent.drain(100, by="controller"))
     h.clock.now_s += 2.0
+    h.clock.monotonic_s += 2.0
     notice = h.notice(not_after_in_s=60)
     notice_seen_s = 2.0
     h.clock.at(notice_seen_s + 10.0, lambda: h.agent.release(notice, by="controller"))

@@ -143,7 +143,10 @@ def test_a_pushed_notice_drains_its_host_once_and_is_released(stack: Stack, cont
     event = {"instance": "A", "kind": "terminate", "not_after": not_after, "id": "notice-A-1", "source": "local"}
     first = controller.request("POST", "/v1/events", json=event)
     assert first.status_code == 202, first.text
-    assert first.json()["disposition"] == "started"
+    # The local source polls the agent every 0.5 s: on a busy machine its copy of the notice may reach the engine
+    # before the push does, and then the push is the duplicate. Either way there is exactly one drain (the
+    # `started` count below is 1) and both copies name it.
+    assert first.json()["disposition"] in ("started", "duplicate")
     drain_id = first.json()["drain"]["id"]
     again = controller.request("POST", "/v1/events", json=event)
     assert (again.status_code, again.json()["disposition"], again.json()["drain"]["id"]) == (202, "duplicate", drain_id)

@@ -38,17 +38,27 @@ APP_TIMEOUT_S = 1.0
 
 
 class FakeClock:
-    """Time that moves only when a test moves it."""
+    """Time that moves only when a test moves it: the wall clock (`now`) and the monotonic one move together,
+    except when the wall clock steps (`step`: an NTP correction, forward or back)."""
 
     def __init__(self, now: float = T0) -> None:
         self._now = now
+        self._monotonic = 1000.0
 
     def now(self) -> float:
         return self._now
 
+    def monotonic(self) -> float:
+        return self._monotonic
+
     def set(self, when: float) -> None:
         assert when >= self._now, "time does not go backwards"
+        self._monotonic += when - self._now
         self._now = when
+
+    def step(self, seconds: float) -> None:
+        """The wall clock jumps by `seconds` (negative: back); no time passes."""
+        self._now += seconds
 
 
 @dataclass
@@ -81,7 +91,7 @@ class FakeHost:
     def remaining(self) -> int:
         if self._drain_at is None:
             return self.sockets
-        gone = math.floor(self._rate * (self.clock.now() - self._drain_at) + 1e-9)
+        gone = math.floor(self._rate * (self.clock.monotonic() - self._drain_at) + 1e-9)  # true time: no steps
         return max(0, self._base - gone)
 
     async def drain(self, rate_per_s: float) -> None:
@@ -91,7 +101,7 @@ class FakeHost:
             self.clock.set(self.clock.now() + self.app_timeout_s)  # the agent waited this long for the stopped app
             raise AgentTimeout(f"agent: POST /v1/drain: app did not answer in {self.app_timeout_s:g} s")
         if self.behaviour == "graceful" and self._drain_at is None:
-            self._base, self._drain_at = self.remaining(), self.clock.now()
+            self._base, self._drain_at = self.remaining(), self.clock.monotonic()
             self._rate = self.app_rate_per_s or rate_per_s
         if self.drain_blocks is not None:
             await self.drain_blocks.wait()  # the app drains; the answer never comes back

@@ -50,6 +50,23 @@ async def test_a_retried_manual_request_with_the_same_id_is_a_duplicate(tmp_path
 
 
 @async_test
+async def test_a_manual_request_retried_later_with_the_same_id_sends_one_drain_request(tmp_path: Path) -> None:
+    """issue 9, case 10: a retry of a manual drain (same request id, sent later) is a duplicate, not a second drain."""
+    clock = FakeClock()
+    host = FakeHost(clock, sockets=100)
+    world = make_world(tmp_path / "journal.db", hosts={"A": host}, clock=clock)
+    assert world.engine.drain("A", deadline_s=10, request_id="req-1").disposition is Disposition.STARTED
+    await world.advance(0.5)
+    retried = world.engine.drain("A", deadline_s=10, request_id="req-1")
+    await world.settle()
+    after_finish = world.engine.drain("A", deadline_s=10, request_id="req-1")
+    await world.settle()
+    assert retried.disposition is Disposition.DUPLICATE and after_finish.disposition is Disposition.DUPLICATE
+    assert len(host.drains) == 1
+    assert len(world.engine.history(instance="A")) == 1
+
+
+@async_test
 async def test_reset_of_an_idle_instance_resets_at_once_without_a_drain(tmp_path: Path) -> None:
     clock = FakeClock()
     host = FakeHost(clock, sockets=42)

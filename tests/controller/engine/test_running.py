@@ -30,6 +30,9 @@ class WallClock:
     def now(self) -> float:
         return time.time()
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
 
 class Scripted:
     """A source that fails `failures` times, then emits its events and watches on quietly."""

@@ -13,7 +13,14 @@ import httpx
 import pytest
 
 from controller.core.errors import TemporaryError
-from controller.hosts.client import AgentClient, AgentError, AgentTimeout, AgentUnauthorized, AgentUnreachable
+from controller.hosts.client import (
+    AgentClient,
+    AgentError,
+    AgentTimeout,
+    AgentUnauthorized,
+    AgentUnavailable,
+    AgentUnreachable,
+)
 from tests.controller.agent.conftest import TOKEN, Agent, App
 
 
@@ -162,3 +169,24 @@ def test_transport_failures_name_the_agent() -> None:
 
     assert "unreachable" in str(unreachable.value) and "http://agent.test:9100" in str(unreachable.value)
     assert "no answer to GET /v1/connections" in str(timeout.value)
+
+
+TEMPORARY_STATUSES = [(503, {"Retry-After": "7"}, 7.0), (429, {"Retry-After": "3"}, 3.0), (500, {}, 1.0),
+                      (502, {}, 1.0)]
+
+
+@pytest.mark.parametrize(("status", "headers", "delay_s"), TEMPORARY_STATUSES)
+def test_an_agents_own_temporary_failure_is_retried_not_given_up(
+    status: int, headers: dict[str, str], delay_s: float
+) -> None:
+    """issue 9, case 2: the agent answers 503 when `ss` times out (429/5xx alike); that must be a TemporaryError
+    (with the Retry-After it gave), so the engine retries the reset or release instead of failing the episode."""
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"error": "ss did not answer in time"}, headers=headers)
+
+    with pytest.raises(AgentUnavailable) as caught:
+        _against(unavailable, lambda client: client.reset())
+
+    assert isinstance(caught.value, TemporaryError) and not isinstance(caught.value, AgentError)
+    assert caught.value.delay_s == delay_s and caught.value.status == status
+    assert "ss did not answer in time" in str(caught.value)
