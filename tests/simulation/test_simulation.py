@@ -1,0 +1,136 @@
+"""The randomized fault simulation of the drain path in `make test` (issue 9, Build item 2).
+
+`test_seeds_hold_every_invariant` plays seeds 0-1999 (`SEEDS`) with every fault the controller must survive
+today (agent timeouts and refusals, journal errors, crashes at any journal write and between steps, duplicates,
+shortened deadlines, second handles, clock steps: case 8) and the faults of every case already fixed
+(`cases.FIXED`: today cases 8, 9 and 10). The faults of the cases still open on main are switched off by
+name in `cases.KNOWN_OPEN`:
+
+    case 1   events merged while a pass waits on the agent (lost merges; fixed in part)
+    case 2   the agent's 503 for a temporary error (drain, count, reset, release; fixed in part)
+    case 3   operators' drains overlapping platform notices (green alone; one seed fails together with case 9)
+    case 11  leadership lost to another replica on the same journal and won back (fixed in part)
+    stale handle (found here, beyond the eleven) an older notice with its own handle arriving after its episode
+
+Delete a case's line from `KNOWN_OPEN` when its fix lands: this test then plays its faults. A failure names its
+seed and prints its trace; replay it with `python -m tests.simulation.soak --seed S [--cases all]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Phase
+from controller.engine.reconciling import Submission
+from controller.engine.running import Engine
+from tests.controller.engine.fakes import T0
+from tests.simulation import cases, invariants
+from tests.simulation.clocks import SimClock
+from tests.simulation.fakes import Handle, SimHost
+from tests.simulation.scenarios import STALE_HANDLE, generate
+from tests.simulation.simulating import Result, simulate
+from tests.simulation.soak import run_seeds, scratch
+from tests.support.budgets import TEST_BUDGET
+
+SEEDS = range(2000)
+
+
+@pytest.fixture
+def directory() -> Iterator[Path]:
+    """A scratch directory for the journals (tmpfs when there is one), with logging off for speed."""
+    logging.disable(logging.CRITICAL)
+    path = scratch()
+    try:
+        yield path
+    finally:
+        logging.disable(logging.NOTSET)
+        for leftover in path.iterdir():
+            leftover.unlink(missing_ok=True)
+        path.rmdir()
+
+
+def test_seeds_hold_every_invariant(directory: Path) -> None:
+    failures = asyncio.run(run_seeds(SEEDS, cases.FIXED, directory))
+    if failures:
+        pytest.fail(_report(failures), pytrace=False)
+
+
+def test_a_seed_plays_the_same_every_time(directory: Path) -> None:
+    """Replayable: the same seed gives the same trace (journal faults, crashes and all)."""
+    seed = next(s for s in SEEDS if _faulty(s))
+    first = asyncio.run(simulate(generate(seed), cases=frozenset(cases.CASES), directory=directory))
+    again = asyncio.run(simulate(generate(seed), cases=frozenset(cases.CASES), directory=directory))
+    assert first.trace == again.trace and len(first.trace) > 5
+
+
+def test_an_engine_that_loses_events_fails_the_simulation(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulation is not blind: an engine that drops a platform's second handle fails seeds, by name."""
+    submit = Engine.submit
+
+    def forgetful(engine: Engine, event: LifecycleEvent) -> Submission:
+        if event.ref is not None and event.ref.endswith("b"):
+            return Submission(Disposition.MERGED, engine.get(event.instance))
+        return submit(engine, event)
+
+    monkeypatch.setattr(Engine, "submit", forgetful)
+    failures = asyncio.run(run_seeds(range(60), frozenset({STALE_HANDLE}), directory))
+    assert failures
+    broken = {v.invariant for r in failures for v in r.violations}
+    assert "released by deadline" in broken and broken <= {"released by deadline", "nothing lost"}, broken
+
+
+def test_a_release_with_sockets_open_is_a_violation() -> None:
+    clock = SimClock()
+    host = SimHost(clock, sockets=3)
+    handles = {"n1": Handle("A", "n1", T0 + 60)}
+    problems = invariants.at_release(_drain(release_by=T0 + 50), host, handles, wall=clock.now(), epoch=0)
+    assert {p.partition(":")[0] for p in problems} == {"zero or reset first", "sockets closed at release"}
+
+
+def test_a_late_or_second_release_is_a_violation() -> None:
+    clock = SimClock(T0 + 61)
+    host = SimHost(clock)
+    host.last_count = 0
+    handles = {"n1": Handle("A", "n1", T0 + 60, releases=[(T0 + 10, 0)])}
+    problems = invariants.at_release(_drain(release_by=T0 + 50), host, handles, wall=clock.now(), epoch=0)
+    assert {p.partition(":")[0] for p in problems} == {"released by deadline", "released once"}
+    assert invariants.unreleased([Handle("B", "n2", T0 + 60)], T0 + 61)
+
+
+def test_too_many_draining_is_a_violation_unless_at_the_deadline() -> None:
+    early = [_drain(phase=Phase.VERIFYING, requested=T0, instance=name) for name in "AB"]
+    assert invariants.budget(early, slots=1, rules=TEST_BUDGET)
+    late = [early[0], _drain(phase=Phase.VERIFYING, requested=T0 + 55, instance="B")]
+    assert not invariants.budget(late, slots=1, rules=TEST_BUDGET)
+
+
+def test_a_second_drain_request_of_one_request_id_is_a_violation() -> None:
+    host = SimHost(SimClock(), drain_requests=[(T0, 1), (T0 + 5, 2)])
+    assert not invariants.drain_requests(host, "A", {})
+    assert invariants.drain_requests(host, "A", {1: "request r", 2: "request r"})
+
+
+def _faulty(seed: int) -> bool:
+    """A seed with journal faults and a crash between steps."""
+    scenario = generate(seed)
+    return bool(scenario.journal_faults) and any(step.action == "crash" for step in scenario.steps)
+
+
+def _drain(*, release_by: float = T0 + 50, phase: Phase = Phase.DRAINED, requested: float = T0,
+           instance: str = "A") -> Drain:
+    return Drain(id=1, instance=instance, pool="web", source="local", kind=EventKind.TERMINATE, event_id="e",
+                 not_after=T0 + 60, rate_per_s=500.0, drain_deadline_s=20.0, needs_release=True, refs=("n1",),
+                 phase=phase, drain_requested_at=requested, force_at=T0 + 20, release_by=release_by)
+
+
+def _report(failures: list[Result]) -> str:
+    seeds = ", ".join(str(r.scenario.seed) for r in failures[:20])
+    first = failures[0]
+    lines = [f"{len(failures)} failing seeds: {seeds}", *first.scenario.describe(), *first.trace[-60:],
+             f"replay: python -m tests.simulation.soak --seed {first.scenario.seed}"]
+    return "\n".join(lines)
