@@ -169,10 +169,11 @@ async def test_a_new_scale_set_vm_with_a_scheduled_event_is_drained_and_the_even
             await until(lambda: "api_1" not in engine.inventory, what="api_1 to leave the inventory")
             [drain] = engine.history(instance="api_1")
             other = engine.get("api_2")
+        token_requests = imds.token_requests
         await close_all(clients)
 
     assert (drain.source, drain.outcome, drain.verified_by) == ("local", Outcome.GRACEFUL, "kernel")
     assert drain.refs == (event_id,)
     assert {ws.close_code for ws in clients} == {phoenix.CLOSE_SERVICE_RESTART}
     assert other is None, "the other VM was not drained"
-    assert imds.token_requests, "the ARM token came from the managed identity (IMDS) through azure-identity"
+    assert token_requests, "the ARM token came from the managed identity (IMDS) through azure-identity"
