@@ -27,6 +27,8 @@ from controller.core.ports import LeaderElector, Releaser, Source
 from controller.core.source_metrics import SourceMetrics
 from controller.engine.running import Engine
 from controller.engine.verifying import Verifier
+from controller.hosts.discovering import Awaiting
+from controller.hosts.fleet import Fleet
 from controller.hosts.inventory import AgentHosts, HostsChain
 from controller.journal import open_journal
 from controller.listeners.metrics import EngineMetrics
@@ -104,15 +106,17 @@ async def assemble(
             gauge = PrometheusGauge(prometheus, config.prometheus)
         metrics = EngineMetrics(registry)
         inventory = Inventory({name: spec.pool for name, spec in config.instances.items()})
+        fleet = Fleet(inventory, hosts.clients(), timeout_s=config.agents.timeout_s, registry=metrics.registry)
+        stack.push_async_callback(fleet.aclose)
         context = Context(
-            inventory=inventory, static=frozenset(config.instances), agents=hosts.clients(),
+            inventory=inventory, static=frozenset(config.instances), agents=fleet,
             agent_timeout_s=config.agents.timeout_s, budget=config.budget,
-            source_metrics=SourceMetrics(metrics.registry), leader=config.leader,
+            source_metrics=SourceMetrics(metrics.registry), leader=config.leader, fleet=fleet,
         )
         parts = _connect(config, context, stack)
         engine = Engine(
             store=journal,
-            hosts=HostsChain(hosts, *(p.hosts for p in parts if p.hosts is not None)),
+            hosts=HostsChain(hosts, fleet, *(p.hosts for p in parts if p.hosts is not None)),
             verifier=Verifier(gauge),
             releasers=_releasers(parts),
             inventory=inventory,
@@ -124,8 +128,10 @@ async def assemble(
             manual_enabled=any(p.operator_drains for p in parts),
         )
         stack.push_async_callback(engine.aclose)
+        fleet.busy = lambda name: (drain := engine.get(name)) is not None and not drain.finished
         yield Assembly(
-            engine=engine, sources=[s for p in parts for s in p.sources], hosts=hosts, metrics=metrics,
+            engine=engine, sources=[Awaiting(s, fleet) if fleet.discoveries else s for p in parts for s in p.sources],
+            hosts=hosts, metrics=metrics,
             leader=_leader(parts), runnables=tuple(r for p in parts for r in p.runnables),
         )
 

@@ -20,7 +20,12 @@ so they never show up in a repr or a log line.
     #                      agent_token_file: /etc/drainctl/agent.token, hold: finalizer}
     # leader: {kind: lease, namespace: api, name: drainctl, lease_duration_s: 15, renew_s: 2}
     # sources.gcp: {enabled: true, project: p, groups: [{region: us-central1, name: api}], auth: adc,
-    #               poll_interval_s: 5, window_s: 600}
+    #               poll_interval_s: 5, window_s: 600,
+    #               discovery: {enabled: true, interval_s: 30, agent_port: 9100,
+    #                           agent_token_file: /etc/drainctl/agent-token}}
+    # sources.azure: {enabled: true, scale_sets: [{subscription: S, resource_group: G, name: api}],
+    #                 auth: managed_identity, interval_s: 30, agent_port: 9100,
+    #                 agent_token_file: /etc/drainctl/agent-token}
     engine: {poll_interval_s: 0.5, retry_initial_s: 0.5, retry_max_s: 5.0}
 """
 

@@ -29,6 +29,7 @@ from controller.core.inventory import Inventory
 from controller.core.ports import Hosts, LeaderElector, Releaser, Source, Work
 from controller.core.source_metrics import SourceMetrics
 from controller.hosts.client import AgentClient
+from controller.hosts.fleet import Fleet
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class Context:
     source_metrics: SourceMetrics
     leader: BaseModel | None
     """The `leader:` section; the platform whose `leader` kind it is builds the elector."""
+    fleet: Fleet | None = None
+    """The one inventory of the process (static and discovered instances, their agents): a platform's discovery
+    (`controller/hosts/discovering.py`) feeds it; `agents` is this fleet when the composition root built it."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@ It speaks the documented shapes (learn.microsoft.com/azure/virtual-machines/linu
     POST /metadata/scheduledevents?api-version=2020-07-01      {"StartRequests": [{"EventId": "..."}]}
          -> 200; the approved events become "Started" (NotBefore ""), DocumentIncarnation moves on
 
+    GET  /metadata/identity/oauth2/token?api-version=2018-02-01&resource=R[&client_id=C]   header `Metadata: true`
+         -> 200 {"access_token", "client_id", "expires_in", "expires_on", "ext_expires_in", "not_before",
+                 "resource", "token_type": "Bearer"}        (the managed identity's token, as azure-identity reads it)
+
 Every change of the document moves `DocumentIncarnation`. Faults: `fail_next(n, status, retry_after)` (500,
 429...), `malformed_next(n)` (a 200 whose body is not JSON), `raw_event(...)` (anything as an event: unknown
 EventTypes, missing fields). Every StartRequests body is recorded with its arrival time (`start_requests`).
@@ -61,6 +65,9 @@ class FakeImds:
         self.faults: list[Fault] = []
         self.refused: list[str] = []
         """Why requests were refused (missing header, api-version)."""
+        self.identity_token = "eyJ0eXAi.fake-arm-token"
+        """The access token the identity endpoint issues."""
+        self.token_requests: list[dict[str, str]] = []
 
     # --- test controls -----------------------------------------------------------------------------------
 
@@ -104,7 +111,22 @@ class FakeImds:
         app = web.Application()
         app.router.add_get("/metadata/scheduledevents", self._get)
         app.router.add_post("/metadata/scheduledevents", self._post)
+        app.router.add_get("/metadata/identity/oauth2/token", self._token)
         return app
+
+    async def _token(self, request: web.Request) -> web.Response:
+        self.token_requests.append(dict(request.query))
+        if request.headers.get("Metadata", "").lower() != "true":
+            return web.json_response({"error": "invalid_request", "error_description": "Required metadata header not "
+                                      "specified"}, status=400)
+        resource = request.query.get("resource")
+        if request.query.get("api-version") != "2018-02-01" or not resource:
+            return web.json_response({"error": "invalid_request", "error_description": "resource and api-version "
+                                      "are required"}, status=400)
+        now = int(time.time())
+        return web.json_response({"access_token": self.identity_token, "client_id": "00000000-fake", "expires_in":
+                                  "86399", "expires_on": str(now + 86399), "ext_expires_in": "86399",
+                                  "not_before": str(now), "resource": resource, "token_type": "Bearer"})
 
     def _refusal(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Metadata", "").lower() != "true":

@@ -9,6 +9,10 @@ listManagedInstances, ManagedInstance, ManagedInstanceShutdownDetails):
          ManagedInstance: {"instance": "https://www.googleapis.com/compute/v1/projects/P/zones/Z/instances/NAME",
                            "id": "123", "instanceStatus": "RUNNING"|"PENDING_STOP"|..., "currentAction": "NONE"|...,
                            "shutdownDetails": {"requestTimestamp": RFC3339, "maxDuration": {"seconds": "600"}}}
+    GET  /compute/v1/projects/{project}/aggregated/instances?maxResults=N&pageToken=T   (instances.aggregatedList)
+         -> 200 {"items": {"zones/Z": {"instances": [Instance, ...]}, "zones/Y": {"warning": {...}}},
+                 "nextPageToken": "..."}
+         Instance: {"name", "id", "zone": URL, "status", "networkInterfaces": [{"networkIP": "10.128.0.2"}]}
     POST /token   an OAuth2 token endpoint (the `token_uri` of a service-account key file: a JWT bearer grant)
          -> {"access_token", "expires_in", "token_type": "Bearer"}
 
@@ -71,6 +75,8 @@ class ManagedInstance:
     action: str = "NONE"
     shutdown: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    network_ip: str = ""
+    """networkInterfaces[0].networkIP; empty: none yet (an instance being created)."""
 
 
 class FakeCompute:
@@ -94,8 +100,15 @@ class FakeCompute:
 
     def add_group(self, region: str, mig: str, names: list[str]) -> None:
         self.groups[(region, mig)] = [
-            ManagedInstance(name, f"{region}-{ZONE_SUFFIXES[i % 3]}", str(10**15 + i)) for i, name in enumerate(names)
+            ManagedInstance(name, f"{region}-{ZONE_SUFFIXES[i % 3]}", str(10**15 + i), network_ip=f"10.128.0.{i + 2}")
+            for i, name in enumerate(names)
         ]
+
+    def add_instance(self, region: str, mig: str, name: str, *, network_ip: str, zone: str | None = None) -> None:
+        """The MIG creates an instance (a scale-out, a rolling upgrade's new VM)."""
+        members = self.groups.setdefault((region, mig), [])
+        ident = str(10**15 + sum(len(m) for m in self.groups.values()) + 100)
+        members.append(ManagedInstance(name, zone or f"{region}-a", ident, network_ip=network_ip))
 
     def mark(self, name: str, action: str, *, status: str | None = None, shutdown_s: int | None = None,
              requested_at: float | None = None) -> float | None:
@@ -140,6 +153,7 @@ class FakeCompute:
         app = web.Application(middlewares=[self._record_and_fault])
         base = "/compute/v1/projects/{project}/regions/{region}/instanceGroupManagers/{mig}/listManagedInstances"
         app.router.add_post(base, self._list)
+        app.router.add_get("/compute/v1/projects/{project}/aggregated/instances", self._aggregated)
         app.router.add_post("/token", self._token)
         return app
 
@@ -182,6 +196,30 @@ class FakeCompute:
         if offset + size < len(members):
             body["nextPageToken"] = str(offset + size)
         return web.json_response(body)
+
+    async def _aggregated(self, request: web.Request) -> web.Response:
+        if request.match_info["project"] != self.project:
+            return web.json_response(google_error(404, "NOT_FOUND", "project not found"), status=404)
+        every = [m for members in self.groups.values() for m in members]
+        size = self.page_size or int(request.query.get("maxResults") or 500)
+        offset = int(request.query.get("pageToken") or 0)
+        items: dict[str, Any] = {}
+        for member in every[offset:offset + size]:
+            items.setdefault(f"zones/{member.zone}", {"instances": []})["instances"].append(self._instance_json(member))
+        items.setdefault("zones/europe-west9-z", {"warning": {"code": "NO_RESULTS_ON_PAGE", "message": "none"}})
+        body: dict[str, Any] = {"kind": "compute#instanceAggregatedList", "items": items}
+        if offset + size < len(every):
+            body["nextPageToken"] = str(offset + size)
+        return web.json_response(body)
+
+    def _instance_json(self, instance: ManagedInstance) -> dict[str, Any]:
+        zone = f"https://www.googleapis.com/compute/v1/projects/{self.project}/zones/{instance.zone}"
+        nic: dict[str, Any] = {"name": "nic0", "network": "global/networks/api"}
+        if instance.network_ip:
+            nic["networkIP"] = instance.network_ip
+        status = "PROVISIONING" if not instance.network_ip else instance.status
+        return {"kind": "compute#instance", "name": instance.name, "id": instance.id, "zone": zone,
+                "status": status, "networkInterfaces": [nic]}
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()

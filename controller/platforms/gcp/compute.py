@@ -178,10 +178,31 @@ class ComputeApi:
             if not isinstance(token, str):
                 raise ComputeMalformed(f"gcp: {region}/{mig}: nextPageToken is not a string")
 
+    async def aggregated_instances(self) -> list[Any]:
+        """Every instance of the project, all zones (`instances.aggregatedList`, paginated), as raw JSON objects."""
+        path = f"/compute/v1/projects/{self._project}/aggregated/instances"
+        instances: list[Any] = []
+        token: str | None = None
+        while True:
+            body = await self._page(path, token, method="GET")
+            scopes = body.get("items", {})
+            if not isinstance(scopes, dict):
+                raise ComputeMalformed("gcp: aggregated instances: items is not an object")
+            for scope in scopes.values():
+                found = scope.get("instances", []) if isinstance(scope, dict) else None
+                if not isinstance(found, list):
+                    raise ComputeMalformed("gcp: aggregated instances: a zone's instances is not a list")
+                instances.extend(found)
+            token = body.get("nextPageToken")
+            if not token:
+                return instances
+            if not isinstance(token, str):
+                raise ComputeMalformed("gcp: aggregated instances: nextPageToken is not a string")
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _page(self, path: str, token: str | None) -> dict[str, Any]:
+    async def _page(self, path: str, token: str | None, *, method: str = "POST") -> dict[str, Any]:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(ComputeUnavailable),
             stop=stop_after_attempt(self._attempts),
@@ -191,16 +212,16 @@ class ComputeApi:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._request(path, token)
+                return await self._request(path, token, method)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    async def _request(self, path: str, token: str | None) -> dict[str, Any]:
+    async def _request(self, path: str, token: str | None, method: str) -> dict[str, Any]:
         params: dict[str, str | int] = {"maxResults": self._page_size}
         if token:
             params["pageToken"] = token
         headers = dict(await self._credentials.headers())
-        response = await send(self._http, _ERRORS, "POST", path, params=params, headers=headers)
-        return _ERRORS.json_object(response, f"POST {path}")
+        response = await send(self._http, _ERRORS, method, path, params=params, headers=headers)
+        return _ERRORS.json_object(response, f"{method} {path}")
 
 
 def _reason(response: httpx.Response) -> str:

@@ -16,6 +16,31 @@ class GcpGroupConfig(Frozen):
     """A regional managed instance group of API servers."""
 
 
+class GcpDiscoveryConfig(Frozen):
+    """The MIGs' instances as the controller's inventory (docs/platforms.md, GCP discovery)."""
+
+    enabled: bool = False
+    interval_s: Seconds = 30.0
+    """How often the MIGs are listed; a new instance is in the inventory within one interval."""
+    groups: tuple[GcpGroupConfig, ...] = ()
+    """The MIGs whose instances are discovered; empty: the section's `groups`."""
+    address: Literal["network_ip", "dns"] = "network_ip"
+    """network_ip: the instance's networkInterfaces[0].networkIP (instances.aggregatedList);
+    dns: its zonal internal DNS name NAME.ZONE.c.PROJECT.internal (no extra call)."""
+    agent_port: int = Field(default=9100, ge=1, le=65535)
+    agent_scheme: Literal["http", "https"] = "http"
+    agent_token: TokenFile | None = Field(default=None, alias="agent_token_file")
+    """The fleet's one agent token file (the stacks render /etc/drainctl/agent-token); never logged."""
+    pool: str | None = Field(default=None, min_length=1)
+    """Every discovered instance's pool; None: the name of its MIG."""
+
+    @model_validator(mode="after")
+    def _token_when_enabled(self) -> GcpDiscoveryConfig:
+        if self.enabled and self.agent_token is None:
+            raise ValueError("agent_token_file is required when discovery is enabled")
+        return self
+
+
 class GcpSourceConfig(Frozen):
     """Managed instances of regional MIGs being taken away, by polling (docs/platforms.md, GCP)."""
 
@@ -37,6 +62,7 @@ class GcpSourceConfig(Frozen):
     page_size: int = Field(default=500, ge=1, le=500)
     retry_max_s: Seconds = 30.0
     """Longest wait between retries of a failing list (at least what Retry-After asks)."""
+    discovery: GcpDiscoveryConfig = GcpDiscoveryConfig()
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> GcpSourceConfig:

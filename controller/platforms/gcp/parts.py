@@ -1,11 +1,13 @@
 """The GCP parts from controller.yaml's `sources.gcp`: the Compute API client, the MIG poller, the release.
 
-The MIG poller watches; the release goes to the instances' agents (`ShutdownHookRelease`), which are the static
-inventory's (`instances:` in the config, named like the MIG's instances).
+The MIG poller watches; the release goes to the instances' agents (`ShutdownHookRelease`): the static
+inventory's (`instances:` in the config, named like the MIG's instances) or, with `discovery`, those the MIGs'
+discovery found (`discovering.py`, a runnable on every replica).
 """
 
 from __future__ import annotations
 
+from controller.hosts.discovering import Discovery
 from controller.platforms.gcp import watching as gcp_source
 from controller.platforms.gcp.compute import (
     Anonymous,
@@ -15,8 +17,9 @@ from controller.platforms.gcp.compute import (
     TokenSource,
 )
 from controller.platforms.gcp.config import GcpSourceConfig
+from controller.platforms.gcp.discovering import PLATFORM, Agents, GcpDiscovery
 from controller.platforms.gcp.releasing import ShutdownHookRelease
-from controller.plugins import Context, Parts
+from controller.plugins import Context, Parts, Runnable
 
 
 def connect(settings: GcpSourceConfig, context: Context) -> Parts:
@@ -34,7 +37,22 @@ def connect(settings: GcpSourceConfig, context: Context) -> Parts:
         window_s=settings.window_s, retry_max_s=settings.retry_max_s,
     )
     release = ShutdownHookRelease(context.agents)
-    return Parts(sources=(source,), releasers={gcp_source.SOURCE: release}, close=api.aclose)
+    return Parts(sources=(source,), releasers={gcp_source.SOURCE: release}, close=api.aclose,
+                 runnables=discovery(settings, context, api))
+
+
+def discovery(settings: GcpSourceConfig, context: Context, api: ComputeApi) -> tuple[Runnable, ...]:
+    """The MIGs' instances into the fleet, every `discovery.interval_s`, on every replica (it only reads)."""
+    found = settings.discovery
+    if not found.enabled or context.fleet is None:
+        return ()
+    assert settings.project is not None and found.agent_token is not None
+    agents = Agents(project=settings.project, port=found.agent_port, token=found.agent_token.get_secret_value(),
+                    scheme=found.agent_scheme, address=found.address, pool=found.pool)
+    groups = [gcp_source.Group(g.region, g.name) for g in found.groups or settings.groups]
+    rounds = Discovery(PLATFORM, GcpDiscovery(api, groups, agents), context.fleet, interval_s=found.interval_s,
+                       retry_max_s=settings.retry_max_s)
+    return (Runnable("gcp-discovery", rounds.run, leader_only=False),)
 
 
 def credentials(settings: GcpSourceConfig) -> TokenSource:
