@@ -29,6 +29,7 @@ from controller.engine.running import Engine
 from controller.engine.verifying import Verifier
 from controller.hosts.inventory import AgentHosts, HostsChain
 from controller.journal import open_journal
+from controller.listeners.leadership import LeaderMetrics
 from controller.listeners.metrics import EngineMetrics
 from controller.platforms import PLATFORMS
 from controller.plugins import Context, Parts, Runnable
@@ -45,6 +46,12 @@ class Assembly:
     """With a `leader:` section, only the leader runs the engine and the leader-only runnables."""
     runnables: tuple[Runnable, ...] = ()
     """The platforms' loops beside the engine (e.g. the Kubernetes finalizer hold)."""
+
+    @property
+    def leader_url(self) -> str | None:
+        """The leader's advertised API, when the elector knows it (the Postgres lease row has it)."""
+        url = getattr(self.leader, "leader_url", None)
+        return url if isinstance(url, str) else None
 
     @property
     def leading(self) -> bool:
@@ -91,7 +98,7 @@ async def assemble(
     config: ControllerConfig, *, clock: Clock | None = None, registry: CollectorRegistry | None = None
 ) -> AsyncIterator[Assembly]:
     async with AsyncExitStack() as stack:
-        journal = open_journal(config.journal)
+        journal = open_journal(config.journal, password_file=config.journal_password_file)
         stack.callback(journal.close)
         targets = {name: (spec.agent_url, spec.agent_token.get_secret_value())
                    for name, spec in config.instances.items()}
@@ -107,7 +114,7 @@ async def assemble(
         context = Context(
             inventory=inventory, static=frozenset(config.instances), agents=hosts.clients(),
             agent_timeout_s=config.agents.timeout_s, budget=config.budget,
-            source_metrics=SourceMetrics(metrics.registry), leader=config.leader,
+            source_metrics=SourceMetrics(metrics.registry), leader=config.leader, journal=journal,
         )
         parts = _connect(config, context, stack)
         engine = Engine(
@@ -124,9 +131,11 @@ async def assemble(
             manual_enabled=any(p.operator_drains for p in parts),
         )
         stack.push_async_callback(engine.aclose)
+        leader = _leader(parts)
+        LeaderMetrics(metrics.registry, leader)
         yield Assembly(
             engine=engine, sources=[s for p in parts for s in p.sources], hosts=hosts, metrics=metrics,
-            leader=_leader(parts), runnables=tuple(r for p in parts for r in p.runnables),
+            leader=leader, runnables=tuple(r for p in parts for r in p.runnables),
         )
 
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from controller.core.budget import Budget
 from controller.core.inventory import Inventory
-from controller.core.ports import Hosts, LeaderElector, Releaser, Source, Work
+from controller.core.ports import Hosts, Journal, LeaderElector, Releaser, Source, Work
 from controller.core.source_metrics import SourceMetrics
 from controller.hosts.client import AgentClient
 
@@ -56,6 +56,8 @@ class Context:
     source_metrics: SourceMetrics
     leader: BaseModel | None
     """The `leader:` section; the platform whose `leader` kind it is builds the elector."""
+    journal: Journal | None = None
+    """The journal the engine writes (an elector that fences its writes needs it)."""
 
 
 @dataclass(frozen=True)

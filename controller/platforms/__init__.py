@@ -6,7 +6,8 @@ a package beside these and one entry here; nothing else names it (`controller/ap
 
 from __future__ import annotations
 
-from controller.platforms import gcp, kubernetes, manual, notices
+from controller.platforms import gcp, kubernetes, manual, notices, postgres
 from controller.plugins import Platform
 
-PLATFORMS: tuple[Platform, ...] = (manual.PLATFORM, notices.PLATFORM, gcp.PLATFORM, kubernetes.PLATFORM)
+PLATFORMS: tuple[Platform, ...] = (manual.PLATFORM, notices.PLATFORM, gcp.PLATFORM, kubernetes.PLATFORM,
+                                  postgres.PLATFORM)
