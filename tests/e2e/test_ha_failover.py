@@ -100,3 +100,4 @@ def test_a_leader_paused_past_its_lease_steps_down_and_leaves_the_new_leaders_wo
     assert leader_metrics(first)["drainctl_leader"] == 0 and ready(second)
     log = first.log_text()
     assert "lost lease drainctl" in log or "write refused by the fence" in log
+
