@@ -2,15 +2,14 @@
 
 The journal must be the Postgres one (`journal: postgresql://...`): the lease row lives in its database, and
 the elector hands its epoch to the journal's fence. With a SQLite journal each controller would have its own
-record, so the combination is refused in one line.
+record, so the combination is refused in one line. psycopg is imported only here, when the section is there,
+so a controller on SQLite runs without it installed.
 """
 
 from __future__ import annotations
 
 from controller.core.errors import ConfigError
-from controller.journal.postgres import PostgresJournal
 from controller.platforms.postgres.config import PostgresLeaderConfig, PostgresSourceConfig
-from controller.platforms.postgres.leasing import PostgresElector
 from controller.plugins import Context, Parts
 
 
@@ -18,6 +17,9 @@ def connect(settings: PostgresSourceConfig, context: Context) -> Parts:
     leader = context.leader
     if not isinstance(leader, PostgresLeaderConfig):
         return Parts()
+    from controller.journal.postgres import PostgresJournal  # needs psycopg: only with this section
+    from controller.platforms.postgres.leasing import PostgresElector
+
     journal = context.journal
     if not isinstance(journal, PostgresJournal):
         raise ConfigError("leader: kind postgres needs the shared journal: journal: postgresql://...")
