@@ -246,11 +246,18 @@ class PostgresJournal:
             raise JournalFenced(f"journal: write refused: epoch {held} is not the lease's current {current}")
 
     def _query(self, sql: str, args: Params = ()) -> list[dict[str, Any]]:
-        db = self._connection()
-        try:
-            return db.execute(sql.encode(), args).fetchall()
-        except psycopg.Error as exc:
-            raise JournalError(f"journal: read of {where(self.url)} failed: {_first_line(exc)}") from exc
+        """A read; one that finds the connection dead (the server restarted) is tried once more on a new
+        connection, since reading twice changes nothing."""
+        for attempt in (1, 2):
+            db = self._connection()
+            try:
+                return db.execute(sql.encode(), args).fetchall()
+            except psycopg.OperationalError as exc:
+                if attempt == 2 or not db.broken:
+                    raise JournalError(f"journal: read of {where(self.url)} failed: {_first_line(exc)}") from exc
+            except psycopg.Error as exc:
+                raise JournalError(f"journal: read of {where(self.url)} failed: {_first_line(exc)}") from exc
+        raise AssertionError("unreachable")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from controller.core.errors import TemporaryError
 from controller.core.fencing import Fence
 from controller.core.ports import Work
 from controller.platforms.postgres.config import PostgresLeaderConfig
@@ -159,7 +160,12 @@ class PostgresElector:
         finally:
             fenced.cancel()
             await _cancel(task)
-        task.result()  # work that failed fails the election loop too: the daemon should exit, not idle
+        if task.done() and not task.cancelled() and isinstance(task.exception(), TemporaryError):
+            log.error("leader: %s stops leading after a temporary failure: %s", self.settings.holder,
+                      task.exception())
+            await self._release()  # the journal may be back soon; this controller or the other takes over
+            return
+        task.result()  # work that failed otherwise fails the election loop too: the daemon should exit
 
     async def _renew(self) -> bool:
         """Renew, giving up at the renew deadline (a hanging database must not keep us acting)."""
