@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 JS_DIR := tests/e2e/js
 STACK ?= staging
 
-# command -> Debian package the tests and the demo use
-DEBIAN_PACKAGES := haproxy:haproxy prometheus:prometheus nft:nftables ss:iproute2 ip:iproute2 node:nodejs npm:npm shellcheck:shellcheck
+# command -> Debian package the tests and the demo use (a path glob where the command is not on PATH)
+DEBIAN_PACKAGES := haproxy:haproxy prometheus:prometheus nft:nftables ss:iproute2 ip:iproute2 node:nodejs npm:npm shellcheck:shellcheck \
+  /usr/lib/postgresql/*/bin/initdb:postgresql
 
 .PHONY: setup system-deps venv js-deps test lint demo plan bench clean
 
@@ -33,7 +34,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,infra,azure]'
+	$(PY) -m pip install -q -e '.[dev,infra,azure,postgres]'
 	@touch $(STAMP)
 
 js-deps: $(JS_DIR)/node_modules/.installed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bench import capacity, latency, pacing, preemption, reset
+from bench import capacity, journal_writes, latency, pacing, preemption, reset
 
 
 def main() -> None:
@@ -13,6 +13,7 @@ def main() -> None:
     print(json.dumps({"reset": reset.run(10_000, 6)}), flush=True)
     print(json.dumps({"drain_pacing": pacing.run(5000, [250.0, 500.0, 1000.0])}), flush=True)
     print(json.dumps({"preemption": preemption.run(5)}), flush=True)
+    print(json.dumps({"journal_writes": journal_writes.run(2000)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from controller.hosts.discovering import Awaiting
 from controller.hosts.fleet import Fleet
 from controller.hosts.inventory import AgentHosts, HostsChain
 from controller.journal import open_journal
+from controller.listeners.leadership import LeaderMetrics
 from controller.listeners.metrics import EngineMetrics
 from controller.platforms import PLATFORMS
 from controller.plugins import Context, Parts, Runnable
@@ -47,6 +48,12 @@ class Assembly:
     """With a `leader:` section, only the leader runs the engine and the leader-only runnables."""
     runnables: tuple[Runnable, ...] = ()
     """The platforms' loops beside the engine (e.g. the Kubernetes finalizer hold)."""
+
+    @property
+    def leader_url(self) -> str | None:
+        """The leader's advertised API, when the elector knows it (the Postgres lease row has it)."""
+        url = getattr(self.leader, "leader_url", None)
+        return url if isinstance(url, str) else None
 
     @property
     def leading(self) -> bool:
@@ -93,7 +100,7 @@ async def assemble(
     config: ControllerConfig, *, clock: Clock | None = None, registry: CollectorRegistry | None = None
 ) -> AsyncIterator[Assembly]:
     async with AsyncExitStack() as stack:
-        journal = open_journal(config.journal)
+        journal = open_journal(config.journal, password_file=config.journal_password_file)
         stack.callback(journal.close)
         targets = {name: (spec.agent_url, spec.agent_token.get_secret_value())
                    for name, spec in config.instances.items()}
@@ -112,6 +119,7 @@ async def assemble(
             inventory=inventory, static=frozenset(config.instances), agents=fleet,
             agent_timeout_s=config.agents.timeout_s, budget=config.budget,
             source_metrics=SourceMetrics(metrics.registry), leader=config.leader, fleet=fleet,
+            journal=journal,
         )
         parts = _connect(config, context, stack)
         engine = Engine(
@@ -129,10 +137,12 @@ async def assemble(
         )
         stack.push_async_callback(engine.aclose)
         fleet.busy = lambda name: (drain := engine.get(name)) is not None and not drain.finished
+        leader = _leader(parts)
+        LeaderMetrics(metrics.registry, leader)
         yield Assembly(
             engine=engine, sources=[Awaiting(s, fleet) if fleet.discoveries else s for p in parts for s in p.sources],
             hosts=hosts, metrics=metrics,
-            leader=_leader(parts), runnables=tuple(r for p in parts for r in p.runnables),
+            leader=leader, runnables=tuple(r for p in parts for r in p.runnables),
         )
 
 

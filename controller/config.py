@@ -34,9 +34,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import Field, PlainValidator, ValidationError, create_model, model_validator
+from pydantic import Discriminator, Field, PlainValidator, Tag, ValidationError, create_model, model_validator
 
 from controller.core.budget import Budget
 from controller.core.errors import ConfigError
@@ -61,6 +61,22 @@ def _budget(value: Any) -> Budget:
     if isinstance(value, Budget):
         return value
     return Budget.from_mapping(value if value is not None else {}, where="budget")
+
+
+def _leader_kind(value: Any, *, default: str) -> str | None:
+    """The `leader:` section's `kind`; without one, the first platform's kind (a Lease, as before there were two)."""
+    if isinstance(value, dict):
+        return str(value.get("kind", default))
+    return getattr(value, "kind", None)
+
+
+def _journal_location(value: Any) -> Path | str:
+    """A URL stays text (a `Path` would fold its `//`); anything else is a file path."""
+    if isinstance(value, str) and "://" in value:
+        return value
+    if isinstance(value, (str, Path)):
+        return Path(value)
+    raise ValueError("expected a file path or a postgresql:// URL")
 
 
 class PrometheusConfig(Frozen):
@@ -140,13 +156,20 @@ else:
     )
     """One section per platform (`controller/platforms/__init__.py`), each defaulting to off."""
     _LEADERS = tuple(p.leader for p in PLATFORMS if p.leader is not None)
-    LeaderConfig = _LEADERS[0] if len(_LEADERS) == 1 else Annotated[_LEADERS, Field(discriminator="kind")]
+    _KINDS = tuple(str(model.model_fields["kind"].default) for model in _LEADERS)
+    _TAGGED = tuple(Annotated[model, Tag(kind)] for model, kind in zip(_LEADERS, _KINDS, strict=True))
+    LeaderConfig = _LEADERS[0] if len(_LEADERS) == 1 else Annotated[
+        Union[_TAGGED], Discriminator(lambda value: _leader_kind(value, default=_KINDS[0]))  # noqa: UP007
+    ]
     """The `leader:` section: the kinds of leader election the platforms offer, told apart by `kind`."""
 
 
 class ControllerConfig(Frozen):
-    journal: Path
-    """The SQLite journal file (created if missing)."""
+    journal: Annotated[Path | str, PlainValidator(_journal_location)]
+    """The SQLite journal file (created if missing), or a `postgresql://` URL (a journal shared by two
+    controllers, DESIGN.md §9; the URL must not hold the password)."""
+    journal_password_file: Path | None = None
+    """The Postgres journal's password, in a file (else libpq's PGPASSWORD / PGPASSFILE); never in the YAML."""
     budget: Annotated[Budget, PlainValidator(_budget)] = Budget()
     prometheus: PrometheusConfig | None = None
     disruption: DisruptionConfig = DisruptionConfig()
@@ -156,8 +179,8 @@ class ControllerConfig(Frozen):
     sources: SourcesConfig = SourcesConfig()
     engine: EngineConfig = EngineConfig()
     leader: LeaderConfig | None = None
-    """Several replicas: only the leader acts (`kind: lease`, a Kubernetes Lease). None: this controller always
-    acts."""
+    """Several replicas: only the leader acts (`kind: lease`, a Kubernetes Lease; `kind: postgres`, a lease row
+    in the shared Postgres journal). None: this controller always acts."""
 
     def slots(self, pool: str) -> int:
         """The disruption budget of a pool of static instances: how many of them may drain at once."""

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from controller.core.budget import Budget
 from controller.core.inventory import Inventory
-from controller.core.ports import Hosts, LeaderElector, Releaser, Source, Work
+from controller.core.ports import Hosts, Journal, LeaderElector, Releaser, Source, Work
 from controller.core.source_metrics import SourceMetrics
 from controller.hosts.client import AgentClient
 from controller.hosts.fleet import Fleet
@@ -60,6 +60,8 @@ class Context:
     fleet: Fleet | None = None
     """The one inventory of the process (static and discovered instances, their agents): a platform's discovery
     (`controller/hosts/discovering.py`) feeds it; `agents` is this fleet when the composition root built it."""
+    journal: Journal | None = None
+    """The journal the engine writes (an elector that fences its writes needs it)."""
 
 
 @dataclass(frozen=True)

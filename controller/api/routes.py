@@ -24,7 +24,7 @@ from controller.core.models import Drain, Phase
 from controller.core.notices import notice_event
 from controller.engine import Engine, ManualDisabled, UnknownInstance
 from controller.listeners.metrics import EngineMetrics
-from controller.protocol.auth import bearer_token
+from controller.protocol.auth import PUBLIC_PATHS, bearer_token
 
 log = logging.getLogger("drainctl.api")
 
@@ -38,20 +38,35 @@ def always_leader() -> bool:
     return True
 
 
+def no_leader_known() -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Api:
     engine: Engine
     is_leader: Callable[[], bool]
     """Whether this controller is the active one; the others answer 503 on `/v1/` routes."""
+    leader_url: Callable[[], str | None] = no_leader_known
+    """Where the active one's API is (from the lease), for a standby's answer to a write."""
+
+
+LEADER_HEADER = "X-Drainctl-Leader"
+"""On a standby's 503 to a write: the leader's advertised API URL (also `leader` in the JSON body)."""
 
 
 _API: web.AppKey[Api] = web.AppKey("api", Api)
 
 
-def build_app(engine: Engine, token: str, *, is_leader: Callable[[], bool] = always_leader) -> web.Application:
-    app = web.Application(middlewares=[bearer_token(token), _leadership, _errors_as_json])
-    app[_API] = Api(engine, is_leader)
+def build_app(
+    engine: Engine, token: str, *, is_leader: Callable[[], bool] = always_leader,
+    leader_url: Callable[[], str | None] = no_leader_known,
+) -> web.Application:
+    public = PUBLIC_PATHS | {"/readyz"}
+    app = web.Application(middlewares=[bearer_token(token, public_paths=public), _leadership, _errors_as_json])
+    app[_API] = Api(engine, is_leader, leader_url)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_post("/v1/drains", _drain)
     app.router.add_post("/v1/events", _event)
@@ -68,9 +83,21 @@ def build_app(engine: Engine, token: str, *, is_leader: Callable[[], bool] = alw
 
 @web.middleware
 async def _leadership(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/v1/") and not request.app[_API].is_leader():
-        return _error(503, "this controller is not the leader; ask the active one", retry_after_s=1)
-    return await handler(request)
+    """A standby answers reads from the shared journal and tells writes where the leader is."""
+    api = request.app[_API]
+    if not request.path.startswith("/v1/") or api.is_leader():
+        return await handler(request)
+    if request.method in ("GET", "HEAD"):
+        api.engine.reload()
+        return await handler(request)
+    return _not_the_leader(api.leader_url())
+
+
+def _not_the_leader(url: str | None) -> web.Response:
+    """503 (retry there, or here in a moment) with the leader's URL in the body and `X-Drainctl-Leader`."""
+    where = f"the leader is at {url}" if url else "no leader is known yet"
+    headers = {"Retry-After": "1", **({LEADER_HEADER: url} if url else {})}
+    return web.json_response({"error": f"not the leader; {where}", "leader": url}, status=503, headers=headers)
 
 
 @web.middleware
@@ -97,6 +124,13 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
 
 async def _healthz(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.StreamResponse:
+    """200 only on the controller that acts, so a VIP or load balancer in front of a pair reaches it."""
+    if request.app[_API].is_leader():
+        return web.json_response({"status": "leader"})
+    return web.json_response({"status": "standby"}, status=503)
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:

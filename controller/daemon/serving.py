@@ -51,7 +51,8 @@ def configure_logging() -> None:
 
 async def _serve(config: ControllerConfig, api: ApiConfig) -> int:
     async with assemble(config) as controller:
-        app = build_app(controller.engine, api.token.get_secret_value(), is_leader=lambda: controller.leading)
+        app = build_app(controller.engine, api.token.get_secret_value(), is_leader=lambda: controller.leading,
+                        leader_url=lambda: controller.leader_url)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:

@@ -366,6 +366,10 @@ class Engine:
             known = ", ".join(sorted(self.inventory)) or "none"
             raise UnknownInstance(f"unknown instance {instance!r} (known: {known})") from None
 
+    def reload(self) -> None:
+        """Take what the journal says now (a standby's reads: the leader writes the shared journal)."""
+        self._reload()
+
     def _reload(self) -> None:
         """Forget the episodes and passes held in memory and resume from the journal."""
         self._reconciler.forget()

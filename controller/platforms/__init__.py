@@ -6,9 +6,9 @@ a package beside these and one entry here; nothing else names it (`controller/ap
 
 from __future__ import annotations
 
-from controller.platforms import azure, gcp, kubernetes, manual, notices
+from controller.platforms import azure, gcp, kubernetes, manual, notices, postgres
 from controller.plugins import Platform
 
 PLATFORMS: tuple[Platform, ...] = (
-    manual.PLATFORM, notices.PLATFORM, gcp.PLATFORM, kubernetes.PLATFORM, azure.PLATFORM,
+    manual.PLATFORM, notices.PLATFORM, gcp.PLATFORM, kubernetes.PLATFORM, azure.PLATFORM, postgres.PLATFORM,
 )

@@ -213,8 +213,10 @@ def test_a_migration_that_cannot_complete_leaves_the_journal_at_its_version(tmp_
 
 def test_a_postgres_url_is_not_taken_for_a_file_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    for location in ("postgresql://db.internal/drainctl", Path("postgresql://db.internal/drainctl")):
-        with pytest.raises(ConfigError, match="this drainctl has no postgresql journal; give a file path"):
+    with pytest.raises(ConfigError, match=r"journal: cannot connect to 'postgresql://db\.invalid/drainctl'"):
+        open_journal("postgresql://db.invalid/drainctl")  # a Postgres journal, whose server is not there
+    for location in ("mysql://db.internal/drainctl", Path("postgresql://db.internal/drainctl")):
+        with pytest.raises(ConfigError, match=r"this drainctl has no (mysql|postgresql) journal; give a file path"):
             open_journal(location)
     assert list(tmp_path.iterdir()) == []
 

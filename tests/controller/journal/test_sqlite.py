@@ -16,8 +16,10 @@ import pytest
 
 from controller.core.errors import ConfigError, InvalidTransition
 from controller.core.models import Drain, EventKind, LifecycleEvent, Phase
+from controller.core.ports import Journal
 from controller.journal.sqlite import SqliteJournal
 from tests.controller.engine.fakes import FakeClock, FakeHost, make_world
+from tests.controller.journal.conftest import OpenStore
 from tests.support.paths import REPO_ROOT
 from tests.support.tasks import async_test
 
@@ -101,15 +103,15 @@ def test_every_acknowledged_write_survives_a_sigkill_mid_stream(
             assert last.phase is drain.phase, "an episode and its journal lines disagree"
 
 
-def test_the_journal_refuses_a_transition_the_state_machine_does_not_allow(tmp_path: Path) -> None:
-    with SqliteJournal(tmp_path / "journal.db") as store:
-        drain = _created(store)
-        with pytest.raises(InvalidTransition, match="pending -> released"):
-            store.record(drain, dataclasses.replace(drain, phase=Phase.RELEASED), step="skip everything")
-        moved = store.record(drain, dataclasses.replace(drain, phase=Phase.DRAINING), step="drain requested")
-        with pytest.raises(InvalidTransition, match="no longer in pending"):
-            store.record(drain, dataclasses.replace(drain, phase=Phase.DRAINING), step="from a stale copy")
-        assert store.latest("A") == moved
+def test_the_journal_refuses_a_transition_the_state_machine_does_not_allow(open_store: OpenStore) -> None:
+    store = open_store()
+    drain = _created(store)
+    with pytest.raises(InvalidTransition, match="pending -> released"):
+        store.record(drain, dataclasses.replace(drain, phase=Phase.RELEASED), step="skip everything")
+    moved = store.record(drain, dataclasses.replace(drain, phase=Phase.DRAINING), step="drain requested")
+    with pytest.raises(InvalidTransition, match="no longer in pending"):
+        store.record(drain, dataclasses.replace(drain, phase=Phase.DRAINING), step="from a stale copy")
+    assert store.latest("A") == moved
 
 
 def test_an_unusable_journal_path_is_a_config_error(tmp_path: Path) -> None:
@@ -131,26 +133,28 @@ def test_the_journal_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
         store.close()
 
 
-def _created(store: SqliteJournal) -> Drain:
+def _created(store: Journal) -> Drain:
     event = LifecycleEvent.create(instance="A", kind=EventKind.TERMINATE, not_after=100.0, source="local")
     draft = Drain(id=0, instance="A", pool="web", source="local", kind=event.kind, event_id=event.id,
                   not_after=100.0, rate_per_s=1.0, drain_deadline_s=1.0, needs_release=True)
     return store.create(draft, event=event, at=0.0, step="event accepted")
 
 
-def test_the_outbox_gives_every_line_after_a_seq_once_in_order_even_while_lines_are_written(tmp_path: Path) -> None:
-    with SqliteJournal(tmp_path / "journal.db") as store:
-        drain = _created(store)
-        delivered: list[int] = []
-        for phase in (Phase.DRAINING, Phase.VERIFYING, Phase.DRAINED):  # a listener reads pages of 2 meanwhile
-            drain = store.record(drain, dataclasses.replace(drain, phase=phase), step=f"to {phase}")
-            page = store.transitions(after_seq=delivered[-1] if delivered else 0, limit=2)
-            delivered.extend(line.seq for line in page)
-        while page := store.transitions(after_seq=delivered[-1], limit=2):
-            delivered.extend(line.seq for line in page)
-        written = [line.seq for line in store.transitions(drain_id=drain.id)]
-        assert delivered == written == sorted(set(written)) and len(written) == 4
-        tail = store.transitions(drain_id=drain.id, after_seq=written[1])
-        assert [t.step for t in tail] == ["to verifying", "to drained"]
-        assert store.transitions(after_seq=written[-1]) == []
-        assert [t.seq for t in store.transitions(limit=2)] == written[-2:], "without after_seq: the most recent"
+def test_the_outbox_gives_every_line_after_a_seq_once_in_order_even_while_lines_are_written(
+    open_store: OpenStore,
+) -> None:
+    store = open_store()
+    drain = _created(store)
+    delivered: list[int] = []
+    for phase in (Phase.DRAINING, Phase.VERIFYING, Phase.DRAINED):  # a listener reads pages of 2 meanwhile
+        drain = store.record(drain, dataclasses.replace(drain, phase=phase), step=f"to {phase}")
+        page = store.transitions(after_seq=delivered[-1] if delivered else 0, limit=2)
+        delivered.extend(line.seq for line in page)
+    while page := store.transitions(after_seq=delivered[-1], limit=2):
+        delivered.extend(line.seq for line in page)
+    written = [line.seq for line in store.transitions(drain_id=drain.id)]
+    assert delivered == written == sorted(set(written)) and len(written) == 4
+    tail = store.transitions(drain_id=drain.id, after_seq=written[1])
+    assert [t.step for t in tail] == ["to verifying", "to drained"]
+    assert store.transitions(after_seq=written[-1]) == []
+    assert [t.seq for t in store.transitions(limit=2)] == written[-2:], "without after_seq: the most recent"
