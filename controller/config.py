@@ -13,9 +13,10 @@ so they never show up in a repr or a log line.
     disruption: {default_max_draining: 1, pools: {web: {max_draining: 2}}}
     instances:
       A: {pool: web, agent_url: http://10.0.0.5:9100, agent_token_file: /etc/drainctl/agent.token}
-    agents: {timeout_s: 3.0}
-    api: {listen: 127.0.0.1:9300, token_file: /etc/drainctl/api.token}
-    sources: {local: {enabled: true, poll_interval_s: 1.0}, manual: {enabled: true}}
+    agents: {timeout_s: 3.0, max_in_flight: 64, token_file: /etc/drainctl/agent.token}  # one shared client
+    api: {listen: 127.0.0.1:9300, token_file: /etc/drainctl/api.token,
+          push_token_file: /etc/drainctl/push.token}      # agents push notices with this one (docs/agent.md)
+    sources: {local: {enabled: true, poll_interval_s: 30.0, max_in_flight: 16}, manual: {enabled: true}}
     # sources.kubernetes: {enabled: true, namespace: api, label_selector: app=api, agent_port: 9100,
     #                      agent_token_file: /etc/drainctl/agent.token, hold: finalizer}
     # leader: {kind: lease, namespace: api, name: drainctl, lease_duration_s: 15, renew_s: 2}
@@ -119,11 +120,25 @@ class InstanceConfig(Frozen):
 class AgentsConfig(Frozen):
     timeout_s: Seconds = 3.0
     """Per agent request. Longer than the agent's own app timeout, so a stopped app shows as the agent's 504."""
+    max_in_flight: int = Field(default=64, ge=1, le=10_000)
+    """Requests to agents on the wire at once, whoever sends them (one shared client: hosts/pooling.py)."""
+    max_keepalive: int = Field(default=64, ge=0, le=10_000)
+    """Idle connections to agents kept open for their next request."""
+    keepalive_s: Seconds = 30.0
+    """How long an idle connection is kept."""
+    token: TokenFile | None = Field(default=None, alias="token_file")
+    """The agents' token of instances the controller learns from their pushes (not in `instances:`); without
+    it a push from an unknown instance is refused (the controller could not call it back)."""
+    learned_pool: str = Field(default="default", min_length=1)
+    """The pool of a learned instance whose push names none."""
 
 
 class ApiConfig(Frozen):
     listen: HostPortField = HostPort("127.0.0.1", 9300)
     token: TokenFile = Field(alias="token_file")
+    push_token: TokenFile | None = Field(default=None, alias="push_token_file")
+    """The token agents push notices with (`POST /v1/pushes` only; never drains, resets or reads). None: the
+    push route is off."""
 
 
 if TYPE_CHECKING:

@@ -29,6 +29,7 @@ from controller.core.inventory import Inventory
 from controller.core.ports import Hosts, LeaderElector, Releaser, Source, Work
 from controller.core.source_metrics import SourceMetrics
 from controller.hosts.client import AgentClient
+from controller.hosts.pooling import AgentPool
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,14 @@ class Context:
     static: frozenset[str]
     """Instances listed under `instances:`; the config wins over a platform's discovery for these names."""
     agents: Mapping[str, AgentClient]
-    """The agents of the static instances, by instance."""
+    """The agents of the static instances and of those learned from their pushes, by instance."""
     agent_timeout_s: float
     budget: Budget
     source_metrics: SourceMetrics
     leader: BaseModel | None
     """The `leader:` section; the platform whose `leader` kind it is builds the elector."""
+    agent_pool: AgentPool | None = None
+    """The process's one HTTP client for agents: pass it to every `AgentClient` a platform makes."""
 
 
 @dataclass(frozen=True)
