@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiohttp import web
 
 from bench.procstat import measure
@@ -86,7 +87,7 @@ def _config(workdir: Path, urls: dict[str, str], api_port: int) -> Path:
     token = workdir / "agent.token"
     for path, text in ((token, TOKEN), (workdir / "push.token", PUSH), (workdir / "api.token", API)):
         path.write_text(text)
-    instances = {name: {"pool": name.split("-")[0], "agent_url": url, "agent_token_file": str(token)}
+    instances = {name: {"pool": name.rsplit("-vm-", 1)[0], "agent_url": url, "agent_token_file": str(token)}
                  for name, url in urls.items()}
     config = {
         "journal": str(workdir / "journal.sqlite"),
@@ -142,8 +143,16 @@ def _push(agents: Agents, pusher: Pusher, name: str, notice_id: str, not_after: 
     return pusher.push(notice)
 
 
+_TRANSPORT: list[httpx.AsyncHTTPTransport] = []
+
+
 def _pusher(api: str, name: str, base: str) -> Pusher:
-    return Pusher([api], PUSH, instance=name, agent_url=base, clock=SystemClock(), timeout_s=10)
+    """A real agent's pusher; all share one transport (a client each would load the CA bundle 1,000 times in
+    this process, which also serves the fake agents, and starve them)."""
+    if not _TRANSPORT:
+        _TRANSPORT.append(httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200)))
+    return Pusher([api], PUSH, instance=name, agent_url=base, clock=SystemClock(), timeout_s=10,
+                  transport=_TRANSPORT[0])
 
 
 async def _latency(agents: Agents, api: str, names: list[str], urls: dict[str, str]) -> dict[str, float]:
@@ -156,7 +165,6 @@ async def _latency(agents: Agents, api: str, names: list[str], urls: dict[str, s
             agents.drained.clear()
             await agents.drained.wait()
         samples.append((agents.drains[name] - started) * 1000)
-        await pusher.aclose()
     return {"samples": len(samples), "p50_ms": round(nearest_rank(samples, 50) or 0, 1),
             "p99_ms": round(nearest_rank(samples, 99) or 0, 1), "max_ms": round(max(samples), 1)}
 
@@ -171,8 +179,6 @@ async def _storm(agents: Agents, api: str, names: list[str], urls: dict[str, str
         if time.monotonic() - started > 330:
             break
         await asyncio.sleep(0.2)
-    for pusher in pushers.values():
-        await pusher.aclose()
     late = [n for n in names if n not in agents.releases or agents.releases[n] - started > deadlines[n]]
     return {"notices": len(names), "all_pushed_s": round(pushed_s, 2),
             "all_released_s": round(max(agents.releases.get(n, float("inf")) for n in names) - started, 1),
