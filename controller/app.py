@@ -30,6 +30,8 @@ from controller.engine.verifying import Verifier
 from controller.hosts.discovering import Awaiting
 from controller.hosts.fleet import Fleet
 from controller.hosts.inventory import AgentHosts, HostsChain
+from controller.hosts.learning import KnownAgents
+from controller.hosts.pooling import AgentPool
 from controller.journal import open_journal
 from controller.listeners.leadership import LeaderMetrics
 from controller.listeners.metrics import EngineMetrics
@@ -48,6 +50,8 @@ class Assembly:
     """With a `leader:` section, only the leader runs the engine and the leader-only runnables."""
     runnables: tuple[Runnable, ...] = ()
     """The platforms' loops beside the engine (e.g. the Kubernetes finalizer hold)."""
+    agents: KnownAgents | None = None
+    """Every agent reachable by name (static and learned from pushes): what the push route learns into."""
 
     @property
     def leader_url(self) -> str | None:
@@ -104,7 +108,9 @@ async def assemble(
         stack.callback(journal.close)
         targets = {name: (spec.agent_url, spec.agent_token.get_secret_value())
                    for name, spec in config.instances.items()}
-        hosts = AgentHosts(targets, timeout_s=config.agents.timeout_s)
+        pool = _agent_pool(config)
+        stack.push_async_callback(pool.aclose)
+        hosts = AgentHosts(targets, timeout_s=config.agents.timeout_s, pool=pool)
         stack.push_async_callback(hosts.aclose)
         gauge = None
         if config.prometheus is not None:
@@ -113,18 +119,20 @@ async def assemble(
             gauge = PrometheusGauge(prometheus, config.prometheus)
         metrics = EngineMetrics(registry)
         inventory = Inventory({name: spec.pool for name, spec in config.instances.items()})
-        fleet = Fleet(inventory, hosts.clients(), timeout_s=config.agents.timeout_s, registry=metrics.registry)
+        fleet = Fleet(inventory, hosts.clients(), timeout_s=config.agents.timeout_s, registry=metrics.registry,
+                      pool=pool)
         stack.push_async_callback(fleet.aclose)
+        agents = _known_agents(config, fleet, inventory, pool)
         context = Context(
-            inventory=inventory, static=frozenset(config.instances), agents=fleet,
+            inventory=inventory, static=frozenset(config.instances), agents=agents,
             agent_timeout_s=config.agents.timeout_s, budget=config.budget,
             source_metrics=SourceMetrics(metrics.registry), leader=config.leader, fleet=fleet,
-            journal=journal,
+            journal=journal, agent_pool=pool,
         )
         parts = _connect(config, context, stack)
         engine = Engine(
             store=journal,
-            hosts=HostsChain(hosts, fleet, *(p.hosts for p in parts if p.hosts is not None)),
+            hosts=HostsChain(hosts, fleet, agents, *(p.hosts for p in parts if p.hosts is not None)),
             verifier=Verifier(gauge),
             releasers=_releasers(parts),
             inventory=inventory,
@@ -142,8 +150,22 @@ async def assemble(
         yield Assembly(
             engine=engine, sources=[Awaiting(s, fleet) if fleet.discoveries else s for p in parts for s in p.sources],
             hosts=hosts, metrics=metrics,
-            leader=leader, runnables=tuple(r for p in parts for r in p.runnables),
+            leader=leader, runnables=tuple(r for p in parts for r in p.runnables), agents=agents,
         )
+
+
+def _agent_pool(config: ControllerConfig) -> AgentPool:
+    """The one HTTP client of every agent call (`agents:`): CA bundle loaded once, bounded in flight."""
+    agents = config.agents
+    return AgentPool(max_in_flight=agents.max_in_flight, max_keepalive=agents.max_keepalive,
+                     keepalive_s=agents.keepalive_s)
+
+
+def _known_agents(config: ControllerConfig, fleet: Fleet, inventory: Inventory, pool: AgentPool) -> KnownAgents:
+    """The agents learned from pushes, beside the fleet's (static and discovered): a push never moves one
+    the fleet knows."""
+    token = config.agents.token.get_secret_value() if config.agents.token is not None else None
+    return KnownAgents(fleet, inventory, pool, token=token, timeout_s=config.agents.timeout_s)
 
 
 def _connect(config: ControllerConfig, context: Context, stack: AsyncExitStack) -> list[Parts]:

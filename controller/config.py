@@ -13,9 +13,10 @@ so they never show up in a repr or a log line.
     disruption: {default_max_draining: 1, pools: {web: {max_draining: 2}}}
     instances:
       A: {pool: web, agent_url: http://10.0.0.5:9100, agent_token_file: /etc/drainctl/agent.token}
-    agents: {timeout_s: 3.0}
-    api: {listen: 127.0.0.1:9300, token_file: /etc/drainctl/api.token}
-    sources: {local: {enabled: true, poll_interval_s: 1.0}, manual: {enabled: true}}
+    agents: {timeout_s: 3.0, max_in_flight: 64, token_file: /etc/drainctl/agent.token}  # one shared client
+    api: {listen: 127.0.0.1:9300, token_file: /etc/drainctl/api.token,
+          push_token_file: /etc/drainctl/push.token}      # agents push notices with this one (docs/agent.md)
+    sources: {local: {enabled: true, poll_interval_s: 30.0, max_in_flight: 16}, manual: {enabled: true}}
     # sources.kubernetes: {enabled: true, namespace: api, label_selector: app=api, agent_port: 9100,
     #                      agent_token_file: /etc/drainctl/agent.token, hold: finalizer}
     # leader: {kind: lease, namespace: api, name: drainctl, lease_duration_s: 15, renew_s: 2}
@@ -64,10 +65,12 @@ def _budget(value: Any) -> Budget:
 
 
 def _leader_kind(value: Any, *, default: str) -> str | None:
-    """The `leader:` section's `kind`; without one, the first platform's kind (a Lease, as before there were two)."""
+    """The `leader:` section's union tag: its `kind`, or without one the first platform's kind (a Lease, as
+    before there were two). Tags are `kind:<kind>`, not identifiers, so error paths read `leader: ...`."""
     if isinstance(value, dict):
-        return str(value.get("kind", default))
-    return getattr(value, "kind", None)
+        return f"kind:{value.get('kind', default)}"
+    kind = getattr(value, "kind", None)
+    return None if kind is None else f"kind:{kind}"
 
 
 def _journal_location(value: Any) -> Path | str:
@@ -140,11 +143,25 @@ class InstanceConfig(Frozen):
 class AgentsConfig(Frozen):
     timeout_s: Seconds = 3.0
     """Per agent request. Longer than the agent's own app timeout, so a stopped app shows as the agent's 504."""
+    max_in_flight: int = Field(default=64, ge=1, le=10_000)
+    """Requests to agents on the wire at once, whoever sends them (one shared client: hosts/pooling.py)."""
+    max_keepalive: int = Field(default=64, ge=0, le=10_000)
+    """Idle connections to agents kept open for their next request."""
+    keepalive_s: Seconds = 30.0
+    """How long an idle connection is kept."""
+    token: TokenFile | None = Field(default=None, alias="token_file")
+    """The agents' token of instances the controller learns from their pushes (not in `instances:`); without
+    it a push from an unknown instance is refused (the controller could not call it back)."""
+    learned_pool: str = Field(default="default", min_length=1)
+    """The pool of a learned instance whose push names none."""
 
 
 class ApiConfig(Frozen):
     listen: HostPortField = HostPort("127.0.0.1", 9300)
     token: TokenFile = Field(alias="token_file")
+    push_token: TokenFile | None = Field(default=None, alias="push_token_file")
+    """The token agents push notices with (`POST /v1/pushes` only; never drains, resets or reads). None: the
+    push route is off."""
 
 
 if TYPE_CHECKING:
@@ -157,9 +174,12 @@ else:
     """One section per platform (`controller/platforms/__init__.py`), each defaulting to off."""
     _LEADERS = tuple(p.leader for p in PLATFORMS if p.leader is not None)
     _KINDS = tuple(str(model.model_fields["kind"].default) for model in _LEADERS)
-    _TAGGED = tuple(Annotated[model, Tag(kind)] for model, kind in zip(_LEADERS, _KINDS, strict=True))
+    _TAGGED = tuple(Annotated[model, Tag(f"kind:{kind}")] for model, kind in zip(_LEADERS, _KINDS, strict=True))
     LeaderConfig = _LEADERS[0] if len(_LEADERS) == 1 else Annotated[
-        Union[_TAGGED], Discriminator(lambda value: _leader_kind(value, default=_KINDS[0]))  # noqa: UP007
+        Union[_TAGGED], Discriminator(  # noqa: UP007
+            lambda value: _leader_kind(value, default=_KINDS[0]), custom_error_type="leader_kind",
+            custom_error_message=f"kind must be one of {', '.join(_KINDS)}",
+        )
     ]
     """The `leader:` section: the kinds of leader election the platforms offer, told apart by `kind`."""
 

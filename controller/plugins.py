@@ -30,6 +30,7 @@ from controller.core.ports import Hosts, Journal, LeaderElector, Releaser, Sourc
 from controller.core.source_metrics import SourceMetrics
 from controller.hosts.client import AgentClient
 from controller.hosts.fleet import Fleet
+from controller.hosts.pooling import AgentPool
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Context:
     static: frozenset[str]
     """Instances listed under `instances:`; the config wins over a platform's discovery for these names."""
     agents: Mapping[str, AgentClient]
-    """The agents of the static instances, by instance."""
+    """The agents of the static instances and of those learned from their pushes, by instance."""
     agent_timeout_s: float
     budget: Budget
     source_metrics: SourceMetrics
@@ -62,6 +63,8 @@ class Context:
     (`controller/hosts/discovering.py`) feeds it; `agents` is this fleet when the composition root built it."""
     journal: Journal | None = None
     """The journal the engine writes (an elector that fences its writes needs it)."""
+    agent_pool: AgentPool | None = None
+    """The process's one HTTP client for agents: pass it to every `AgentClient` a platform makes."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from controller.core.budget import Budget
 from controller.core.errors import ConfigError
@@ -112,6 +121,22 @@ class GcpPlatform(_Frozen):
 Platform = Annotated[LocalPlatform | AzurePlatform | GcpPlatform, Field(discriminator="kind")]
 
 
+class PushConfig(_Frozen):
+    """How the agent pushes each new notice to the controllers (`controllers:`; controller/agent/pushing.py)."""
+
+    token_file: Path
+    """File holding the push token (the controller's `api.push_token_file`): it reports notices, nothing else."""
+    advertise_url: HttpUrl | None = None
+    """Where the controller reaches this agent's API; None: http://<listen> (refused for a wildcard host)."""
+    pool: Annotated[str, Field(min_length=1)] | None = None
+    """This instance's pool, for a controller that learns the instance from the push."""
+    timeout_s: PositiveSeconds = 2.0
+    """Per push request."""
+    retry_initial_s: PositiveSeconds = 0.5
+    retry_max_s: PositiveSeconds = 10.0
+    """Backoff between rounds over the controllers, doubling up to this (at least what Retry-After asks)."""
+
+
 class HoldConfig(_Frozen):
     """The guest's shutdown hold (`drainctl agent hold`, `POST /v1/shutdown-hold`)."""
 
@@ -145,6 +170,27 @@ class AgentConfig(_Frozen):
     hold: HoldConfig = HoldConfig()
     state_file: Path | None = Field(default_factory=_default_state_file)
     """The notices, kept across restarts; default $STATE_DIRECTORY/agent-notices.json under systemd, else none."""
+    controllers: tuple[HttpUrl, ...] = ()
+    """The controllers' API base URLs (both of an HA pair, or one VIP) each new notice is pushed to; empty: no
+    pushes (the controller's poll still finds the notices)."""
+    push: PushConfig | None = None
+    """Required with `controllers`."""
+
+    @model_validator(mode="after")
+    def _push_needs_a_token(self) -> AgentConfig:
+        if self.controllers and self.push is None:
+            raise ValueError("controllers: needs push: {token_file: ...} (the controller's push token)")
+        wildcard = self.listen.host in ("", "0.0.0.0", "::")
+        if self.controllers and self.push is not None and self.push.advertise_url is None and wildcard:
+            raise ValueError("push.advertise_url: required when listen is a wildcard address")
+        return self
+
+    @property
+    def advertise_url(self) -> str:
+        """Where the controller calls this agent back."""
+        if self.push is not None and self.push.advertise_url is not None:
+            return self.push.advertise_url
+        return f"http://{self.listen}"
 
     @field_validator("listen")
     @classmethod
@@ -171,6 +217,8 @@ class AgentSettings:
     """Bearer token the agent's own API requires."""
     app_token: str = field(repr=False)
     """Bearer token for the app's drain hook."""
+    push_token: str | None = field(default=None, repr=False)
+    """Bearer token of the pushes to the controllers (None: no `push:` section)."""
 
 
 def load_settings(path: Path) -> AgentSettings:
@@ -180,6 +228,8 @@ def load_settings(path: Path) -> AgentSettings:
         config=config,
         token=read_token(config.token_file, where=f"{path}: token_file"),
         app_token=read_token(config.app.token_file, where=f"{path}: app.token_file"),
+        push_token=None if config.push is None else read_token(config.push.token_file,
+                                                               where=f"{path}: push.token_file"),
     )
 
 

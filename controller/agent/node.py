@@ -37,8 +37,18 @@ class DrainHook(Protocol):
     async def aclose(self) -> None: ...
 
 
+class NoticePusher(Protocol):
+    """Tells the controller about a new notice at once (`pushing.Pusher`)."""
+
+    agent_url: str
+
+    async def push(self, notice: Notice) -> object: ...
+
+    async def aclose(self) -> None: ...
+
+
 class NodeAgent:
-    """Drain, count, reset and notices for one host; starts a fallback for each new notice."""
+    """Drain, count, reset and notices for one host; starts a fallback (and a push) for each new notice."""
 
     def __init__(
         self,
@@ -49,7 +59,10 @@ class NodeAgent:
         metrics: AgentMetrics,
         fallback: FallbackConfig,
         clock: Clock,
+        pusher: NoticePusher | None = None,
     ) -> None:
+        """`pusher`: pushes each new notice to the controllers; None: they find it by polling."""
+        self.pusher = pusher
         self.sockets = sockets
         self.book = book
         self.metrics = metrics
@@ -102,6 +115,7 @@ class NodeAgent:
         if drained_at_s is not None and drained_at_s >= notice.seen_at - self._fallback.grace_s:
             notice.start_drain("controller", at=drained_at_s)
             self.book.save()
+        self._push(notice)
         if self._fallback.enabled:
             self._spawn(self._run_fallback(notice))
         return notice, True
@@ -112,6 +126,7 @@ class NodeAgent:
         for notice in reopened:
             log.info("notice %s (%s) restored, not_after in %.1f s", notice.id, notice.kind,
                      notice.not_after - self._clock.now())
+            self._push(notice)
             if self._fallback.enabled:
                 self._spawn(self._run_fallback(notice))
         return reopened
@@ -132,6 +147,18 @@ class NodeAgent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._hook.aclose()
+        if self.pusher is not None:
+            await self.pusher.aclose()
+
+    def _push(self, notice: Notice) -> None:
+        pusher = self.pusher
+        if pusher is None:
+            return
+
+        async def push() -> None:
+            await pusher.push(notice)
+
+        self._spawn(push())
 
     async def _run_fallback(self, notice: Notice) -> None:
         try:

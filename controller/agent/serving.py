@@ -25,6 +25,7 @@ from controller.agent.keeping import NoticeFile
 from controller.agent.metrics import AgentMetrics
 from controller.agent.node import NodeAgent
 from controller.agent.notices import LocalRelease, NoticeBook, PlatformRelease
+from controller.agent.pushing import Pusher
 from controller.agent.routes import build_app
 from controller.agent.sockets import ServiceSockets
 from controller.agent.watchers import azure as azure_events
@@ -57,7 +58,18 @@ def build_agent(settings: AgentSettings) -> NodeAgent:
         metrics=AgentMetrics(config.service_port),
         fallback=config.fallback,
         clock=clock,
+        pusher=_pusher(settings, clock),
     )
+
+
+def _pusher(settings: AgentSettings, clock: SystemClock) -> Pusher | None:
+    """Pushes to `controllers:` with the push token; None without controllers."""
+    config, push = settings.config, settings.config.push
+    if not config.controllers or push is None or settings.push_token is None:
+        return None
+    return Pusher(config.controllers, settings.push_token, instance=config.instance,
+                  agent_url=config.advertise_url, clock=clock, pool=push.pool, timeout_s=push.timeout_s,
+                  retry_initial_s=push.retry_initial_s, retry_max_s=push.retry_max_s)
 
 
 def watch_platform(agent: NodeAgent, settings: AgentSettings) -> None:
@@ -97,14 +109,16 @@ async def _serve(settings: AgentSettings) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        await _listen(runner, config.listen_host, config.listen_port)
+        shown = await _listen(runner, config.listen_host, config.listen_port)
+        if agent.pusher is not None and config.push is not None and config.push.advertise_url is None:
+            agent.pusher.agent_url = f"http://{shown}"  # the bound port, when listen asked for port 0
         await _until_signalled()
     finally:
         await runner.cleanup()
         await agent.aclose()
 
 
-async def _listen(runner: web.AppRunner, host: str, port: int) -> None:
+async def _listen(runner: web.AppRunner, host: str, port: int) -> str:
     try:
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
@@ -113,6 +127,7 @@ async def _listen(runner: web.AppRunner, host: str, port: int) -> None:
     shown = f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
     print(json.dumps({"event": "ready", "listen": shown, "pid": os.getpid()}), flush=True)
     log.info("agent listening on %s", shown)
+    return shown
 
 
 async def _until_signalled() -> None:

@@ -19,12 +19,14 @@ from pydantic import BaseModel, ValidationError
 
 from controller.api import shapes
 from controller.api.bodies import DrainRequest, EventRequest
+from controller.api.pushes import Pushes
 from controller.core.errors import DrainctlError, TemporaryError
 from controller.core.models import Drain, Phase
 from controller.core.notices import notice_event
 from controller.engine import Engine, ManualDisabled, UnknownInstance
 from controller.listeners.metrics import EngineMetrics
 from controller.protocol.auth import PUBLIC_PATHS, bearer_token
+from controller.protocol.pushes import PUSHES
 
 log = logging.getLogger("drainctl.api")
 
@@ -60,11 +62,17 @@ _API: web.AppKey[Api] = web.AppKey("api", Api)
 
 def build_app(
     engine: Engine, token: str, *, is_leader: Callable[[], bool] = always_leader,
-    leader_url: Callable[[], str | None] = no_leader_known,
+    leader_url: Callable[[], str | None] = no_leader_known, pushes: Pushes | None = None,
 ) -> web.Application:
+    """`pushes`: the agents' push route and its token (`api.push_token_file`); None: no push route."""
     public = PUBLIC_PATHS | {"/readyz"}
-    app = web.Application(middlewares=[bearer_token(token, public_paths=public), _leadership, _errors_as_json])
+    scoped = {PUSHES: pushes.token} if pushes is not None else None
+    app = web.Application(
+        middlewares=[bearer_token(token, public_paths=public, scoped=scoped), _leadership, _errors_as_json]
+    )
     app[_API] = Api(engine, is_leader, leader_url)
+    if pushes is not None:
+        pushes.route(app)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)

@@ -32,3 +32,11 @@ class Inventory(MutableMapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._pools)
+
+    def learn(self, instance: str, pool: str) -> bool:
+        """Add an instance nobody listed yet (an agent's push named it); an entry already there wins.
+        Whether it was new."""
+        if instance in self._pools:
+            return False
+        self._pools[instance] = pool
+        return True

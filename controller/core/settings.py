@@ -114,6 +114,10 @@ class EngineConfig(Frozen):
     retry_max_s: Seconds = 5.0
 
 
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML was built with it (a 10,000-instance controller.yaml: ~10x faster)."""
+
+
 def load_yaml(path: Path) -> Any:
     """A config file's YAML; one `ConfigError` line naming the file (and the line) when it cannot be used."""
     try:
@@ -121,7 +125,7 @@ def load_yaml(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SAFE_LOADER)  # a safe loader: libyaml's when built with it
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -25,6 +25,7 @@ import sys
 from aiohttp import web
 
 from controller.api import build_app
+from controller.api.pushes import Pushes
 from controller.app import Assembly, assemble
 from controller.config import ApiConfig, ControllerConfig
 from controller.core.errors import ConfigError
@@ -52,7 +53,8 @@ def configure_logging() -> None:
 async def _serve(config: ControllerConfig, api: ApiConfig) -> int:
     async with assemble(config) as controller:
         app = build_app(controller.engine, api.token.get_secret_value(), is_leader=lambda: controller.leading,
-                        leader_url=lambda: controller.leader_url)
+                        leader_url=lambda: controller.leader_url,
+                        pushes=_pushes(config, api, controller))
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
@@ -64,6 +66,14 @@ async def _serve(config: ControllerConfig, api: ApiConfig) -> int:
             return await _run_until(stop, controller)
         finally:
             await runner.cleanup()
+
+
+def _pushes(config: ControllerConfig, api: ApiConfig, controller: Assembly) -> Pushes | None:
+    """The agents' push route, when `api.push_token_file` is set."""
+    if api.push_token is None or controller.agents is None:
+        return None
+    return Pushes(api.push_token.get_secret_value(), controller.engine, controller.agents,
+                  learned_pool=config.agents.learned_pool)
 
 
 async def _run_until(stop: asyncio.Event, controller: Assembly) -> int:

@@ -24,7 +24,8 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from controller.core.errors import PermanentError, TemporaryError
-from controller.core.http import HttpErrors, WithStatus, async_client, bearer
+from controller.core.http import HttpErrors, WithStatus, bearer
+from controller.hosts.pooling import AgentPool
 from controller.protocol import agent as wire
 from controller.protocol.agent import Notice
 
@@ -56,16 +57,22 @@ class AgentError(WithStatus, PermanentError):
 
 
 class AgentClient:
-    """One agent, one connection pool. The token is sent on every call and never logged."""
+    """One agent, reached through the shared `AgentPool`. The token is sent on every call and never logged."""
 
     def __init__(
-        self, base_url: str, token: str, *, timeout_s: float = 3.0, transport: httpx.AsyncBaseTransport | None = None
+        self, base_url: str, token: str, *, timeout_s: float = 3.0, transport: httpx.AsyncBaseTransport | None = None,
+        pool: AgentPool | None = None,
     ) -> None:
-        """`transport`: for unit tests of the client's own parsing (httpx.MockTransport); None: the network."""
-        self._http = async_client(base_url=base_url, headers=bearer(token), timeout=timeout_s, transport=transport,
-                                  trust_env=True)
+        """`pool`: the process's shared pool (the composition root's); None: a pool of its own, closed by
+        `aclose` (a test's, a one-off caller's). `transport`: for unit tests of the client's own parsing
+        (httpx.MockTransport) when it has its own pool; None: the network."""
+        self._own_pool = pool is None
+        self._pool = pool if pool is not None else AgentPool(max_in_flight=16, max_keepalive=4, transport=transport)
+        self._base_url = base_url.rstrip("/")
+        self._headers = bearer(token)
+        self._timeout_s = timeout_s
         self._errors = HttpErrors(
-            f"agent {self._http.base_url}", timeout=AgentTimeout, unreachable=AgentUnreachable,
+            f"agent {self._base_url}/", timeout=AgentTimeout, unreachable=AgentUnreachable,
             unavailable=AgentUnavailable, credentials=AgentUnauthorized, refused=AgentError, reason=_reason,
             timeout_text="{where}: no answer to {what}", unreachable_text="{where} unreachable: {why}",
             credentials_text="agent refused the token ({what}: {status})",
@@ -100,14 +107,21 @@ class AgentClient:
         """Tell the agent the host may go: the platform proceeds with the notice."""
         await self._call("POST", wire.release_path(notice_id), Notice)
 
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        """Close its own pool; a shared pool is closed by its owner."""
+        if self._own_pool:
+            await self._pool.aclose()
 
     async def _call(self, method: str, path: str, answer: type[Answer], *, body: BaseModel | None = None) -> Answer:
         what = f"{method} {path}"
         json = None if body is None else body.model_dump(mode="json")
         try:
-            response = await self._http.request(method, path, json=json)
+            response = await self._pool.request(method, self._base_url + path, json=json, headers=self._headers,
+                                                timeout_s=self._timeout_s)
         except httpx.TransportError as exc:
             raise self._errors.from_transport(exc, what) from exc
         return _parsed(self._checked(response, what), answer, what)

@@ -26,6 +26,7 @@ from controller.core.inventory import Inventory
 from controller.core.members import Member
 from controller.core.ports import UnknownHost
 from controller.hosts.client import AgentClient
+from controller.hosts.pooling import AgentPool
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,10 @@ class Fleet(Mapping[str, AgentClient]):
         timeout_s: float,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.time,
+        pool: AgentPool | None = None,
     ) -> None:
         self.inventory = inventory
+        self._pool = pool
         self._static = static
         self._timeout_s = timeout_s
         self._clock = clock
@@ -129,7 +132,8 @@ class Fleet(Mapping[str, AgentClient]):
             raise UnknownHost(f"{instance}: not discovered by any platform")
         if entry.client is None:
             member = entry.member
-            entry.client = AgentClient(member.agent_url, member.agent_token, timeout_s=self._timeout_s)
+            entry.client = AgentClient(member.agent_url, member.agent_token, timeout_s=self._timeout_s,
+                                       pool=self._pool)
         return entry.client
 
     def __getitem__(self, instance: str) -> AgentClient:

@@ -11,15 +11,22 @@ from collections.abc import Mapping
 
 from controller.core.ports import HostActions, Hosts, UnknownHost
 from controller.hosts.client import AgentClient
+from controller.hosts.pooling import AgentPool
 
 
 class AgentHosts:
-    """The static inventory's hosts, reached through their node agents (one connection pool each)."""
+    """The static inventory's hosts, reached through their node agents (through one shared pool)."""
 
-    def __init__(self, targets: Mapping[str, tuple[str, str]], *, timeout_s: float) -> None:
-        """`targets`: instance -> (its agent's base URL, the agent's bearer token)."""
+    def __init__(
+        self, targets: Mapping[str, tuple[str, str]], *, timeout_s: float, pool: AgentPool | None = None
+    ) -> None:
+        """`targets`: instance -> (its agent's base URL, the agent's bearer token). `pool`: the shared one (the
+        composition root's, which closes it); None: one of its own, closed by `aclose`."""
+        self._pool = pool if pool is not None else AgentPool()
+        self._own_pool = pool is None
         self._clients = {
-            name: AgentClient(url, token, timeout_s=timeout_s) for name, (url, token) in targets.items()
+            name: AgentClient(url, token, timeout_s=timeout_s, pool=self._pool)
+            for name, (url, token) in targets.items()
         }
 
     def host(self, instance: str) -> AgentClient:
@@ -32,8 +39,8 @@ class AgentHosts:
         return self._clients
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
+        if self._own_pool:
+            await self._pool.aclose()
 
 
 class HostsChain:

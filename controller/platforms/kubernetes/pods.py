@@ -19,6 +19,7 @@ from controller.core.errors import TemporaryError
 from controller.core.models import Drain
 from controller.core.ports import UnknownHost
 from controller.hosts.client import AgentClient, AgentError
+from controller.hosts.pooling import AgentPool
 from controller.platforms.kubernetes.api import Pod
 from controller.platforms.kubernetes.directory import PodDirectory
 
@@ -32,7 +33,11 @@ class PodsNotListed(TemporaryError):
 class PodHosts:
     """One agent client per pod (and pod IP); clients of pods that are gone are closed."""
 
-    def __init__(self, pods: PodDirectory, *, agent_port: int, token: str, timeout_s: float) -> None:
+    def __init__(
+        self, pods: PodDirectory, *, agent_port: int, token: str, timeout_s: float, pool: AgentPool | None = None
+    ) -> None:
+        """`pool`: the process's shared agent client (each client its own pool when None)."""
+        self._pool = pool
         self._pods = pods
         self._port = agent_port
         self._token = token
@@ -51,7 +56,7 @@ class PodHosts:
         known = self._clients.get(instance)
         if known is not None and known[0] == pod.ip:
             return known[1]
-        client = AgentClient(agent_url(pod.ip, self._port), self._token, timeout_s=self._timeout_s)
+        client = AgentClient(agent_url(pod.ip, self._port), self._token, timeout_s=self._timeout_s, pool=self._pool)
         self._clients[instance] = (pod.ip, client)
         if known is not None:
             self._close_later(known[1])

@@ -16,7 +16,9 @@ from controller.plugins import Context, Parts, Platform
 
 
 def connect(settings: LocalSourceConfig, context: Context) -> Parts:
-    sources = (LocalSource(context.agents, poll_interval_s=settings.poll_interval_s),) if settings.enabled else ()
+    source = LocalSource(context.agents, poll_interval_s=settings.poll_interval_s,
+                         max_in_flight=settings.max_in_flight)
+    sources = (source,) if settings.enabled else ()
     return Parts(sources=sources, releasers={SOURCE: AgentNoticeRelease(context.agents)})
 
 

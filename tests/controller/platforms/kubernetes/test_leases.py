@@ -284,7 +284,11 @@ def test_of_two_drainctl_run_replicas_only_the_holder_acts_and_the_other_takes_o
         wait_for(lambda: holder(fake) == "one", timeout_s=60, what="replica one to hold the lease")
         _two, two_api = replica("two")
         headers = {"Authorization": "Bearer controller-api-token"}
-        assert httpx.get(f"{two_api}/v1/instances", headers=headers, timeout=10).status_code == 503
+        # The standby answers reads from the journal and refuses writes: they belong to the leader.
+        assert httpx.get(f"{two_api}/v1/instances", headers=headers, timeout=10).status_code == 200
+        write = httpx.post(f"{two_api}/v1/instances/api-a/reset", headers=headers, timeout=10)
+        assert write.status_code == 503 and "not the leader" in write.json()["error"]
+        assert httpx.get(f"{two_api}/readyz", timeout=10).status_code == 503
 
         async def drain(host: PodHost) -> set[int | None]:
             clients = await open_clients(host, 5)
