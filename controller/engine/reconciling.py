@@ -164,7 +164,8 @@ class Reconciler:
     def _merge(self, current: Drain, event: LifecycleEvent) -> Drain:
         changes: dict[str, Any] = self._hold_for(current, event)
         joined = dataclasses.replace(current, **changes)
-        if event.not_after < joined.not_after:
+        # A platform taking over an operator's episode: its deadline replaces the operator's (case 3).
+        if event.not_after < joined.not_after or "needs_release" in changes:
             changes["not_after"] = event.not_after
             if joined.drain_requested_at is not None and joined.force_at is not None and joined.release_by:
                 tighter = plan(start=joined.drain_requested_at, not_after=event.not_after,
