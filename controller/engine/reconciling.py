@@ -206,8 +206,11 @@ class Reconciler:
                 raise
             self._errors[instance] = exc
             return self._fail(current, str(exc))
-        except TemporaryError as exc:
-            return self._retry_at(self.drains[instance], exc)
+        except TemporaryError as exc:  # e.g. a journal write: retried, not later than the release deadline,
+            current = self.drains[instance]  # and past it without a growing backoff (the platform's is near)
+            now, deadline = self._clock.now(), current.release_by
+            cap = deadline if deadline is None or deadline > now else now + self._settings.retry_initial_s
+            return self._retry_at(current, exc, cap=cap)
 
     async def _pending(self, drain: Drain) -> float | None:
         now = self._clock.now()

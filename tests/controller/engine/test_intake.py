@@ -262,3 +262,34 @@ async def test_a_replica_that_wins_the_leadership_back_acts_on_what_the_journal_
     assert drain is not None and drain.id == newest.id and drain.phase is Phase.RELEASED
     assert sorted(ref for release in releaser.releases for ref in release.refs) == ["n1", "n2"]
     assert len(host.drains) == 2, "one drain request per episode"
+
+
+class FailingAtTheDeadline(SqliteJournal):
+    """A journal whose first `failures` writes of the step "failed" fail as a full disk would."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+
+    def record(self, before: Drain, after: Drain, **kwargs: Any) -> Drain:
+        if kwargs.get("step") == "failed" and self.failures:
+            self.failures -= 1
+            raise JournalError(f"journal: write to {str(self.path)!r} failed: database or disk is full")
+        return super().record(before, after, **kwargs)
+
+
+@async_test
+async def test_a_journal_error_at_the_release_deadline_does_not_make_the_release_late(tmp_path: Path) -> None:
+    """issue 9, found by the simulation (seed 1222, with case 9's sockets): a journal error as a stuck episode
+    failed at its release deadline was retried after the full backoff, past the platform's deadline."""
+    clock = FakeClock()
+    store = FailingAtTheDeadline(tmp_path / "journal.db", failures=2)
+    host = Undestroyable(clock, sockets=100, behaviour="ignore")
+    world = make_world(tmp_path / "journal.db", hosts={"A": host}, clock=clock, store=store)
+    notice = world.notice("A", in_s=20, ref="n1")
+    world.engine.submit(notice)
+    await world.settle()
+
+    assert store.failures == 0, "both writes failed"
+    [release] = world.releaser.releases
+    assert release.at < notice.not_after
