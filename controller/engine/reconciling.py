@@ -164,7 +164,8 @@ class Reconciler:
     def _merge(self, current: Drain, event: LifecycleEvent) -> Drain:
         changes: dict[str, Any] = self._hold_for(current, event)
         joined = dataclasses.replace(current, **changes)
-        if event.not_after < joined.not_after:
+        # A platform taking over an operator's episode: its deadline replaces the operator's (case 3).
+        if event.not_after < joined.not_after or "needs_release" in changes:
             changes["not_after"] = event.not_after
             if joined.drain_requested_at is not None and joined.force_at is not None and joined.release_by:
                 tighter = plan(start=joined.drain_requested_at, not_after=event.not_after,
@@ -205,8 +206,11 @@ class Reconciler:
                 raise
             self._errors[instance] = exc
             return self._fail(current, str(exc))
-        except TemporaryError as exc:
-            return self._retry_at(self.drains[instance], exc)
+        except TemporaryError as exc:  # e.g. a journal write: retried, not later than the release deadline,
+            current = self.drains[instance]  # and past it without a growing backoff (the platform's is near)
+            now, deadline = self._clock.now(), current.release_by
+            cap = deadline if deadline is None or deadline > now else now + self._settings.retry_initial_s
+            return self._retry_at(current, exc, cap=cap)
 
     async def _pending(self, drain: Drain) -> float | None:
         now = self._clock.now()

@@ -50,6 +50,11 @@ from controller.engine.verifying import Observation, Verifier
 
 log = logging.getLogger("drainctl.engine")
 
+MAX_SLEEP_S = 1.0
+"""The daemon's loop reads the wall clock at least this often while a pass is due: the due times are wall-clock
+instants but the sleep is measured by the event loop's monotonic clock, so after a forward step of the wall clock
+a pass is late by at most this (issue 9, case 8)."""
+
 
 class UnknownInstance(PermanentError):
     """The instance is not in the controller's inventory."""
@@ -255,22 +260,25 @@ class Engine:
         Each run starts from what the journal says now, not from what this engine held when it last ran: a
         replica that lost the leadership and wins it back resumes the episodes as the other leader left them."""
         self._reload()
-        async with asyncio.TaskGroup() as tasks:
-            for source in sources:
-                tasks.create_task(self._watch(source), name=f"source-{source.name}")
-            while True:
-                self._retake()
-                for key in self._queue.pop_due(self.clock.now(), busy=self._busy):
-                    self._busy.add(key)
-                    tasks.create_task(self._work(key), name=f"reconcile-{key}")
-                due = self.next_due()
-                self._wakeup.clear()
-                timeout = None if due is None else max(0.0, due - self.clock.now())
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that races
-                # with the timeout, and the daemon would not stop.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        await self._wakeup.wait()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for source in sources:
+                    tasks.create_task(self._watch(source), name=f"source-{source.name}")
+                while True:
+                    self._retake()
+                    for key in self._queue.pop_due(self.clock.now(), busy=self._busy):
+                        self._busy.add(key)
+                        tasks.create_task(self._work(key), name=f"reconcile-{key}")
+                    due = self.next_due()
+                    self._wakeup.clear()
+                    timeout = None if due is None else min(MAX_SLEEP_S, max(0.0, due - self.clock.now()))
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+                    # races with the timeout, and the daemon would not stop.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(timeout):
+                            await self._wakeup.wait()
+        finally:
+            self._requeue_cancelled()
 
     async def run_due(self) -> None:
         """Run every pass due now (and those they make due now), then return. For tests and benchmarks."""
@@ -283,6 +291,11 @@ class Engine:
             await asyncio.gather(*(self._work(key) for key in keys))
         raise RuntimeError("engine: passes keep becoming due at the same instant")
 
+    def reload(self) -> None:
+        """What `run()` does as it starts: forget the episodes and passes held in memory and resume from the
+        journal (a replica that wins the leadership back). For drivers of `run_due()`: tests, the simulation."""
+        self._reload()
+
     def next_due(self) -> float | None:
         """When a pass, or another try of a held event, is due next (None: nothing is)."""
         dues = [self._queue.next_at(busy=self._busy), *(held.due for held in self._held.values())]
@@ -292,11 +305,22 @@ class Engine:
         """Stop the async listeners' delivery tasks (what they had not delivered yet is dropped)."""
         await self._announcer.aclose()
 
+    def _requeue_cancelled(self) -> None:
+        """Passes cancelled with `run()` before they started are due again at once (the journal says where each
+        episode is); else their instances stayed busy and were never worked on again (issue 9, case 11)."""
+        now = self.clock.now()
+        for key in self._busy:
+            self._queue.schedule(key, now)
+        self._busy.clear()
+
     async def _work(self, key: str) -> None:
         due: float | None
         try:
             async with self._locks[key]:
                 due = await self._reconciler.step(key)
+        except asyncio.CancelledError:
+            self._queue.schedule(key, self.clock.now())  # cancelled midway: due again at once (level-triggered)
+            raise
         except Exception:
             log.exception("%s: reconcile pass failed; trying again in %.1f s", key, self._settings.retry_max_s)
             due = self.clock.now() + self._settings.retry_max_s

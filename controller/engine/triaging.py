@@ -5,8 +5,9 @@ Pure: it reads the instance's latest episode and whether the journal saw the eve
 - duplicate: the event id was seen before;
 - merged: the instance's latest episode is still running; the event joins it (its deadline may tighten it);
 - stale: the latest episode already ran and the event's deadline is no later than that episode's, so the event
-  is a late copy of an old notice. An operator's drain or reset is a new intent, never stale; nor is a platform's
-  event after an operator's episode (that platform still waits for a release: a new episode drains and releases);
+  is a late copy of an old notice (whose handle, if it has one, that episode released). An operator's drain or
+  reset is a new intent, never stale; nor is a platform's event after an operator's episode, nor one with a
+  handle of its own (that platform still waits for a release: a new episode drains and releases);
 - started: a new episode, drafted here (id 0 until the journal gives it one).
 """
 
@@ -45,15 +46,20 @@ def triage(
         return Verdict(Disposition.DUPLICATE, current)
     if current is not None and not current.finished:
         return Verdict(Disposition.MERGED, current)
-    if current is not None and _stale(event, current):
+    if current is not None and _stale(event, current, holds=holds):
         return Verdict(Disposition.STALE, current)
     return Verdict(Disposition.STARTED, current, draft(event, pool=pool, holds=holds, budget=budget, now=now))
 
 
-def _stale(event: LifecycleEvent, finished: Drain) -> bool:
-    """A platform's late copy of a notice whose episode already ran (one a platform held, not only an operator)."""
+def _stale(event: LifecycleEvent, finished: Drain, *, holds: bool) -> bool:
+    """A platform's late copy of a notice whose episode already ran (one a platform held, not only an operator).
+
+    Not stale: a notice with a handle of its own that the episode did not release (an older notice delivered
+    late, with its own ref): its platform waits for that handle until its deadline, so a new episode drains
+    (the host is likely at zero already) and releases it."""
     held = finished.kind not in OPERATOR_KINDS or finished.needs_release
-    return event.kind not in OPERATOR_KINDS and held and event.not_after <= finished.not_after
+    own_handle = holds and event.ref is not None and event.ref not in finished.refs
+    return event.kind not in OPERATOR_KINDS and held and not own_handle and event.not_after <= finished.not_after
 
 
 def draft(event: LifecycleEvent, *, pool: str, holds: bool, budget: Budget, now: float) -> Drain:

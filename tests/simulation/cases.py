@@ -26,18 +26,10 @@ CASES: dict[str, str] = {
 """Every case whose faults the scenarios draw (the other cases of issue 9 are outside the drain path simulated
 here: 4 sources, 5 the agent's fallback, 6 the Kubernetes preStop hold, 7 slow drains judged stuck)."""
 
-KNOWN_OPEN: dict[str, str] = {
-    "case 1": "fixed in 6dc1437 for the cases its tests show; the simulation still finds lost deadlines or handles "
-    "(260 of 1,000 seeds)",
-    "case 2": "fixed in 6dc1437 for the cases its tests show; a release can still be given up (14 of 1,000 seeds)",
-    "case 3": "fixed in 6dc1437 and green alone over 2,000 seeds; with case 9's faults, seed 1173 still releases a "
-    "handle after its deadline (to be found)",
-    "case 11": "fixed in 6dc1437 for its test; seed 328: a replica that won the leadership back starts a new "
-    "episode over the other's and a handle is never released",
-    STALE_HANDLE: "the handle of a notice judged stale is never released",
-}
+KNOWN_OPEN: dict[str, str] = {}
 """Cases still open on main (HEAD), switched off in `make test` (see tests/simulation/test_simulation.py): the
-faults of each break an invariant today. Delete a line when the fix lands; `make test` then plays its faults."""
+faults of each break an invariant today. Delete a line when the fix lands; `make test` then plays its faults.
+Empty since the fixes of cases 1, 2, 3, 11 and the stale handle (what each needed: docs/simulation.md)."""
 
 FIXED: frozenset[str] = frozenset(CASES) - frozenset(KNOWN_OPEN)
 """The cases whose faults `make test` plays."""

@@ -3,7 +3,7 @@
 The truth (`SimHost`, `Platform`, `JournalFaults`) outlives a controller; each controller incarnation sees it
 through views (`HostsView`, `ReleaserView`, `FaultyJournal`) that raise `Crash` once that controller is dead, so
 nothing a dropped engine still had in flight reaches the world. Errors are the ones the real boundaries raise:
-the agent client's `AgentTimeout`, `AgentUnreachable`, `AgentError(status=503)`, the journal's `JournalError`.
+the agent client's `AgentTimeout`, `AgentUnreachable`, `AgentUnavailable(status=503)`, the journal's `JournalError`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from controller.core.errors import DrainctlError, JournalError
 from controller.core.models import Disposition, Drain, LifecycleEvent, Transition
-from controller.hosts.client import AgentError, AgentTimeout, AgentUnreachable
+from controller.hosts.client import AgentTimeout, AgentUnavailable, AgentUnreachable
 from controller.journal.sqlite import SqliteJournal
 from tests.simulation.clocks import SimClock
 
@@ -38,7 +38,7 @@ def agent_error(kind: str, what: str) -> DrainctlError:
         return AgentTimeout(f"agent: {what}: timed out")
     if kind == "unreachable":
         return AgentUnreachable(f"agent: {what}: ConnectError: connection refused")
-    return AgentError(f"agent: {what}: 503 Service Unavailable (ss timed out)", status=503)
+    return AgentUnavailable(f"agent: {what}: 503 Service Unavailable (ss timed out)", status=503)
 
 
 @dataclass(frozen=True)

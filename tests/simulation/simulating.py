@@ -45,6 +45,10 @@ from tests.support.budgets import TEST_BUDGET
 POOL = "web"
 SETTLE_S = 40.0
 """How long after the last step and the last deadline the simulation runs on."""
+ARMED_WAIT_S = 3.0
+"""A notice armed to arrive while its instance's next agent call is in flight (case 1) arrives at the latest
+this long after its step when no call comes (a pending drain waiting for a slot makes none): the platform
+delivers it whatever the controller does."""
 MAX_PASSES = 20_000
 """Passes of one scenario beyond which it counts as a livelock."""
 
@@ -94,7 +98,8 @@ class Simulation:
         self._crashes = 0
         self._passes = 0
         self._redeliver: list[Delivery] = []
-        self._armed: dict[str, list[LifecycleEvent]] = {}
+        self._armed: dict[str, list[tuple[float, LifecycleEvent]]] = {}
+        """By instance: events to deliver during its next agent call, each with the latest true time to."""
         self._open: dict[str, LifecycleEvent] = {}
         """The latest event of each handle the platform holds (delivered again after a restart)."""
         self._accepted: list[tuple[LifecycleEvent, bool]] = []
@@ -123,7 +128,7 @@ class Simulation:
 
     async def _finish(self) -> None:
         for events in self._armed.values():
-            for event in events:
+            for _, event in events:
                 self._redeliver.append(self._submitting(event))
         self._armed.clear()
         await self._flush()
@@ -135,14 +140,36 @@ class Simulation:
     async def _advance_to(self, true_target: float) -> None:
         """Run every pass at the moment it is due, up to `true_target`."""
         await self._run_due()
-        while self.result.ok and (due := self._engine.next_due()) is not None:
-            if self._clock.to_true(due) > true_target:
+        while self.result.ok and (due := self._next_due()) is not None:
+            if due > true_target:
                 break
-            self._clock.advance_to(self._clock.to_true(due))
+            self._clock.advance_to(due)
+            await self._deliver_overdue()
             await self._run_due()
         if self.result.ok:  # the run ends at its first violation, so the trace ends there too
             self._clock.advance_to(true_target)
+            await self._deliver_overdue()
             await self._run_due()
+
+    def _next_due(self) -> float | None:
+        """The true time of the next pass or of the next armed event's latest delivery."""
+        due = self._engine.next_due()
+        dues = [latest for events in self._armed.values() for latest, _ in events]
+        if due is not None:
+            dues.append(self._clock.to_true(due))
+        return min(dues, default=None)
+
+    async def _deliver_overdue(self) -> None:
+        """Deliver the armed events that no agent call met in time (`ARMED_WAIT_S`)."""
+        for instance, events in list(self._armed.items()):
+            overdue = [event for latest, event in events if latest <= self._clock.true]
+            if not overdue:
+                continue
+            self._armed[instance] = [(latest, e) for latest, e in events if latest > self._clock.true]
+            for event in overdue:
+                self._note(f"  {instance} {event.ref}: no agent call in {ARMED_WAIT_S:g} s, delivered anyway")
+                self._redeliver.append(self._submitting(event))
+        await self._flush()
 
     async def _run_due(self) -> None:
         self._passes += 1
@@ -184,7 +211,7 @@ class Simulation:
         self._platform.announce(step.instance, step.ref, event.not_after)
         self._open[step.ref] = event
         if step.during_io and not idle:
-            self._armed.setdefault(step.instance, []).append(event)
+            self._armed.setdefault(step.instance, []).append((self._clock.true + ARMED_WAIT_S, event))
             return
         await self._submitting(event)()
 
@@ -229,6 +256,7 @@ class Simulation:
                 self._journal.close()
             self._life, self._journal, self._engine = self._standby
             self._standby = None
+            self._engine.reload()  # what `Engine.run` does as the leader elector starts it again
 
     async def _stuck(self, step: Step) -> None:
         self._hosts[step.instance].stuck = step.sockets
@@ -274,7 +302,7 @@ class Simulation:
     def _during_call(self, instance: str) -> None:
         """An agent call of `instance` is in flight: deliver what was armed to arrive meanwhile (case 1)."""
         events = self._armed.pop(instance, [])
-        for event in events:
+        for _, event in events:
             self._note(f"  {instance} {event.ref}: delivered while an agent call is in flight")
             try:
                 submission = self._engine.submit(event)

@@ -1,18 +1,18 @@
 """The randomized fault simulation of the drain path in `make test` (issue 9, Build item 2).
 
 `test_seeds_hold_every_invariant` plays seeds 0-1999 (`SEEDS`) with every fault the controller must survive
-today (agent timeouts and refusals, journal errors, crashes at any journal write and between steps, duplicates,
-shortened deadlines, second handles, clock steps: case 8) and the faults of every case already fixed
-(`cases.FIXED`: today cases 8, 9 and 10). The faults of the cases still open on main are switched off by
-name in `cases.KNOWN_OPEN`:
+(agent timeouts, refusals and 503s, journal errors, crashes at any journal write and between steps, duplicates,
+shortened deadlines, second handles, clock steps) and the faults of every case of issue 9 the simulation reaches
+(`cases.FIXED`: today all of them, `cases.KNOWN_OPEN` is empty):
 
-    case 1   events merged while a pass waits on the agent (lost merges; fixed in part)
-    case 2   the agent's 503 for a temporary error (drain, count, reset, release; fixed in part)
-    case 3   operators' drains overlapping platform notices (green alone; one seed fails together with case 9)
-    case 11  leadership lost to another replica on the same journal and won back (fixed in part)
+    case 1   events merged while a pass waits on the agent
+    case 2   the agent's 503 for a temporary error (drain, count, reset, release)
+    case 3   operators' drains overlapping platform notices
+    case 8   the wall clock steps; case 9: sockets a reset cannot destroy; case 10: an operator's retried request
+    case 11  leadership lost to another replica on the same journal and won back
     stale handle (found here, beyond the eleven) an older notice with its own handle arriving after its episode
 
-Delete a case's line from `KNOWN_OPEN` when its fix lands: this test then plays its faults. A failure names its
+A case found open again goes back into `KNOWN_OPEN` by name (with why) until it is fixed. A failure names its
 seed and prints its trace; replay it with `python -m tests.simulation.soak --seed S [--cases all]`.
 """
 

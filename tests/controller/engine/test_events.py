@@ -53,7 +53,7 @@ async def test_events_out_of_order_cause_one_drain_and_the_earliest_deadline_hol
     assert world.engine.submit(newer).disposition is Disposition.DUPLICATE
     await world.settle()
     late_copy = LifecycleEvent.create(instance="A", kind=EventKind.TERMINATE, not_after=older.not_after - 1,
-                                      source="local", ref="first-seen-by-another-poller")
+                                      source="local", ref="first")  # the same handle, already released
     assert world.engine.submit(late_copy).disposition is Disposition.STALE
     await world.settle()
 
@@ -67,18 +67,40 @@ async def test_events_out_of_order_cause_one_drain_and_the_earliest_deadline_hol
 
 
 @async_test
-async def test_an_older_event_after_the_drain_finished_does_not_drain_again(tmp_path: Path) -> None:
+async def test_an_older_copy_of_a_released_notice_after_the_drain_finished_does_not_drain_again(
+    tmp_path: Path,
+) -> None:
     clock = FakeClock()
     host = FakeHost(clock, sockets=100)
     world = make_world(tmp_path / "journal.db", hosts={"A": host}, clock=clock)
-    newer = world.notice("A", in_s=90, ref="n2")
+    newer = world.notice("A", in_s=90, ref="n1")
     older = world.notice("A", in_s=60, ref="n1")
     world.engine.submit(newer)
     await world.settle()
     assert world.engine.submit(older).disposition is Disposition.STALE
     await world.settle()
-    assert len(host.drains) == 1
+    assert len(host.drains) == 1 and len(world.releaser.releases) == 1
     assert [e["disposition"] for e in world.store.events(instance="A")] == ["started", "stale"]
+
+
+@async_test
+async def test_an_older_notice_with_its_own_handle_after_the_drain_finished_is_released_in_time(
+    tmp_path: Path,
+) -> None:
+    """issue 9, beyond the eleven (the simulation's "stale handle"): an older notice with a handle of its own,
+    delivered after its episode was released, used to be judged stale and its handle was never released."""
+    clock = FakeClock()
+    host = FakeHost(clock, sockets=100)
+    world = make_world(tmp_path / "journal.db", hosts={"A": host}, clock=clock)
+    world.engine.submit(world.notice("A", in_s=90, ref="n2"))
+    await world.settle()
+    older = world.notice("A", in_s=60, ref="n1")
+    assert world.engine.submit(older).disposition is Disposition.STARTED
+    await world.settle()
+    first, second = world.releaser.releases
+    assert first.refs == ("n2",) and second.refs == ("n1",), "each handle released once"
+    assert second.at < older.not_after
+    assert host.remaining() == 0 and host.counts >= 2, "counted again at zero before the second release"
 
 
 @async_test

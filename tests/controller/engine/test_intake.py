@@ -118,6 +118,43 @@ async def test_a_platform_notice_joining_an_operators_drain_is_released(tmp_path
     assert drain is not None and drain.phase is Phase.RELEASED and drain.released_at is not None
 
 
+class Undestroyable(FakeHost):
+    """A host whose reset always leaves `stuck` sockets open (issue 9, case 9) and reports success."""
+
+    stuck: int = 2
+
+    async def reset(self) -> int:
+        reset = await super().reset()
+        self.sockets = self.stuck
+        return reset - self.stuck
+
+
+@async_test
+async def test_a_platform_notice_joining_an_operators_drain_is_released_by_the_platforms_deadline(
+    tmp_path: Path,
+) -> None:
+    """issue 9, case 3 (with case 9's sockets that never go; the simulation's seed 1173): a notice whose deadline
+    falls after the operator's deadline but before the operator's release deadline, merged into the manual drain,
+    used to keep the operator's timers, and the episode was released after the platform's deadline."""
+    clock = FakeClock()
+    host = Undestroyable(clock, sockets=100, behaviour="ignore")
+    world = make_world(tmp_path / "journal.db", hosts={"A": host}, clock=clock)
+    world.engine.drain("A", deadline_s=20)
+    await world.advance(0.5)
+    notice = world.notice("A", in_s=22, ref="maintenance-1")
+    manual = world.engine.get("A")
+    assert manual is not None and manual.release_by is not None
+    assert manual.not_after < notice.not_after < manual.release_by, "the case: between the operator's timers"
+    assert world.engine.submit(notice).disposition is Disposition.MERGED
+    await world.settle()
+
+    [release] = world.releaser.releases
+    assert release.refs == ("maintenance-1",) and release.at < notice.not_after
+    drain = world.engine.get("A")
+    assert drain is not None and drain.not_after == notice.not_after, "the platform's deadline is the episode's"
+    assert drain.released_at is not None and drain.sockets_last == 2, "released as failed, with what was left"
+
+
 @async_test
 async def test_a_platform_notice_after_a_finished_operators_drain_is_drained_and_released(tmp_path: Path) -> None:
     """issue 9, case 3: a notice after a finished manual drain is not stale: a new episode drains and releases."""
@@ -225,3 +262,34 @@ async def test_a_replica_that_wins_the_leadership_back_acts_on_what_the_journal_
     assert drain is not None and drain.id == newest.id and drain.phase is Phase.RELEASED
     assert sorted(ref for release in releaser.releases for ref in release.refs) == ["n1", "n2"]
     assert len(host.drains) == 2, "one drain request per episode"
+
+
+class FailingAtTheDeadline(SqliteJournal):
+    """A journal whose first `failures` writes of the step "failed" fail as a full disk would."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+
+    def record(self, before: Drain, after: Drain, **kwargs: Any) -> Drain:
+        if kwargs.get("step") == "failed" and self.failures:
+            self.failures -= 1
+            raise JournalError(f"journal: write to {str(self.path)!r} failed: database or disk is full")
+        return super().record(before, after, **kwargs)
+
+
+@async_test
+async def test_a_journal_error_at_the_release_deadline_does_not_make_the_release_late(tmp_path: Path) -> None:
+    """issue 9, found by the simulation (seed 1222, with case 9's sockets): a journal error as a stuck episode
+    failed at its release deadline was retried after the full backoff, past the platform's deadline."""
+    clock = FakeClock()
+    store = FailingAtTheDeadline(tmp_path / "journal.db", failures=2)
+    host = Undestroyable(clock, sockets=100, behaviour="ignore")
+    world = make_world(tmp_path / "journal.db", hosts={"A": host}, clock=clock, store=store)
+    notice = world.notice("A", in_s=20, ref="n1")
+    world.engine.submit(notice)
+    await world.settle()
+
+    assert store.failures == 0, "both writes failed"
+    [release] = world.releaser.releases
+    assert release.at < notice.not_after

@@ -3,13 +3,17 @@ moving drain nor delays forcing a stuck one (case 8). Fakes and a fake clock (te
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.core.models import EventKind, LifecycleEvent, Outcome
+from controller.core.announcements import Announcement, Resumed
+from controller.core.models import EventKind, LifecycleEvent, Outcome, Phase
 from controller.hosts.client import AgentTimeout
 from tests.controller.engine.fakes import BUDGET, FakeClock, FakeHost, make_world
 from tests.support.tasks import async_test
+from tests.support.waiting import until
 
 
 @dataclass
@@ -107,3 +111,42 @@ async def test_a_wall_clock_step_back_does_not_delay_forcing_a_stuck_drain(tmp_p
 
     assert len(host.reset_at) == 1, "reset within the window, not 10 s later"
     assert host.reset_at[0] - requested_at <= BUDGET.no_progress_window_s + 1.0
+
+
+@async_test
+async def test_the_daemon_does_not_sleep_through_a_pass_after_a_wall_clock_step_forward(tmp_path: Path) -> None:
+    """issue 9, case 8 (a leftover): `Engine.run` slept until the next due pass on the event loop's monotonic clock,
+    computed from the wall clock before a step: after a forward step the pass came late by the size of the step.
+    Here a failed episode holds until its release deadline, over 20 s away; the wall clock steps to it."""
+    clock = FakeClock()
+    resumed: list[Resumed] = []
+    world = make_world(tmp_path / "journal.db", hosts={"A": FakeHost(clock, behaviour="unauthorized")}, clock=clock,
+                       listeners=[Heard(resumed)])
+    world.engine.submit(world.notice("A", in_s=60, ref="n1"))
+    await world.advance(25.0)  # no count: reset at the drain deadline; refused (401): failed, held to its deadline
+    failed = world.engine.get("A")
+    assert failed is not None and failed.phase is Phase.FAILED and failed.release_by is not None
+    assert failed.release_by - clock.now() > 20 and not world.releaser.releases
+    running = asyncio.create_task(world.engine.run([]))
+    try:
+        # the daemon resumed from the journal and went to sleep until the episode's release deadline
+        await until(lambda: len(resumed) == 2, what="the daemon to resume the episode")
+        clock.step(failed.release_by - clock.now())
+        await until(lambda: world.releaser.releases, within_s=20.0, what="the release once the deadline came")
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    [release] = world.releaser.releases
+    assert release.refs == ("n1",)
+
+
+@dataclass
+class Heard:
+    """A listener that keeps every `Resumed` the engine announces (at construction and as `run()` starts)."""
+
+    resumed: list[Resumed]
+
+    def hear(self, announcement: Announcement) -> None:
+        if isinstance(announcement, Resumed):
+            self.resumed.append(announcement)
