@@ -293,7 +293,8 @@ class Engine:
 
     def reload(self) -> None:
         """What `run()` does as it starts: forget the episodes and passes held in memory and resume from the
-        journal (a replica that wins the leadership back). For drivers of `run_due()`: tests, the simulation."""
+        journal (a replica that wins the leadership back; a standby's reads, since the leader writes the shared
+        journal). For drivers of `run_due()`: tests, the simulation."""
         self._reload()
 
     def next_due(self) -> float | None:
@@ -389,10 +390,6 @@ class Engine:
         except KeyError:
             known = ", ".join(sorted(self.inventory)) or "none"
             raise UnknownInstance(f"unknown instance {instance!r} (known: {known})") from None
-
-    def reload(self) -> None:
-        """Take what the journal says now (a standby's reads: the leader writes the shared journal)."""
-        self._reload()
 
     def _reload(self) -> None:
         """Forget the episodes and passes held in memory and resume from the journal."""
