@@ -76,7 +76,6 @@ class _AdminRoutes:
             {
                 "name": self.name,
                 "draining": self.drainer.draining,
-                "ready": self.drainer.ready,
                 "open_sockets": len(self.sockets),
                 "fault": None if self.fault is None else self.fault.value,
                 "drain_rate_per_s": self.drainer.rate_per_s,
