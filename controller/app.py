@@ -19,12 +19,14 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
+from controller.balancers.haproxy import HaproxyBalancer
 from controller.config import ControllerConfig
-from controller.core.clocks import Clock
+from controller.core.clocks import Clock, SystemClock
 from controller.core.errors import ConfigError
 from controller.core.inventory import Inventory
 from controller.core.ports import LeaderElector, Releaser, Source
 from controller.core.source_metrics import SourceMetrics
+from controller.engine.rotating import Rotation
 from controller.engine.running import Engine
 from controller.engine.verifying import Verifier
 from controller.hosts.discovering import Awaiting
@@ -142,6 +144,7 @@ async def assemble(
             clock=clock,
             listeners=[metrics],
             manual_enabled=any(p.operator_drains for p in parts),
+            rotation=_rotation(config, clock),
         )
         stack.push_async_callback(engine.aclose)
         fleet.busy = lambda name: (drain := engine.get(name)) is not None and not drain.finished
@@ -194,3 +197,13 @@ def _leader(parts: list[Parts]) -> LeaderElector | None:
     if len(electors) > 1:
         raise ConfigError("leader: more than one platform offers a leader election; configure one")
     return electors[0] if electors else None
+
+
+def _rotation(config: ControllerConfig, clock: Clock | None) -> Rotation | None:
+    """The out-of-rotation step, when configured (`rotation:`), with the balancers it can observe."""
+    if not config.rotation.enabled:
+        return None
+    section = config.rotation.haproxy
+    balancers = [] if section is None else [HaproxyBalancer(section.socket, backend=section.backend)]
+    return Rotation(budget=config.budget, clock=clock or SystemClock(), balancers=balancers,
+                    poll_s=config.rotation.poll_s)

@@ -156,6 +156,25 @@ class AgentsConfig(Frozen):
     """The pool of a learned instance whose push names none."""
 
 
+class HaproxyRotationConfig(Frozen):
+    """An HAProxy whose runtime API shows when it stopped routing to a server (servers named as instances)."""
+
+    socket: str = Field(min_length=1)
+    """Its stats socket: `abns@name` (abstract namespace) or a file path."""
+    backend: str = Field(default="servers", min_length=1)
+
+
+class RotationConfig(Frozen):
+    """The drain's first step, out of rotation (controller/engine/rotating.py)."""
+
+    enabled: bool = False
+    """Turn the host not ready and wait for the load balancer before closing the first socket."""
+    haproxy: HaproxyRotationConfig | None = None
+    """Observe HAProxy instead of waiting the budget's whole `lb_deregistration_s`."""
+    poll_s: Seconds = 0.1
+    """How often an observed load balancer is asked during the step."""
+
+
 class ApiConfig(Frozen):
     listen: HostPortField = HostPort("127.0.0.1", 9300)
     token: TokenFile = Field(alias="token_file")
@@ -198,6 +217,7 @@ class ControllerConfig(Frozen):
     api: ApiConfig | None = None
     sources: SourcesConfig = SourcesConfig()
     engine: EngineConfig = EngineConfig()
+    rotation: RotationConfig = RotationConfig()
     leader: LeaderConfig | None = None
     """Several replicas: only the leader acts (`kind: lease`, a Kubernetes Lease; `kind: postgres`, a lease row
     in the shared Postgres journal). None: this controller always acts."""

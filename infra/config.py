@@ -47,6 +47,10 @@ PROVIDER_NAMESPACES = frozenset({"gcp", "azure-native", "random", "pulumi"})
 AZURE_LB_IDLE_MIN_S, AZURE_LB_IDLE_MAX_S = 4 * 60, 30 * 60
 AZURE_NOTICE_MIN_S, AZURE_NOTICE_MAX_S = 5 * 60, 15 * 60
 GCP_NOTICE_MAX_S = 3600
+AZURE_PROBE_MIN_S = 5
+"""The Azure load balancer probe's smallest intervalInSeconds."""
+GCP_CHECK_MAX_S = 300
+"""The GCP health check's largest checkIntervalSec and timeoutSec (both whole seconds from 1)."""
 ARMOR_INTERVALS_S = (10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600)
 """Cloud Armor's accepted rate-limit intervals (https://cloud.google.com/armor/docs/rate-limiting-overview)."""
 
@@ -395,6 +399,11 @@ def _azure_timer_checks(config: StackConfig) -> list[str]:
             f"{key}.platform_notice_s ({b.platform_notice_s:g}) must be whole minutes from {AZURE_NOTICE_MIN_S} "
             f"to {AZURE_NOTICE_MAX_S} s: the Azure terminate notification (notBeforeTimeout PT5M-PT15M)"
         )
+    if not (b.lb_check_interval_s >= AZURE_PROBE_MIN_S and float(b.lb_check_interval_s).is_integer()):
+        problems.append(
+            f"{key}.lb_check_interval_s ({b.lb_check_interval_s:g}) must be whole seconds, at least "
+            f"{AZURE_PROBE_MIN_S}: the Azure load balancer probe's intervalInSeconds"
+        )
     return problems
 
 
@@ -408,6 +417,13 @@ def _gcp_timer_checks(config: StackConfig) -> list[str]:
             f"{key}.platform_notice_s ({b.platform_notice_s:g}) must be whole seconds up to {GCP_NOTICE_MAX_S}: "
             "GCP graceful shutdown and backend connection draining stop at one hour"
         )
+    for name in ("lb_check_interval_s", "lb_check_timeout_s"):
+        value = getattr(b, name)
+        if not (1 <= value <= GCP_CHECK_MAX_S and float(value).is_integer()):
+            problems.append(
+                f"{key}.{name} ({value:g}) must be whole seconds from 1 to {GCP_CHECK_MAX_S}: "
+                "the GCP readiness health check's checkIntervalSec and timeoutSec"
+            )
     lifetime = config.gcp.websocket_lifetime_s
     floor = max(b.lb_idle_timeout_s, b.platform_notice_s)
     if lifetime <= floor:

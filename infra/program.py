@@ -317,7 +317,9 @@ def _gcp_fleets(
 ) -> None:
     settings, identity = side.settings, side.identity
     on_hub = pulumi.ResourceOptions(providers={"gcp": side.providers[side.hub]})
-    checks = GcpHealthChecks("gcp-health", GcpHealthChecksArgs(app_port=config.app.app_port), on_hub)
+    checks = GcpHealthChecks(
+        "gcp-health", GcpHealthChecksArgs(app_port=config.app.app_port, budget=config.budget), on_hub
+    )
     secret_commands = pulumi.Output.all(*(identity.secret_ids[name] for name in _SECRET_ORDER)).apply(
         lambda ids: scripts.SecretCommands(*(scripts.gcp_secret(settings.project, secret_id) for secret_id in ids))
     )

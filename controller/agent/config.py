@@ -42,12 +42,17 @@ class AppConfig(_Frozen):
     """`POST` here with `{"rate_per_s": R}` and the app's bearer token to start a graceful drain."""
     token_file: Path
     """File holding the app's admin bearer token. Never logged."""
+    not_ready_url: str | None = None
+    """`POST` here (same token) to turn the app not ready (`/readyz` 503) while it keeps its sockets: the
+    drain's out-of-rotation step. None: the app has none, so the step is skipped."""
     timeout_s: PositiveSeconds = 2.0
     """A drain call unanswered after this long counts as timed out (a stopped or wedged app)."""
 
-    @field_validator("drain_url")
+    @field_validator("drain_url", "not_ready_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
         return value

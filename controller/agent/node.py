@@ -89,6 +89,15 @@ class NodeAgent:
         self.metrics.drains.labels(by=by, outcome="accepted").inc()
         return answer
 
+    async def not_ready(self) -> bool | None:
+        """The drain's first step: ask the app to turn not ready; whether it is still ready (None: no hook)."""
+        leave = getattr(self._hook, "not_ready", None)
+        if leave is None:
+            return None
+        still_ready: bool | None = await leave()
+        log.info("out of rotation requested: the app %s", _rotation_words(still_ready))
+        return still_ready
+
     async def connections(self) -> int:
         count = await self.sockets.count()
         self.metrics.established.set(count)
@@ -173,3 +182,9 @@ class NodeAgent:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _rotation_words(still_ready: bool | None) -> str:
+    if still_ready is None:
+        return "has no not-ready hook"
+    return "ignored it (still ready)" if still_ready else "answers /readyz with 503 and keeps its sockets"

@@ -1,6 +1,7 @@
 """The agent's HTTP API (DESIGN.md §6): a bearer token on every route but /healthz, compared in constant time.
 
     GET  /healthz                      200 {"status": "ok"}                       (no token)
+    POST /v1/not-ready                 202 {"ready": false, "hook": true}         502 app unreachable, 504 timeout
     POST /v1/drain {"rate_per_s": R}   202 {"accepted": true, "app": {...}}       502 app unreachable, 504 timeout
     GET  /v1/connections               200 {"port": P, "established": N}          (kernel count)
     POST /v1/reset                     200 {"port": P, "reset": N}                (kernel socket destroy)
@@ -48,6 +49,7 @@ def build_app(agent: NodeAgent, token: str, *, hold_window_s: float = 90.0) -> w
     app[_HOLD_WINDOW_S] = hold_window_s
     app.router.add_get(wire.HEALTHZ, _healthz)
     app.router.add_post(wire.DRAIN, _drain)
+    app.router.add_post(wire.NOT_READY, _not_ready)
     app.router.add_get(wire.CONNECTIONS, _connections)
     app.router.add_post(wire.RESET, _reset)
     app.router.add_post(wire.NOTICES, _add_notice)
@@ -82,6 +84,17 @@ async def _drain(request: web.Request) -> web.StreamResponse:
     except (AppUnreachable, AppRejected) as exc:
         return _error(502, str(exc))
     return _answer(wire.DrainAnswer(app=answer), status=202)
+
+
+async def _not_ready(request: web.Request) -> web.StreamResponse:
+    try:
+        still_ready = await request.app[_AGENT].not_ready()
+    except AppTimeout as exc:
+        return _error(504, str(exc))
+    except (AppUnreachable, AppRejected) as exc:
+        return _error(502, str(exc))
+    answer = wire.NotReadyAnswer(ready=still_ready is not False, hook=still_ready is not None)
+    return _answer(answer, status=202)
 
 
 async def _connections(request: web.Request) -> web.StreamResponse:

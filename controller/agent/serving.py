@@ -53,7 +53,8 @@ def build_agent(settings: AgentSettings) -> NodeAgent:
     store = NoticeFile(config.state_file) if config.state_file is not None else None
     return NodeAgent(
         sockets=ServiceSockets(config.service_port, config.service_address),
-        hook=AppDrainHook(config.app.drain_url, settings.app_token, timeout_s=config.app.timeout_s),
+        hook=AppDrainHook(config.app.drain_url, settings.app_token, timeout_s=config.app.timeout_s,
+                          not_ready_url=config.app.not_ready_url),
         book=NoticeBook(release, clock, store),
         metrics=AgentMetrics(config.service_port),
         fallback=config.fallback,

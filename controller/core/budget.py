@@ -12,6 +12,14 @@ Invariants (DESIGN.md §3), each refused with a message naming both timers, thei
 - expected_sockets_per_server / drain_rate_per_s <= drain_deadline_s   (a paced drain fits its deadline)
 - drain_deadline_s + verify_s + margin_s < platform_notice_s           (drained and verified before deletion)
 - no_progress_window_s < drain_deadline_s           (a stuck drain is forced before its deadline)
+- lb_check_timeout_s <= lb_check_interval_s         (one check ends before the next: GCP and HAProxy rule)
+- lb_deregistration_s + drain_deadline_s + verify_s + margin_s < platform_notice_s
+                                                    (out of rotation first, then a drain that still fits)
+
+`lb_deregistration_s` = lb_check_interval_s x lb_unhealthy_threshold + lb_check_timeout_s: the longest a load
+balancer keeps routing new connections to a server after it turns not ready. Every health check the infra and
+the testbed render (GCP readiness check, Azure probe, HAProxy `inter`/`fall`/`timeout check`) takes these
+three numbers from here, so the drain's wait and the checks cannot drift apart.
 """
 
 from __future__ import annotations
@@ -51,6 +59,12 @@ class Budget:
     """Platform notice: Azure terminate notification, GCP graceful-shutdown window, K8s grace period."""
     no_progress_window_s: float = 3.0
     """A drain whose socket count does not fall for this long is forced (reset) before the deadline."""
+    lb_check_interval_s: float = 5.0
+    """The load balancer checks each server's `/readyz` this often (GCP readiness check: 5 s)."""
+    lb_unhealthy_threshold: int = 2
+    """Consecutive failed checks that take a server out of rotation (GCP, Azure probe, HAProxy `fall`)."""
+    lb_check_timeout_s: float = 5.0
+    """A check unanswered this long failed (GCP `timeoutSec`, HAProxy `timeout check`); at most the interval."""
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -64,6 +78,11 @@ class Budget:
     def paced_drain_s(self) -> float:
         """How long a full server takes to drain at the paced rate."""
         return self.expected_sockets_per_server / self.drain_rate_per_s
+
+    @property
+    def lb_deregistration_s(self) -> float:
+        """The longest a load balancer keeps routing new connections to a server after it turns not ready."""
+        return self.lb_check_interval_s * self.lb_unhealthy_threshold + self.lb_check_timeout_s
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], *, where: str = "budget") -> Budget:
@@ -125,6 +144,18 @@ def _broken_invariants(b: Budget) -> list[str]:
             b.no_progress_window_s < b.drain_deadline_s,
             f"no_progress_window_s ({b.no_progress_window_s:g}) must be less than drain_deadline_s "
             f"({b.drain_deadline_s:g}): a stuck drain must be forced before its deadline",
+        ),
+        (
+            b.lb_check_timeout_s <= b.lb_check_interval_s,
+            f"lb_check_timeout_s ({b.lb_check_timeout_s:g}) must be at most lb_check_interval_s "
+            f"({b.lb_check_interval_s:g}): a health check must end before the next one starts",
+        ),
+        (
+            b.lb_deregistration_s + b.drain_deadline_s + b.verify_s + b.margin_s < b.platform_notice_s,
+            f"lb_deregistration_s ({b.lb_deregistration_s:g} = lb_check_interval_s x lb_unhealthy_threshold "
+            f"+ lb_check_timeout_s) + drain_deadline_s ({b.drain_deadline_s:g}) + verify_s ({b.verify_s:g}) "
+            f"+ margin_s ({b.margin_s:g}) must be less than platform_notice_s ({b.platform_notice_s:g}): "
+            "out of rotation first, the drain would not fit before the platform deletes the server",
         ),
     ]
     return [message for holds, message in rules if not holds]

@@ -8,6 +8,8 @@ raises only drainctl's own errors (`TemporaryError`: retry later; `PermanentErro
     Hosts          the host of an instance: drain, count, reset (HostActions)
     Releaser       tells a platform it may proceed with an instance (idempotent)
     SocketGauge    an independent count of a host's open sockets (Prometheus)
+    RotationHost   a host that can leave rotation (not ready, still serving): the drain's first step
+    Balancer       whether a load balancer still routes new connections to an instance (HAProxy runtime API)
     Journal        every step of every drain, durable before it is acted on
     LeaderElector  of several controllers, only the leader acts
     Listener       hears every journaled transition and every event taken, after the fact (AsyncListener:
@@ -17,7 +19,7 @@ raises only drainctl's own errors (`TemporaryError`: retry later; `PermanentErro
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from controller.core.announcements import Announcement
 from controller.core.errors import PermanentError
@@ -43,6 +45,25 @@ class HostActions(Protocol):
 
     async def reset(self) -> int:
         """Reset every established socket on the service port with a TCP RST; how many were reset."""
+
+
+@runtime_checkable
+class RotationHost(Protocol):
+    """A host whose app can leave rotation first (the agent's `POST /v1/not-ready`)."""
+
+    async def not_ready(self) -> bool | None:
+        """Turn the app not ready while it keeps serving; whether it is still ready (None: it has no hook)."""
+        ...
+
+
+class Balancer(Protocol):
+    """What a load balancer says of an instance (the out-of-rotation step observes it where it can)."""
+
+    name: str
+
+    async def routing(self, instance: str) -> bool | None:
+        """Whether new connections may still be sent to `instance`; None when this balancer cannot tell."""
+        ...
 
 
 class Hosts(Protocol):

@@ -6,6 +6,9 @@ acted on, so a pass interrupted anywhere (kill -9) is resumed by the next contro
 
 - `pending`: wait for a disruption-budget slot (earliest deadline first; the deadline overrides the budget),
   then journal "drain requested" and send the drain request, once. Whatever its result, go on to verifying.
+  With an out-of-rotation step (`rotating.Rotation`), the host turns not ready first and the drain request
+  goes out once the load balancer stopped routing to it (journaled "out of rotation"); the timers and the
+  no-progress window start after it.
 - `draining` found on resume: the request may have been sent; it is never sent again -> verifying.
 - `verifying`: count sockets (`verifying`). Zero -> drained (graceful). No new lowest count for
   `no_progress_window_s` (stretched to the drain's rate, measured on the monotonic clock) since the drain request
@@ -40,6 +43,7 @@ from controller.core.stall import Progress
 from controller.engine import triaging
 from controller.engine.announcing import Announcer
 from controller.engine.budgeting import admit
+from controller.engine.rotating import Rotation
 from controller.engine.scheduling import backoff_s, must_start_by, plan
 from controller.engine.verifying import Observation, Verifier
 
@@ -87,7 +91,10 @@ class Reconciler:
         clock: Clock,
         announcer: Announcer,
         slots: Callable[[str], int],
+        rotation: Rotation | None = None,
     ) -> None:
+        """`rotation`: the out-of-rotation step before each drain request (None: drain at once)."""
+        self._rotation = rotation
         self._store = store
         self._hosts = hosts
         self._verifier = verifier
@@ -235,6 +242,8 @@ class Reconciler:
         )
         drain = self._move(drain, "drain requested", detail=detail, phase=Phase.DRAINING, drain_requested_at=now,
                            force_at=timers.force_at, release_by=timers.release_by)
+        if self._rotation is not None:
+            drain = await self._out_of_rotation(drain, host)
         self.watches[drain.instance] = self._watch(drain)
         try:
             await host.drain(drain.rate_per_s)
@@ -245,6 +254,16 @@ class Reconciler:
         else:
             self._move(drain, "drain accepted", phase=Phase.VERIFYING)
         return self._clock.now()
+
+    async def _out_of_rotation(self, drain: Drain, host: HostActions) -> Drain:
+        """The first step (`rotating`): journaled, and the drain's timers start again after it."""
+        assert self._rotation is not None
+        rotated = await self._rotation.take_out(drain.instance, host)
+        now = self._clock.now()
+        timers = plan(start=now, not_after=drain.not_after, drain_deadline_s=drain.drain_deadline_s,
+                      budget=self._budget, holds=drain.needs_release)
+        return self._move(drain, f"out of rotation ({rotated.how})", detail=rotated.detail,
+                          force_at=timers.force_at, release_by=timers.release_by)
 
     async def _draining(self, drain: Drain) -> float | None:
         self.watches[drain.instance] = self._watch(drain)

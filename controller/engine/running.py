@@ -45,6 +45,7 @@ from controller.engine.announcing import Announcer
 from controller.engine.budgeting import admit
 from controller.engine.queueing import DueQueue
 from controller.engine.reconciling import Reconciler, Submission
+from controller.engine.rotating import Rotation
 from controller.engine.scheduling import Plan, backoff_s, must_start_by, plan
 from controller.engine.verifying import Observation, Verifier
 
@@ -111,6 +112,7 @@ class Engine:
         clock: Clock | None = None,
         listeners: Sequence[Listener | AsyncListener] = (),
         manual_enabled: bool = True,
+        rotation: Rotation | None = None,
     ) -> None:
         """`inventory`: instance -> pool. `slots(pool)`: how many of the pool may drain at once."""
         self.clock = clock or SystemClock()
@@ -123,7 +125,7 @@ class Engine:
         self._manual_enabled = manual_enabled
         self._reconciler = Reconciler(
             store=store, hosts=hosts, verifier=verifier, releasers=releasers, budget=budget, settings=settings,
-            clock=self.clock, announcer=self._announcer, slots=slots,
+            clock=self.clock, announcer=self._announcer, slots=slots, rotation=rotation,
         )
         self._queue = DueQueue(self.clock)
         self._busy: set[str] = set()

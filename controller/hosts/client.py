@@ -84,6 +84,12 @@ class AgentClient:
         body = wire.DrainRequest.model_construct(rate_per_s=rate_per_s)
         await self._call("POST", wire.DRAIN, wire.DrainAnswer, body=body)
 
+    async def not_ready(self) -> bool | None:
+        """The drain's first step: have the app turn not ready (still serving). Whether it is still ready;
+        None when the app has no not-ready hook."""
+        answer = await self._call("POST", wire.NOT_READY, wire.NotReadyAnswer)
+        return answer.ready if answer.hook else None
+
     async def connections(self) -> int:
         """Established sockets on the service port, counted by the host's kernel."""
         return (await self._call("GET", wire.CONNECTIONS, wire.ConnectionsAnswer)).established

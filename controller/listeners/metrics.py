@@ -43,6 +43,12 @@ class EngineMetrics:
             "drainctl_events", "Lifecycle events received, by source and what was done with them.",
             ["source", "disposition"], registry=self.registry,
         )
+        self.out_of_rotation_seconds = Histogram(
+            "drainctl_out_of_rotation_seconds",
+            "The drain's first step, from the request to the first socket closed, by how it ended: observed "
+            "(a load balancer stopped routing), timer (lb_deregistration_s passed), skipped.", ["how"],
+            buckets=PHASE_BUCKETS_S, registry=self.registry,
+        )
         self._phases: dict[str, Phase] = {}
         """The phase of each instance's latest episode."""
         for outcome in Outcome:
@@ -70,9 +76,17 @@ class EngineMetrics:
             self.drains.labels(after.outcome.value).inc()
         if announcement.cause is not None:
             self.failures.labels(announcement.cause).inc()
+        self._rotated(announcement)
         reset = after.sockets_reset - (before.sockets_reset if before is not None else 0)
         if reset > 0:
             self.sockets_reset.inc(reset)
+
+    def _rotated(self, announcement: Journaled) -> None:
+        """The out-of-rotation step's journal line ("out of rotation (observed)"): how long it took."""
+        line, requested = announcement.line, announcement.after.drain_requested_at
+        if line.step.startswith("out of rotation (") and requested is not None:
+            how = line.step.removeprefix("out of rotation (").rstrip(")")
+            self.out_of_rotation_seconds.labels(how).observe(max(0.0, line.at - requested))
 
     def _moved(self, before: Drain | None, after: Drain) -> None:
         if before is not None:

@@ -93,6 +93,10 @@ def progress_line(status: Json, observed_per_s: float | None) -> Text:
     """`A verifying: 120 sockets left, closing ~180/s (paced 200/s), reset in 12.3 s`."""
     left = status.get("sockets_remaining")
     parts: list[str | Text] = [f"{status['instance']} ", phase_text(str(status["phase"])), ": "]
+    if status["phase"] == "draining":  # before the drain request is answered: the out-of-rotation step
+        parts.append("out of rotation first, waiting for the load balancer" if left is None
+                     else f"out of rotation first ({left} sockets kept), waiting for the load balancer")
+        return Text.assemble(*parts)
     parts.append("counting sockets" if left is None else f"{left} sockets left")
     rate = status.get("rate_per_s")
     if observed_per_s is not None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 HEALTHZ = "/healthz"
 DRAIN = "/v1/drain"
+NOT_READY = "/v1/not-ready"
 CONNECTIONS = "/v1/connections"
 RESET = "/v1/reset"
 NOTICES = "/v1/notices"
@@ -103,6 +104,15 @@ class DrainAnswer(_Answer):
     accepted: bool = True
     app: dict[str, Any]
     """The app's drain hook's own answer, passed through as it came."""
+
+
+class NotReadyAnswer(_Answer):
+    """`POST /v1/not-ready`, 202: the drain's first step, out of rotation (sockets are still served)."""
+
+    ready: bool
+    """What the app says now: false once it answers `/readyz` with 503; true when it ignored the call."""
+    hook: bool = True
+    """False when the app has no not-ready hook (`app.not_ready_url` unset): nothing was asked of it."""
 
 
 class ConnectionsAnswer(_Answer):

@@ -121,8 +121,10 @@ class AzureApiFleet(pulumi.ComponentResource):
                     protocol="Http",
                     port=args.app.app_port,
                     request_path="/readyz",
-                    interval_in_seconds=5,
-                    number_of_probes=2,
+                    # From the budget: the drain waits lb_deregistration_s for this probe to take a VM out.
+                    interval_in_seconds=int(args.budget.lb_check_interval_s),
+                    number_of_probes=args.budget.lb_unhealthy_threshold,
+                    probe_threshold=args.budget.lb_unhealthy_threshold,
                 )
             ],
             load_balancing_rules=[

@@ -34,6 +34,8 @@ DEFAULT_RULE_PRIORITY = 2147483647
 @dataclass(frozen=True)
 class GcpHealthChecksArgs:
     app_port: int
+    budget: Budget
+    """The readiness check's interval, threshold and timeout (its deregistration time, DESIGN.md §3)."""
 
 
 class GcpHealthChecks(pulumi.ComponentResource):
@@ -56,10 +58,10 @@ class GcpHealthChecks(pulumi.ComponentResource):
         )
         readiness = gcp.compute.HealthCheck(
             f"{name}-readyz",
-            check_interval_sec=5,
-            timeout_sec=5,
+            check_interval_sec=int(args.budget.lb_check_interval_s),
+            timeout_sec=int(args.budget.lb_check_timeout_s),
             healthy_threshold=2,
-            unhealthy_threshold=2,
+            unhealthy_threshold=args.budget.lb_unhealthy_threshold,
             http_health_check=gcp.compute.HealthCheckHttpHealthCheckArgs(port=args.app_port, request_path="/readyz"),
             opts=child,
         )

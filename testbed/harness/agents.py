@@ -54,6 +54,7 @@ def render_config(
         "instance": instance,
         "app": {
             "drain_url": f"{server.admin_url}/admin/drain",
+            "not_ready_url": f"{server.admin_url}/admin/not-ready",
             "token_file": str(app_token_file),
             "timeout_s": app_timeout_s,
         },

@@ -4,10 +4,13 @@ HAProxy stands in for the cloud load balancer (DESIGN.md §7). What matters for 
 from the `Budget` or fixed here with the reason:
 
 - `timeout tunnel` = `lb_idle_timeout_s`: an upgraded WebSocket idle this long is cut, like an Azure LB flow.
-- health checks `GET /readyz` every 500 ms, out after 2 failures, back after 1 success (`HealthCheck`): a
-  draining (503) or wedged (no answer within `timeout check` 1 s) server leaves rotation within ~1-3 s, while a
-  single slow check on a busy machine does not take a healthy server out. Servers marked down keep their
-  established sessions (no `on-marked-down shutdown-sessions`): a drain, not HAProxy, closes them.
+- health checks `GET /readyz` rendered from the budget (`HealthCheck.from_budget`): `inter` =
+  `lb_check_interval_s`, `fall` = `lb_unhealthy_threshold`, `timeout check` = `lb_check_timeout_s`, back
+  after 1 success; so a not-ready (503) or wedged server leaves rotation within the budget's
+  `lb_deregistration_s`, the time the drain's out-of-rotation step waits for when it cannot observe HAProxy.
+  `HealthCheck()` (500 ms, 2, 1 s) is what tests pass when they want a quick, fixed rotation. Servers
+  marked down keep their established sessions (no `on-marked-down shutdown-sessions`): a drain, not
+  HAProxy, closes them.
 - `option forwardfor`: the servers' connect rate limit keys on the real client IP, not HAProxy's.
 - `balance leastconn`: long-lived sockets; reconnects after a drain go to the emptiest survivor.
 - `option redispatch` + `retries`: a connect refused by a dead server is retried on another one.
@@ -55,6 +58,18 @@ class HealthCheck:
     timeout_ms: int = 1000
     """A check unanswered this long failed (a SIGSTOPped server accepts the TCP connection, then says nothing)."""
 
+    down_inter_ms: int = 500
+    """Checks of a server that is down (new, back from maint): it rejoins fast; the drain never waits on it."""
+
+    @classmethod
+    def from_budget(cls, budget: Budget) -> HealthCheck:
+        """The checks the budget's deregistration time assumes (`Budget.lb_deregistration_s`)."""
+        return cls(
+            inter_ms=max(1, round(budget.lb_check_interval_s * 1000)),
+            fall=budget.lb_unhealthy_threshold,
+            timeout_ms=max(1, round(budget.lb_check_timeout_s * 1000)),
+        )
+
 
 def fitting_maxconn(fd_hard_limit: int | None = None) -> int:
     """The largest maxconn (at most MAXCONN) whose file descriptors fit the hard open-files limit."""
@@ -79,7 +94,7 @@ def render_config(
     maxconn: int = MAXCONN,
 ) -> str:
     """The haproxy.cfg text for a frontend on `frontend` balancing over `servers` (name, address)."""
-    health = health or HealthCheck()
+    health = health or HealthCheck.from_budget(budget)
     if not servers:
         raise PermanentError("haproxy: at least one server is needed")
     lines = [
@@ -109,7 +124,8 @@ def render_config(
         "    balance leastconn",
         f"    option httpchk GET {health.path}",
         "    http-check expect status 200",
-        f"    default-server check inter {health.inter_ms}ms fall {health.fall} rise {health.rise}",
+        f"    default-server check inter {health.inter_ms}ms fall {health.fall} rise {health.rise}"
+        f" downinter {min(health.down_inter_ms, health.inter_ms)}ms",
     ]
     lines += [f"    server {name} {address}" for name, address in servers]
     return "\n".join(lines) + "\n"
@@ -126,6 +142,11 @@ class LoadBalancer:
 
     def __repr__(self) -> str:
         return f"LoadBalancer(frontend={self.frontend}, pid={self.pid})"
+
+    @property
+    def runtime_api(self) -> str:
+        """The runtime API socket as controller.yaml's `rotation.haproxy.socket` names it."""
+        return f"abns@{self._runtime_socket}"
 
     @property
     def ws_url(self) -> str:

@@ -44,10 +44,14 @@ DEMO_BUDGET = Budget(
     margin_s=10.0,
     expected_sockets_per_server=5000,
     no_progress_window_s=1.5,
+    lb_check_interval_s=0.5,
+    lb_unhealthy_threshold=2,
+    lb_check_timeout_s=0.5,
 )
 """The real timers, except a platform notice of 30 s instead of 5-10 minutes (and a drain deadline and margin
 that fit in it) so the incident run ends within the demo's 3 minutes, and a no-progress window of 1.5 s instead
-of 3 s (docs/performance.md, "The demo's budget", says why)."""
+of 3 s (docs/performance.md, "The demo's budget", says why), and HAProxy's `/readyz` checks every 0.5 s,
+out after 2 (a wedged server leaves rotation within ~1.5 s; deregistration must fit the short notice)."""
 OUTPUT_DIR = Path("demo-output")
 """Where the picture, the summary and each run's process logs go (relative to the working directory)."""
 RUN_DIRS = {True: "with-controller", False: "without-controller"}

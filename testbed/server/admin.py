@@ -4,6 +4,10 @@ Every route requires `Authorization: Bearer <token>` (constant-time comparison);
 with 401 before the route runs, so an unauthenticated drain changes nothing. The token is never logged.
 
     POST /admin/drain   {"rate_per_s": R}  -> 202 {"accepted": true, "open_sockets": N, "rate_per_s": R}
+    POST /admin/not-ready                  -> 202 {"accepted": true, "ready": false, "open_sockets": N}
+                                              (`/readyz` 503, sockets still served and admitted: the load
+                                              balancer's health checks take the server out; "ready": true
+                                              when the server ignored it, fault ignore-drain)
     GET  /admin/status                     -> 200 {"name", "draining", "open_sockets", "fault", "drain_rate_per_s"}
 """
 
@@ -28,6 +32,7 @@ def admin_app(
     routes = _AdminRoutes(name=name, fault=fault, drainer=drainer, sockets=sockets)
     app = web.Application(middlewares=[_bearer_auth(token)])
     app.router.add_post("/admin/drain", routes.drain)
+    app.router.add_post("/admin/not-ready", routes.not_ready)
     app.router.add_get("/admin/status", routes.status)
     return app
 
@@ -59,6 +64,11 @@ class _AdminRoutes:
             return web.json_response({"error": str(exc)}, status=400)
         self.drainer.request(rate_per_s)
         body = {"accepted": True, "open_sockets": len(self.sockets), "rate_per_s": rate_per_s}
+        return web.json_response(body, status=202)
+
+    async def not_ready(self, request: web.Request) -> web.Response:
+        self.drainer.leave_rotation()
+        body = {"accepted": True, "ready": self.drainer.ready, "open_sockets": len(self.sockets)}
         return web.json_response(body, status=202)
 
     async def status(self, request: web.Request) -> web.Response:

@@ -32,8 +32,24 @@ class Drainer:
         self.metrics = metrics
         self.ignore_requests = ignore_requests
         self.draining = False
+        self.out_of_rotation = False
+        """Not ready (`/readyz` 503) while still serving and admitting sockets: the drain's first step."""
         self.rate_per_s: float | None = None
         self._pacer: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """What `/readyz` says: false once out of rotation or draining."""
+        return not (self.draining or self.out_of_rotation)
+
+    def leave_rotation(self) -> bool:
+        """Turn not ready but keep serving (the load balancer stops sending new sockets); whether it did."""
+        if self.ignore_requests:
+            log.warning("out of rotation requested: ignored (fault ignore-drain)")
+            return False
+        log.info("out of rotation: /readyz answers 503, %d open sockets still served", len(self.sockets))
+        self.out_of_rotation = True
+        return True
 
     def request(self, rate_per_s: float) -> None:
         """Start draining at `rate_per_s` disconnects per second, or change the pace of a running drain."""

@@ -35,7 +35,7 @@ class Admission:
         if url.path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
         if url.path == "/readyz":
-            if self.drainer.draining:
+            if not self.drainer.ready:
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
             return connection.respond(HTTPStatus.OK, "ready\n")
         if url.path == "/metrics":

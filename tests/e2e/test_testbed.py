@@ -21,7 +21,8 @@ pytestmark = pytest.mark.e2e
 
 MakeFleet = Callable[[Budget], Fleet]
 
-FAST_HEARTBEATS = Budget(heartbeat_interval_s=1.0, heartbeat_timeout_s=3.0, lb_idle_timeout_s=600.0)
+FAST_HEARTBEATS = Budget(heartbeat_interval_s=1.0, heartbeat_timeout_s=3.0, lb_idle_timeout_s=600.0,
+                         lb_check_interval_s=0.5, lb_check_timeout_s=0.5)  # HAProxy drops a wedged A fast
 """Short client timers for the wedged-server test; the LB idle timeout is longer than the test, so only the
 clients' own heartbeat detection can free a socket on a stopped server."""
 RECONNECT_BOUND_S = 6.0

@@ -71,6 +71,21 @@ REFUSALS: list[tuple[str, Mutation, list[str]]] = [
         ["drainctl:budget", "platform_notice_s (60)"],
     ),
     (
+        "load balancer deregistration too long for the notice",
+        _set("drainctl:budget", "lb_unhealthy_threshold", 120),
+        ["drainctl:budget", "lb_deregistration_s (605", "platform_notice_s (600)"],
+    ),
+    (
+        "GCP check timeout not whole seconds",
+        _set("drainctl:budget", "lb_check_timeout_s", 4.5),
+        ["drainctl:budget.lb_check_timeout_s (4.5)", "GCP readiness health check"],
+    ),
+    (
+        "Azure probe interval below 5 s",
+        lambda c: c["drainctl:budget"].update({"lb_check_interval_s": 3, "lb_check_timeout_s": 3}),
+        ["drainctl:budget.lb_check_interval_s (3)", "Azure load balancer probe"],
+    ),
+    (
         "WebSocket lifetime cap shorter than the notice",
         _set("drainctl:gcp", "websocket_lifetime_s", 300),
         ["drainctl:gcp.websocket_lifetime_s (300)"],

@@ -143,6 +143,22 @@ def test_every_azure_lb_rule_resets_tcp_at_the_budgets_idle_timeout(built: Built
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_every_readiness_check_is_the_budgets_deregistration_time(built: Built, stack: str) -> None:
+    """The drain waits `lb_deregistration_s` for these checks: their numbers come from the same budget."""
+    config, run = built(stack)
+    b = config.budget
+    (readiness,) = [c for c in run.of_type("gcp:compute/healthCheck:HealthCheck") if "readyz" in c.name]
+    gcp = readiness.inputs
+    assert (gcp["checkIntervalSec"], gcp["unhealthyThreshold"], gcp["timeoutSec"]) == (
+        b.lb_check_interval_s, b.lb_unhealthy_threshold, b.lb_check_timeout_s)
+    assert gcp["checkIntervalSec"] * gcp["unhealthyThreshold"] + gcp["timeoutSec"] == b.lb_deregistration_s
+    for balancer in run.of_type("azure-native:network:LoadBalancer"):
+        (probe,) = balancer.inputs["probes"]
+        assert (probe["intervalInSeconds"], probe["numberOfProbes"], probe["probeThreshold"]) == (
+            b.lb_check_interval_s, b.lb_unhealthy_threshold, b.lb_unhealthy_threshold)
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_every_scale_set_has_the_terminate_notification_with_the_budgets_timeout(built: Built, stack: str) -> None:
     config, run = built(stack)
     expected = f"PT{int(config.budget.platform_notice_s // 60)}M"

@@ -54,6 +54,13 @@ def test_haproxy_checks_readyz_and_forwards_the_client_ip() -> None:
     assert "shutdown-sessions" not in text
 
 
+def test_haproxy_health_checks_are_the_budgets_deregistration_timers() -> None:
+    budget = Budget(lb_check_interval_s=0.3, lb_unhealthy_threshold=3, lb_check_timeout_s=0.25)
+    text = _haproxy_config(budget)
+    assert "default-server check inter 300ms fall 3 rise 1 downinter 300ms" in text
+    assert "timeout check 250ms" in text
+
+
 def test_haproxy_has_room_for_ten_thousand_sockets_when_the_fd_limit_allows() -> None:
     text = _haproxy_config(Budget())
     maxconns = [int(line.split()[1]) for line in text.splitlines() if line.strip().startswith("maxconn")]

@@ -573,3 +573,25 @@ def test_non_positive_idle_timeout_is_one_line_and_exit_2(tmp_path: Path) -> Non
     ports = ("--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
     result = _run_cli(*ports, "--admin-token-file", str(token_file), "--idle-timeout", "0")
     _assert_usage_error(result, "--idle-timeout")
+
+
+async def not_ready(server: RunningServer) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=BOUND_S) as http:
+        return await http.post(server.admin_url("/admin/not-ready"), json={}, headers=_auth())
+
+
+def test_not_ready_leaves_rotation_but_keeps_serving_and_admitting(start_server: Callable[..., RunningServer]) -> None:
+    server = start_server(name="leaving")
+
+    async def scenario() -> None:
+        sockets = await joined_sockets(server, 2)
+        answer = await not_ready(server)
+        assert answer.status_code == 202
+        assert answer.json() == {"accepted": True, "ready": False, "open_sockets": 2}
+        assert (await get(server.http("/readyz"))).status_code == 503
+        assert (await call(sockets[0], phoenix.heartbeat("7"))).payload["status"] == "ok"
+        sockets += await joined_sockets(server, 1, prefix="late")  # a connect the LB still sends is admitted
+        assert (await status(server))["open_sockets"] == 3
+        await close_all(sockets)
+
+    run(scenario())

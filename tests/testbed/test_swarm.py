@@ -159,6 +159,7 @@ def test_report_has_the_contract_shape() -> None:
     assert report["connected_at_end"] == 2
     assert report["servers_at_end"] == {"B": 2}
     assert (report["connect_attempts"], report["rejected_503"], report["rate_limited"]) == (9, 4, 2)
+    assert report["refused_draining"] == 2, "503s without Retry-After: refused by a draining server"
     assert (report["unauthorized"], report["connect_failures"]) == (0, 2)
     assert report["rate_limited_max_per_client"] == 2
     assert report["by_cause"] == {"close:1012": 2, "heartbeat_timeout": 1}

@@ -1,0 +1,146 @@
+"""An operator's drain with and without the out-of-rotation step: refused reconnects and offline time.
+
+    .venv/bin/python -m bench.rotation [--count 5000] [--js 0] [--modes off,timer,observed]
+
+Per mode, a fresh fleet: servers A and B behind HAProxy, which learns of a drain only from `/readyz`
+(checks every 300 ms, out after 2, 300 ms timeout: the budget's `lb_deregistration_s` is 0.9 s); every
+client (a swarm of `--count`, plus `--js` official Phoenix JS clients) on A, then an operator's
+`POST /v1/drains {"instance": "A"}` at 500 sockets/s. Modes:
+
+- `off`: no out-of-rotation step (issue 15's "before"): A turns not ready and starts closing at once;
+- `timer`: A turns not ready, the first socket closes after `lb_deregistration_s`;
+- `observed`: the same, ended as soon as HAProxy's runtime API shows A out of rotation.
+
+Measured per mode: reconnects refused by the draining server (503 without Retry-After) and rate-limited
+ones (swarm report and A's own counter), offline time p50/p99/max, P2 (disconnects offline longer than the
+swarm's first backoff, 500 ms, and longer than it plus 100 ms), and when closing started after the drain
+request (the journal's "drain accepted" minus "drain requested"). The JS clients report their close codes,
+refused upgrades (transport errors) and offline times. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from controller.core.budget import Budget
+from testbed.harness import Fleet
+from testbed.harness.supervising import Supervised
+from testbed.harness.waiting import wait_for
+from testbed.swarm.backoff import INITIAL_DELAY_S
+
+JOIN_TIMEOUT_S = 600.0
+RATE_PER_S = 500.0
+PHOENIX_PEER = Path(__file__).resolve().parent.parent / "tests" / "e2e" / "js" / "phoenix_peer.cjs"
+BUDGET = Budget(drain_deadline_s=30.0, verify_s=5.0, margin_s=10.0, drain_rate_per_s=RATE_PER_S,
+                expected_sockets_per_server=10_000, platform_notice_s=600.0, lb_check_interval_s=0.3,
+                lb_unhealthy_threshold=2, lb_check_timeout_s=0.3)
+
+
+def _nearest_rank(values: list[float], percent: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = math.ceil(len(ordered) * percent / 100)
+    return round(ordered[max(0, min(len(ordered), rank) - 1)], 3)
+
+
+def _offline(values: list[float]) -> dict[str, Any]:
+    return {
+        "count": len(values),
+        "p50_s": _nearest_rank(values, 50),
+        "p99_s": _nearest_rank(values, 99),
+        "max_s": round(max(values), 3) if values else None,
+        "p2_beyond_first_backoff": sum(1 for v in values if v > INITIAL_DELAY_S),
+        "p2_beyond_first_backoff_plus_100ms": sum(1 for v in values if v > INITIAL_DELAY_S + 0.1),
+    }
+
+
+def _js_summary(peers: list[Supervised]) -> dict[str, Any]:
+    codes: dict[str, int] = {}
+    errors, offline = 0, []
+    for peer in peers:
+        closed_at: float | None = None
+        for event in peer.events():
+            if event["event"] == "close":
+                codes[str(event["code"])] = codes.get(str(event["code"]), 0) + 1
+                closed_at = closed_at if closed_at is not None else float(event["at"])
+            elif event["event"] == "error":
+                errors += 1
+            elif event["event"] == "joined" and closed_at is not None:
+                offline.append(float(event["at"]) - closed_at)
+                closed_at = None
+    return {"clients": len(peers), "close_codes": codes, "refused_upgrades": errors, "offline": _offline(offline)}
+
+
+def run_one(count: int, js: int, mode: str) -> dict[str, Any]:
+    with Fleet(BUDGET) as fleet:
+        a, b = fleet.start_server("A"), fleet.start_server("B")
+        lb = fleet.start_haproxy([a, b])
+        lb.set_server_state("B", "maint")
+        lb.wait_state("B", "MAINT")
+        agent = fleet.start_agent(a)
+        config = fleet.controller_config([agent])
+        if mode != "off":
+            config["rotation"] = {"enabled": True}
+            if mode == "observed":
+                config["rotation"]["haproxy"] = {"socket": lb.runtime_api}
+        controller = fleet.start_controller(config)
+        swarm = fleet.start_swarm(lb.ws_url, count=count, duration_s=3600, connect_rate_per_s=1000,
+                                  heartbeat_timeout_s=0)
+        peers = [fleet.start_command(f"phoenix-js-{i}", ["node", str(PHOENIX_PEER), lb.ws_url, f"js-{i}",
+                                                          "30000", "room:js", "900"]) for i in range(js)]
+        swarm.wait_joined(timeout_s=JOIN_TIMEOUT_S)
+        for peer in peers:
+            peer.wait_event("joined", timeout_s=JOIN_TIMEOUT_S)
+        lb.set_server_state("B", "ready")
+        lb.wait_state("B", "UP", timeout_s=60)
+        total = count + js
+        drain_id = controller.drain("A", rate_per_s=RATE_PER_S, deadline_s=BUDGET.drain_deadline_s)["drain"]["id"]
+        wait_for(lambda: b.open_sockets() == total, timeout_s=10 * total / RATE_PER_S + 120,
+                 what=f"all {total} clients on B", interval_s=0.1)
+        controller.wait_phase("A", ["released", "failed"], timeout_s=120)
+        lines = {line["step"]: line for line in controller.drain_detail(drain_id)["journal"]}
+        report = swarm.stop()
+        refused_at_a = a.metric("drainctl_testbed_connects_rejected_total", {"reason": "draining"})
+        js_summary = _js_summary(peers)
+    rotated = next((line for step, line in lines.items() if step.startswith("out of rotation")), None)
+    return {
+        "mode": mode,
+        "sockets": total,
+        "refused_draining": report["refused_draining"],
+        "refused_at_a": int(refused_at_a),
+        "rate_limited": report["rate_limited"],
+        "by_cause": report["by_cause"],
+        "swarm_offline": _offline([d["offline_s"] for d in report["disconnects"] if d["offline_s"] is not None]),
+        "js": js_summary,
+        "closing_started_after_s": round(lines["drain accepted"]["at"] - lines["drain requested"]["at"], 3),
+        "out_of_rotation": None if rotated is None else rotated["detail"],
+    }
+
+
+def run(count: int, js: int, modes: list[str]) -> dict[str, Any]:
+    return {
+        "runs": [run_one(count, js, mode) for mode in modes],
+        "lb_deregistration_s": BUDGET.lb_deregistration_s,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--js", type=int, default=0, help="official Phoenix JS clients besides the swarm")
+    parser.add_argument("--modes", default="off,timer,observed")
+    args = parser.parse_args()
+    print(json.dumps({"rotation": run(args.count, args.js, args.modes.split(","))}))
+
+
+if __name__ == "__main__":
+    main()
