@@ -9,7 +9,7 @@ JS_DIR := tests/e2e/js
 STACK ?= staging
 
 # command -> Debian package the tests and the demo use
-DEBIAN_PACKAGES := haproxy:haproxy prometheus:prometheus nft:nftables ss:iproute2 ip:iproute2 node:nodejs npm:npm shellcheck:shellcheck
+DEBIAN_PACKAGES := haproxy:haproxy prometheus:prometheus nft:nftables ss:iproute2 ip:iproute2 node:nodejs npm:npm shellcheck:shellcheck tmux:tmux
 
 .PHONY: setup system-deps venv js-deps test lint demo plan bench clean
 
