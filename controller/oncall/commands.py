@@ -95,7 +95,7 @@ def status(
     elif machine(form):
         emit({"instances": instances}, form)
     else:
-        views.console().print(views.status_table(instances, wide=form is Output.WIDE))
+        views.console(wide=form is Output.WIDE).print(views.status_table(instances, wide=form is Output.WIDE))
 
 
 def history(
@@ -113,7 +113,7 @@ def history(
     if machine(form):
         emit({"drains": drains}, form)
     else:
-        views.console().print(views.history_table(drains, wide=form is Output.WIDE))
+        views.console(wide=form is Output.WIDE).print(views.history_table(drains, wide=form is Output.WIDE))
 
 
 def show(

@@ -7,6 +7,7 @@ is what the controller said, never a guess.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,8 +31,13 @@ LINE_WIDTH = 80
 Json = Mapping[str, Any]
 
 
-def console() -> Console:
-    return Console(highlight=False, markup=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH)
+WIDE_PIPE_WIDTH = 320
+"""Width of `-o wide` tables written to a file or a pipe: their extra columns need the room."""
+
+
+def console(*, wide: bool = False) -> Console:
+    width = None if sys.stdout.isatty() else (WIDE_PIPE_WIDTH if wide else PIPE_WIDTH)
+    return Console(highlight=False, markup=False, soft_wrap=True, width=width)
 
 
 def print_json(body: object) -> None:
@@ -155,15 +161,16 @@ def progress_line(status: Json, observed_per_s: float | None, *, width: int = LI
     elif rate and status.get("error") is None:
         counted += f", paced {rate:g}/s"
     head = Text.assemble(f"{status['instance']} ", phase_text(str(status["phase"])), ": ")
-    tail = f"{counted}, {_deadline(status)}"
     error = status.get("error")
     if error is None:
-        line = Text.assemble(head, tail)
+        line = Text.assemble(head, f"{counted}, {_deadline(status)}")
     else:
+        tail = (f"{left} left, " if left is not None else "") + _deadline(status)
         retries = int(status.get("retries") or 0)
         retrying = f" (retry {retries})" if retries else ""
         room = max(8, width - 1 - len(head) - len(tail) - len(retrying) - 2)
-        line = Text.assemble(head, Text(_cut(str(error), room) + retrying, style="red"), "; ", tail)
+        failing = _cut(_compact(str(error)), room) + retrying
+        line = Text.assemble(head, Text(failing, style="red"), "; ", tail)
     line.truncate(width - 1, overflow="ellipsis")
     return line
 
@@ -276,6 +283,11 @@ def _sockets(status: Json) -> str | None:
         return None
     kernel, prometheus = status.get("sockets_kernel"), status.get("sockets_prometheus")
     return f"{left} (kernel {_or_dash(kernel)}, prometheus {_or_dash(prometheus)})"
+
+
+def _compact(error: str) -> str:
+    """An error as the 80-column line says it: `agent 10.0.0.7:9400 unreachable: ...` (no scheme, no slash)."""
+    return re.sub(r"https?://([^/\s]+)/?", r"\1", error)
 
 
 def _cut(text: str, room: int) -> str:
