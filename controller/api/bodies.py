@@ -28,6 +28,18 @@ class DrainRequest(_Body):
     """The client's own id for this request, kept as the event's ref."""
 
 
+RequestId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class WriteRequest(_Body):
+    """`POST /v1/instances/{name}/reset` and `.../cancel`: an optional body, the client's request id.
+
+    The same id on a retry makes the retry the same request (a reset-only episode is not started twice; a
+    cancel answers the cancelled drain again). No body: a request without an id."""
+
+    request_id: RequestId | None = None
+
+
 class EventRequest(_Body):
     """`POST /v1/events`: a platform notice pushed by the testbed supervisor (the push half of `local`)."""
 

@@ -17,13 +17,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ValidationError
 
-from controller.api import shapes
-from controller.api.bodies import DrainRequest, EventRequest
+from controller.api import joining, shapes
+from controller.api.bodies import DrainRequest, EventRequest, WriteRequest
 from controller.api.pushes import Pushes
 from controller.core.errors import DrainctlError, TemporaryError
-from controller.core.models import Drain, Phase
+from controller.core.models import Drain, EventKind, Phase
 from controller.core.notices import notice_event
-from controller.engine import Engine, ManualDisabled, UnknownInstance
+from controller.core.timestamps import rfc3339
+from controller.engine import CancelRefused, Engine, ManualDisabled, UnknownInstance
 from controller.listeners.metrics import EngineMetrics
 from controller.protocol.auth import PUBLIC_PATHS, bearer_token
 from controller.protocol.pushes import PUSHES
@@ -81,6 +82,7 @@ def build_app(
     app.router.add_get("/v1/instances", _instances)
     app.router.add_get("/v1/instances/{name}", _instance)
     app.router.add_post("/v1/instances/{name}/reset", _reset)
+    app.router.add_post("/v1/instances/{name}/cancel", _cancel)
     app.router.add_get("/v1/history", _history)
     app.router.add_get("/v1/drains/{id}", _drain_record)
     return app
@@ -118,7 +120,7 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
         return _error(exc.status, exc.reason.lower())
     except UnknownInstance as exc:
         return _error(404, str(exc))
-    except ManualDisabled as exc:
+    except (ManualDisabled, CancelRefused) as exc:
         return _error(409, str(exc))
     except TemporaryError as exc:
         return _error(503, str(exc), retry_after_s=max(1, round(exc.delay_s)))
@@ -164,7 +166,9 @@ async def _drain(request: web.Request) -> web.StreamResponse:
                               request_id=body.request_id)
     log.info("api: drain of %s requested by an operator: %s%s", body.instance, submission.disposition,
              f" (drain {submission.drain.id})" if submission.drain else "")
-    return web.json_response(shapes.submission_json(submission), status=202)
+    answer = shapes.submission_json(submission)
+    answer["not_applied"] = joining.not_applied(body, submission, now=engine.clock.now())
+    return web.json_response(answer, status=202)
 
 
 async def _event(request: web.Request) -> web.StreamResponse:
@@ -194,17 +198,35 @@ async def _reset(request: web.Request) -> web.StreamResponse:
     """Force-reset now; answers how many sockets this call reset, and whether the reset is done."""
     engine = _engine(request)
     name = request.match_info["name"]
+    request_id = (await _optional(request, WriteRequest)).request_id
     before = engine.get(name)
     recent = engine.journal(limit=1)
     since = recent[-1].seq if recent else 0
+    if request_id and before is not None and engine.seen_request(name, EventKind.RESET, request_id):
+        since = 0  # a retry of a reset already taken: its episode's own reset counts
+        before = None
     log.info("api: reset of %s requested by an operator", name)
-    drain = await engine.reset(name)
+    drain = await engine.reset(name, request_id=request_id)
     done = any(line.step == "reset done" for line in engine.journal(drain.id) if line.seq > since)
     counted_before = before.sockets_reset if before is not None and before.id == drain.id else 0
     reset = drain.sockets_reset - counted_before if done else 0
     why = None if done else _not_done(drain)
     return web.json_response({"instance": name, "done": done, "reset": reset, "why": why,
                               "drain": shapes.drain_json(drain)})
+
+
+async def _cancel(request: web.Request) -> web.StreamResponse:
+    """Cancel the running drain before any reset; 409 when there is none or its reset has begun."""
+    engine = _engine(request)
+    name = request.match_info["name"]
+    request_id = (await _optional(request, WriteRequest)).request_id
+    log.info("api: cancel of %s requested by an operator", name)
+    drain = await engine.cancel(name, request_id=request_id)
+    if drain.needs_release and not drain.finished and drain.release_by is not None:
+        what = f"the platform's notice is left to its deadline (released at {rfc3339(drain.release_by)})"
+    else:
+        what = "nothing more is done to the host (sockets the app closed stay closed)"
+    return web.json_response({"instance": name, "what": what, "drain": shapes.drain_json(drain)})
 
 
 async def _history(request: web.Request) -> web.StreamResponse:
@@ -248,7 +270,7 @@ def _episode(engine: Engine, drain_id: int) -> Drain | None:
 def _not_done(drain: Drain) -> str:
     if drain.phase is Phase.FAILED:
         return drain.reason or "the drain failed"
-    deadline = f" until {drain.release_by:.0f} (unix s)" if drain.release_by else ""
+    deadline = f" until {rfc3339(drain.release_by)}" if drain.release_by else ""
     return (f"the host's agent did not complete the reset; the controller keeps retrying{deadline} "
             "(its log says why)")
 
@@ -271,6 +293,13 @@ async def _parse(request: web.Request, model: type[Body]) -> Body:
         first = exc.errors(include_url=False)[0]
         key = ".".join(str(part) for part in first["loc"]) or "body"
         raise _json_error(web.HTTPBadRequest, f"{key}: {first['msg']}") from exc
+
+
+async def _optional(request: web.Request, model: type[Body]) -> Body:
+    """A body that may be left out (an empty POST is the model's defaults)."""
+    if not await request.read():
+        return model.model_validate({})
+    return await _parse(request, model)
 
 
 def _json_error(kind: type[web.HTTPException], message: str) -> web.HTTPException:

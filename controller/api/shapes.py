@@ -9,7 +9,9 @@ clock of its own.
     status:  {"instance", "pool", "phase" (a drain phase, or "idle" if never drained), "drain_id", "source",
               "kind", "outcome", "reason", "finished", "sockets_remaining", "sockets_kernel",
               "sockets_prometheus", "observed_at", "rate_per_s", "drain_deadline_at", "drain_deadline_in_s",
-              "not_after", "not_after_in_s", "now", "drain": drain | null}
+              "not_after", "not_after_in_s", "now", "error", "retries", "drain": drain | null}
+             ("error": what fails right now in a running drain, e.g. an agent unreachable; "retries": how
+             often that step was retried)
     dry run: {"instance", "disposition", "would_start_now", "why", "rate_per_s", "drain_deadline_s",
               "not_after", "force_at", "force_in_s", "release_by", "release_in_s", "now"}
     journal line: {"seq", "drain_id", "instance", "at", "previous", "phase", "step", "detail"}
@@ -69,6 +71,8 @@ def status_json(status: InstanceStatus, *, now: float) -> dict[str, Any]:
         "not_after": drain.not_after if drain else None,
         "not_after_in_s": _until(drain.not_after, now) if running and drain else None,
         "now": now,
+        "error": status.error,
+        "retries": status.retries,
         "drain": drain_json(drain) if drain else None,
     }
 

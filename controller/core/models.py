@@ -11,6 +11,7 @@ The state machine of one drain episode (docs/architecture.md has the full story)
        │                         v drain deadline        │
        └── operator reset ──> forcing ── reset done ─────┘
     any phase ──> failed (reason): held until the release deadline, then released all the same
+    pending, draining, verifying ──> cancelled (operator, before any reset): like failed, held until then
 """
 
 from __future__ import annotations
@@ -36,19 +37,23 @@ class Phase(enum.StrEnum):
     """The platform was told to proceed (or there was nothing to release). Terminal."""
     FAILED = "failed"
     """Something could not be done; `reason` says what. Released at the release deadline all the same."""
+    CANCELLED = "cancelled"
+    """An operator cancelled it before any reset (`drainctl cancel`): nothing more is done to the host; a
+    platform's notice is left to its deadline (released at the release deadline, like a failed one)."""
 
 
 ACTIVE_PHASES = frozenset({Phase.DRAINING, Phase.VERIFYING, Phase.FORCING})
 """Phases that occupy a slot of the pool's disruption budget."""
 
 ALLOWED_TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
-    Phase.PENDING: frozenset({Phase.DRAINING, Phase.FORCING, Phase.FAILED}),
-    Phase.DRAINING: frozenset({Phase.VERIFYING, Phase.FORCING, Phase.FAILED}),
-    Phase.VERIFYING: frozenset({Phase.DRAINED, Phase.FORCING, Phase.FAILED}),
+    Phase.PENDING: frozenset({Phase.DRAINING, Phase.FORCING, Phase.FAILED, Phase.CANCELLED}),
+    Phase.DRAINING: frozenset({Phase.VERIFYING, Phase.FORCING, Phase.FAILED, Phase.CANCELLED}),
+    Phase.VERIFYING: frozenset({Phase.DRAINED, Phase.FORCING, Phase.FAILED, Phase.CANCELLED}),
     Phase.FORCING: frozenset({Phase.DRAINED, Phase.FAILED}),
     Phase.DRAINED: frozenset({Phase.RELEASED, Phase.FAILED}),
     Phase.RELEASED: frozenset(),
     Phase.FAILED: frozenset(),
+    Phase.CANCELLED: frozenset({Phase.FAILED}),
 }
 """Phase changes the journal accepts; a step that keeps the phase (an observation, a release) is always allowed."""
 
@@ -60,6 +65,8 @@ class Outcome(enum.StrEnum):
     """What the drain left was reset with TCP RSTs."""
     FAILED = "failed"
     """Neither a verified zero nor a completed force."""
+    CANCELLED = "cancelled"
+    """An operator cancelled the drain before any reset; whatever the app had closed by then stays closed."""
 
 
 class EventKind(enum.StrEnum):
@@ -180,7 +187,7 @@ class Drain:
         if self.phase is Phase.RELEASED:
             return True
         settled = self.released_at is not None or self.release_error is not None or not self.needs_release
-        return self.phase is Phase.FAILED and settled
+        return self.phase in (Phase.FAILED, Phase.CANCELLED) and settled
 
 
 @dataclass(frozen=True)

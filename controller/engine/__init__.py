@@ -14,10 +14,11 @@ See docs/architecture.md.
 from __future__ import annotations
 
 from controller.core.clocks import Clock, SystemClock
-from controller.engine.reconciling import Submission
+from controller.engine.reconciling import CancelRefused, Submission
 from controller.engine.running import DryRun, Engine, InstanceStatus, ManualDisabled, UnknownInstance
 
 __all__ = [
+    "CancelRefused",
     "Clock",
     "DryRun",
     "Engine",

@@ -18,6 +18,8 @@ acted on, so a pass interrupted anywhere (kill -9) is resumed by the next contro
   again: zero -> drained (forced); sockets left are reset again until the release deadline.
 - `drained`: release the platform (idempotent, retried until the platform's deadline) -> released.
 - `failed`: held until the release deadline (the host's own fallback may still act), then released all the same.
+- `cancelled` (an operator's `drainctl cancel`, before any reset): nothing more is done to the host; a platform's
+  notice is held until the release deadline like a failed one, then released (never early, never forever).
 
 After each journal write the reconciler announces it (`announcing.Announcer`): listeners hear about a step only
 once it is durable, and no listener is awaited inside a decide-and-write step.
@@ -50,6 +52,10 @@ from controller.engine.verifying import Observation, Verifier
 log = logging.getLogger("drainctl.engine")
 
 NOTHING_TO_RELEASE = NothingToRelease()
+
+
+class CancelRefused(PermanentError):
+    """Nothing to cancel, or too late: the drain's reset has begun (`drainctl cancel`)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,7 @@ class Reconciler:
             Phase.FORCING: self._forcing,
             Phase.DRAINED: self._drained,
             Phase.FAILED: self._failed,
+            Phase.CANCELLED: self._failed,
         }
 
     def forget(self) -> None:
@@ -365,6 +372,8 @@ class Reconciler:
         self._released_refs.pop(drain.id, None)
         if drain.phase is Phase.DRAINED:
             self._move(drain, "released", phase=Phase.RELEASED, released_at=self._clock.now())
+        elif drain.phase is Phase.CANCELLED:
+            self._move(drain, "released", detail="at its deadline, after the cancel", released_at=self._clock.now())
         else:
             self._move(drain, "released", detail=f"after failing: {drain.reason}", released_at=self._clock.now())
         return None
@@ -416,6 +425,44 @@ class Reconciler:
         reset = await self._hosts.host(drain.instance).reset()
         total = drain.sockets_reset + reset
         return self._move(drain, "reset done", detail=f"{reset} sockets reset", sockets_reset=total)
+
+    # --- operator cancel -----------------------------------------------------------------------------------
+
+    def cancel(self, instance: str, *, why: str) -> Drain:
+        """Cancel the running episode before any reset (`drainctl cancel`); `CancelRefused` once a reset began.
+
+        A platform's notice is not released early: it is held until the release deadline (as a failed episode
+        is), then released; an operator's drain has nothing to release and is finished at once."""
+        drain = self.drains.get(instance)
+        if drain is None or drain.finished:
+            last = f" (its last drain, {drain.id}, is {drain.phase})" if drain is not None else ""
+            raise CancelRefused(f"{instance} has no running drain to cancel{last}")
+        if drain.phase is Phase.CANCELLED:
+            raise CancelRefused(f"drain {drain.id} of {instance} is already cancelled (released at its deadline)")
+        if drain.phase not in (Phase.PENDING, Phase.DRAINING, Phase.VERIFYING) or drain.sockets_reset:
+            raise CancelRefused(f"drain {drain.id} of {instance} is {drain.phase}: too late to cancel, its reset "
+                                "has begun (a reset cannot be undone)")
+        release_by = drain.release_by
+        if drain.needs_release and release_by is None:
+            release_by = plan(start=self._clock.now(), not_after=drain.not_after, drain_deadline_s=0.0,
+                              budget=self._budget, holds=True).release_by
+        held = "; the platform's notice is left to its deadline" if drain.needs_release else ""
+        for held_state in (self.watches, self._attempts, self._errors, self._waiting):
+            held_state.pop(instance, None)
+        return self._move(drain, "cancelled by operator", detail=why + held, phase=Phase.CANCELLED,
+                          outcome=Outcome.CANCELLED, reason="cancelled by operator", release_by=release_by)
+
+    def trouble(self, instance: str) -> tuple[str | None, int]:
+        """What fails right now for a running episode (not journaled), and how many retries it has had."""
+        drain, watch = self.drains.get(instance), self.watches.get(instance)
+        if drain is None or drain.finished:
+            return None, 0
+        seen = watch.last if watch is not None else None
+        if drain.phase is Phase.VERIFYING and seen is not None:
+            counting = f"counting: {seen.kernel_error}" if seen.kernel is None and seen.kernel_error else None
+            return counting, 0
+        error = self._errors.get(instance)
+        return (str(error) if error is not None else None), self._attempts.get(instance, 0)
 
     # --- bookkeeping ---------------------------------------------------------------------------------------
 

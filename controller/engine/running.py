@@ -38,7 +38,7 @@ from controller.core.budget import Budget
 from controller.core.clocks import Clock, SystemClock
 from controller.core.errors import DrainctlError, PermanentError, TemporaryError
 from controller.core.inventory import Inventory
-from controller.core.models import Disposition, Drain, LifecycleEvent, Phase, Transition
+from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Phase, Transition
 from controller.core.ports import AsyncListener, Hosts, Journal, Listener, Releaser, Source
 from controller.core.settings import EngineConfig
 from controller.engine.announcing import Announcer
@@ -74,6 +74,10 @@ class InstanceStatus:
     observation: Observation | None
     """The latest socket counts of a running drain (not journaled)."""
     observed_at: float | None
+    error: str | None = None
+    """What fails right now in the running drain (an agent unreachable, a reset retried); not journaled."""
+    retries: int = 0
+    """How often the failing step was retried so far."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,31 @@ class Engine:
                       budget=self.budget, holds=holds)
         return DryRun(Disposition.STARTED, verdict.start, verdict.why, timers, draft.rate_per_s)
 
-    async def reset(self, instance: str) -> Drain:
+    async def cancel(self, instance: str, *, request_id: str | None = None) -> Drain:
+        """An operator's cancel of the running drain, before any reset (`CancelRefused` after). A retry of the
+        same request (`request_id`) answers the cancelled episode again."""
+        self._pool(instance)
+        why = f"request {request_id}" if request_id else "no request id"
+        async with self._locks[instance]:
+            latest = self._reconciler.drains.get(instance)
+            if request_id and latest is not None and self._cancelled_by(latest, why):
+                return latest
+            drain = self._reconciler.cancel(instance, why=why)
+            due = await self._reconciler.step(instance)
+            self._after_step(instance, due)
+            drain = self._reconciler.drains[instance]
+        self._wakeup.set()
+        return drain
+
+    def _cancelled_by(self, drain: Drain, why: str) -> bool:
+        lines = self.journal(drain.id)
+        return any(line.step == "cancelled by operator" and (line.detail or "").startswith(why) for line in lines)
+
+    def seen_request(self, instance: str, kind: EventKind, request_id: str) -> bool:
+        """Whether an operator's request with this id was already taken (a client's retry)."""
+        return self._store.seen(manual_source.request_event_id(instance, kind, request_id))
+
+    async def reset(self, instance: str, *, request_id: str | None = None) -> Drain:
         """An operator's force-reset: the running drain is forced now, or a reset-only episode is started.
 
         Returns the episode after its reset pass (phase drained, or still forcing if the agent must be retried).
@@ -211,10 +239,10 @@ class Engine:
         self._pool(instance)
         async with self._locks[instance]:
             running = self._reconciler.force_now(instance)
-            if running is not None and running.phase in (Phase.DRAINED, Phase.FAILED):
+            if running is not None and running.phase in (Phase.DRAINED, Phase.FAILED, Phase.CANCELLED):
                 return await self._reconciler.reset_again(running)
             if running is None:
-                self.submit(manual_source.reset_event(instance, now=self.clock.now()))
+                self.submit(manual_source.reset_event(instance, now=self.clock.now(), request_id=request_id))
             for _ in range(3):  # pending -> forcing -> drained -> released, while each step is due at once
                 due = await self._reconciler.step(instance)
                 self._after_step(instance, due)
@@ -242,8 +270,9 @@ class Engine:
             drain = self._reconciler.drains.get(name)
             watch = self._reconciler.watches.get(name) if drain is not None and not drain.finished else None
             pool = self.inventory.get(name) or (drain.pool if drain else "")
+            error, retries = self._reconciler.trouble(name)
             result.append(InstanceStatus(name, pool, drain, watch.last if watch else None,
-                                         watch.last_at if watch else None))
+                                         watch.last_at if watch else None, error, retries))
         return result
 
     def history(self, *, instance: str | None = None, limit: int = 100) -> list[Drain]:

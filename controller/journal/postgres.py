@@ -59,8 +59,9 @@ _INSERT_TRANSITION = (
     "VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
 _UNFINISHED = (
-    "SELECT * FROM drains WHERE phase NOT IN ('released', 'failed') "
-    "OR (phase = 'failed' AND needs_release = 1 AND released_at IS NULL AND release_error IS NULL) ORDER BY id"
+    "SELECT * FROM drains WHERE phase NOT IN ('released', 'failed', 'cancelled') "
+    "OR (phase IN ('failed', 'cancelled') AND needs_release = 1 AND released_at IS NULL AND release_error IS NULL) "
+    "ORDER BY id"
 )
 _FENCE = "SELECT epoch FROM drainctl_lease WHERE name = %s FOR SHARE"
 

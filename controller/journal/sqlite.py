@@ -44,8 +44,9 @@ _INSERT_TRANSITION = (
     "INSERT INTO transitions (drain_id, instance, at, previous, phase, step, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _UNFINISHED = (
-    "SELECT * FROM drains WHERE phase NOT IN ('released', 'failed') "
-    "OR (phase = 'failed' AND needs_release AND released_at IS NULL AND release_error IS NULL) ORDER BY id"
+    "SELECT * FROM drains WHERE phase NOT IN ('released', 'failed', 'cancelled') "
+    "OR (phase IN ('failed', 'cancelled') AND needs_release AND released_at IS NULL AND release_error IS NULL) "
+    "ORDER BY id"
 )
 
 Params = Sequence[Any] | Mapping[str, Any]

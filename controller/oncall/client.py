@@ -11,8 +11,12 @@ httpx errors and HTTP statuses become ours at this boundary, each one line an on
     │   ├── ControllerUnreachable    no connection, or no answer in time; names the URL
     │   └── ControllerUnavailable    503: not the leader, or a temporary failure behind it (an agent down)
     └── PermanentError               (CLI exit 1)
-        ├── ManualDrainsDisabled     409: `sources.manual.enabled: false` in the controller's config
+        ├── ManualDrainsDisabled     409: `sources.manual.enabled: false`, or a cancel after a reset began
         └── ControllerError          any other error status, or an answer that is not the documented JSON
+
+Every write (drain, reset, cancel) carries a request id, made once per call and sent again on the client's own
+retries (a timeout, a refused connection, a 503): the controller keeps it as the event's id, so a drain retried
+after its answer was lost is one drain, not two.
 
 The mapping is the shared one (controller/core/http.py), reworded for on-call and with the API's own statuses
 first (400, 404, 409, 503 carry the API's `{"error": ...}` as the whole message). Bodies come back as the API's
@@ -21,17 +25,29 @@ JSON objects (controller/api/shapes.py documents them).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from controller.core.errors import ConfigError, DrainctlError, PermanentError, TemporaryError
 from controller.core.http import CREDENTIAL_STATUSES, HttpErrors, bearer, client, reason_text, send_sync
+from controller.core.retrying import backoff
 
 DEFAULT_TIMEOUT_S = 10.0
 """Per request. Generous: a reset waits for the host's agent, which waits for the kernel."""
+WRITE_ATTEMPTS = 3
+"""A write is sent at most this often (the same request id each time) while the controller is out of reach."""
+RETRY_INITIAL_S = 0.5
+RETRY_MAX_S = 2.0
+
+
+def new_request_id() -> str:
+    """One per write: the controller derives the event's id from it, so retries of the write are one request."""
+    return uuid.uuid4().hex
 
 
 class ControllerRefusedToken(ConfigError):
@@ -106,9 +122,11 @@ class ControllerClient:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
+        write_attempts: int = WRITE_ATTEMPTS,
     ) -> None:
         """`transport`: for unit tests of the client's own parsing (httpx.MockTransport); None: the network."""
         self.base_url = base_url.rstrip("/")
+        self._write_attempts = write_attempts
         self._http = client(base_url=self.base_url, headers=bearer(token), timeout=timeout_s, transport=transport)
         self._errors = _errors(self.base_url)
 
@@ -132,9 +150,9 @@ class ControllerClient:
     ) -> dict[str, Any]:
         """`{"disposition", "drain"}`, or with `dry_run` `{"dry_run": {...}}` (nothing changes)."""
         body: dict[str, Any] = {"instance": instance, "dry_run": dry_run}
-        optional = {"deadline_s": deadline_s, "rate_per_s": rate_per_s, "request_id": request_id}
+        optional = {"deadline_s": deadline_s, "rate_per_s": rate_per_s, "request_id": request_id or new_request_id()}
         body.update({key: value for key, value in optional.items() if value is not None})
-        return self._call("POST", "/v1/drains", json=body)
+        return self._write("/v1/drains", body)
 
     def push_event(self, instance: str, *, kind: str, not_after: float, notice_id: str) -> dict[str, Any]:
         """Push a local platform notice (post the same notice to the host's agent too): `{"disposition", "drain"}`."""
@@ -147,9 +165,13 @@ class ControllerClient:
     def instance(self, name: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/instances/{_segment(name)}")
 
-    def reset(self, name: str) -> dict[str, Any]:
+    def reset(self, name: str, *, request_id: str | None = None) -> dict[str, Any]:
         """`{"instance", "done", "reset", "why", "drain"}`: how many sockets this call reset."""
-        return self._call("POST", f"/v1/instances/{_segment(name)}/reset")
+        return self._write(f"/v1/instances/{_segment(name)}/reset", {"request_id": request_id or new_request_id()})
+
+    def cancel(self, name: str, *, request_id: str | None = None) -> dict[str, Any]:
+        """`{"instance", "what", "drain"}`: the running drain, cancelled (a refusal is a `ControllerError`)."""
+        return self._write(f"/v1/instances/{_segment(name)}/cancel", {"request_id": request_id or new_request_id()})
 
     def history(self, *, limit: int = 100, instance: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, str | int] = {"limit": limit}
@@ -160,6 +182,19 @@ class ControllerClient:
     def drain_record(self, drain_id: int) -> dict[str, Any]:
         """`{"drain", "journal"}`: one episode and its journal lines."""
         return self._call("GET", f"/v1/drains/{drain_id}")
+
+    def _write(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST `body` (with its request id), again while the controller is out of reach or unavailable."""
+        retrying = Retrying(
+            retry=retry_if_exception_type((ControllerUnreachable, ControllerUnavailable)),
+            stop=stop_after_attempt(self._write_attempts),
+            wait=backoff(initial_s=RETRY_INITIAL_S, max_s=RETRY_MAX_S),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                return self._call("POST", path, json=body)
+        raise AssertionError("unreachable: tenacity reraises the last error")
 
     def _call(
         self, method: str, path: str, *, json: Any = None, params: dict[str, str | int] | None = None

@@ -1,8 +1,9 @@
-"""The on-call commands themselves: `drainctl drain | status | history | reset`.
+"""The on-call commands themselves: `drainctl drain | status | history | show | reset | cancel`.
 
-Each one parses its flags, asks the controller's API, prints a table, a line or the JSON (`--json`), and
-exits 0 (done), 1 (the operation failed) or 2 (a usage or config error). Errors are raised as our own types
-and turned into one line and an exit code by `controller.cli.main`.
+Each one parses its flags, asks the controller's API, prints a table, a line or the answer (`-o json|yaml`,
+`--json`), and exits 0 (done), 1 (the operation failed) or 2 (a usage or config error). Errors are raised as our
+own types and turned into one line and an exit code by `controller.cli.main`. Defaults that depend on the
+controller (the budget's) are named in the help with `show_default`, not in brackets that rich would eat.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from controller.oncall.connecting import (
     TokenFileOption,
     connect,
 )
+from controller.oncall.output import JsonOption, Output, OutputOption, chosen, emit, machine
 from controller.oncall.waiting import follow
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the controller's JSON instead of text.")]
+DESCRIBE_LINES = 10
+"""`drainctl status INSTANCE` shows this many of the drain's latest journal lines."""
 SUCCESSFUL_OUTCOMES = frozenset({"graceful", "forced"})
 
 
@@ -33,10 +36,12 @@ def drain(
     instance: Annotated[str, typer.Argument(help="The instance to drain, as the controller's inventory names it.")],
     deadline: Annotated[
         float | None,
-        typer.Option("--deadline", help="Seconds of graceful drain before what is left is reset [default: budget]."),
+        typer.Option("--deadline", help="Seconds of graceful drain before what is left is reset.",
+                     show_default="the budget's drain_deadline_s"),
     ] = None,
     rate: Annotated[
-        float | None, typer.Option("--rate", help="Disconnects per second [default: the budget's drain rate].")
+        float | None, typer.Option("--rate", help="Disconnects per second.",
+                                   show_default="the budget's drain_rate_per_s")
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the drain until it ends; exit 1 if it failed.")
@@ -65,32 +70,85 @@ def drain(
 
 
 def status(
+    instance: Annotated[
+        str | None, typer.Argument(help="One instance, described field by field with its latest journal lines.")
+    ] = None,
+    output: OutputOption = Output.TEXT,
     as_json: JsonOption = False,
     controller: ControllerOption = DEFAULT_CONTROLLER,
     token_file: TokenFileOption = DEFAULT_TOKEN_FILE,
 ) -> None:
-    """Every instance the controller knows, with its latest drain: phase, sockets left, time to the reset."""
+    """Every instance the controller knows (or INSTANCE), with its latest drain: phase, sockets, time to reset."""
+    form = chosen(output, as_json)
     with connect(controller, token_file) as client:
-        instances = client.instances()
-    if as_json:
-        views.print_json({"instances": instances})
+        if instance is not None:
+            one = client.instance(instance)
+            journal = client.drain_record(int(one["drain_id"]))["journal"] if one.get("drain_id") else []
+        else:
+            instances = client.instances()
+    if instance is not None:
+        if machine(form):
+            emit(one, form)
+            return
+        for line in views.describe_lines(one, journal[-DESCRIBE_LINES:]):
+            views.console().print(line)
+    elif machine(form):
+        emit({"instances": instances}, form)
     else:
-        views.console().print(views.status_table(instances))
+        views.console(wide=form is Output.WIDE).print(views.status_table(instances, wide=form is Output.WIDE))
 
 
 def history(
+    output: OutputOption = Output.TEXT,
     as_json: JsonOption = False,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many drains to show.")] = 20,
+    instance: Annotated[str | None, typer.Option("--instance", help="Only this instance's drains.")] = None,
     controller: ControllerOption = DEFAULT_CONTROLLER,
     token_file: TokenFileOption = DEFAULT_TOKEN_FILE,
 ) -> None:
     """Past and running drains, most recent first: outcome, sockets before and reset, how long they took."""
+    form = chosen(output, as_json)
     with connect(controller, token_file) as client:
-        drains = client.history(limit=limit)
-    if as_json:
-        views.print_json({"drains": drains})
+        drains = client.history(limit=limit, instance=instance)
+    if machine(form):
+        emit({"drains": drains}, form)
     else:
-        views.console().print(views.history_table(drains))
+        views.console(wide=form is Output.WIDE).print(views.history_table(drains, wide=form is Output.WIDE))
+
+
+def show(
+    drain: Annotated[int, typer.Argument(help="The drain's id (the DRAIN column of status and history).", min=1)],
+    output: OutputOption = Output.TEXT,
+    as_json: JsonOption = False,
+    controller: ControllerOption = DEFAULT_CONTROLLER,
+    token_file: TokenFileOption = DEFAULT_TOKEN_FILE,
+) -> None:
+    """The journal of one drain as a timeline: each step with its time, phase change and detail."""
+    form = chosen(output, as_json)
+    with connect(controller, token_file) as client:
+        record = client.drain_record(drain)
+    if machine(form):
+        emit(record, form)
+        return
+    out = views.console()
+    out.print(views.timeline_table(record))
+    ended = record["drain"]
+    if ended.get("finished"):
+        out.print(views.outcome_line(ended))
+
+
+def cancel(
+    instance: Annotated[str, typer.Argument(help="The instance whose running drain to cancel.")],
+    as_json: JsonOption = False,
+    controller: ControllerOption = DEFAULT_CONTROLLER,
+    token_file: TokenFileOption = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Cancel INSTANCE's running drain before any reset (refused once its reset has begun).
+
+    Nothing more is done to the host; a platform's notice is left to its deadline (released then)."""
+    with connect(controller, token_file) as client:
+        body = client.cancel(instance)
+    _show(body, as_json, lambda: [views.cancel_line(body)])
 
 
 def reset(

@@ -7,8 +7,8 @@ is what the controller said, never a guess.
 from __future__ import annotations
 
 import json
+import re
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,19 +16,28 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from controller.core.timestamps import rfc3339
+
 PIPE_WIDTH = 160
 """Width of tables written to a file or a pipe (a terminal's own width is used when there is one)."""
 
 PHASE_STYLES = {
     "idle": "dim", "pending": "yellow", "draining": "cyan", "verifying": "cyan", "forcing": "magenta",
-    "drained": "green", "released": "green", "failed": "bold red",
+    "drained": "green", "released": "green", "failed": "bold red", "cancelled": "yellow",
 }
+LINE_WIDTH = 80
+"""The live progress line never runs past this (nor past a narrower terminal): one line, updated in place."""
 
 Json = Mapping[str, Any]
 
 
-def console() -> Console:
-    return Console(highlight=False, markup=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH)
+WIDE_PIPE_WIDTH = 320
+"""Width of `-o wide` tables written to a file or a pipe: their extra columns need the room."""
+
+
+def console(*, wide: bool = False) -> Console:
+    width = None if sys.stdout.isatty() else (WIDE_PIPE_WIDTH if wide else PIPE_WIDTH)
+    return Console(highlight=False, markup=False, soft_wrap=True, width=width)
 
 
 def print_json(body: object) -> None:
@@ -39,12 +48,17 @@ def print_json(body: object) -> None:
 # --- tables --------------------------------------------------------------------------------------------------
 
 
-def status_table(instances: Sequence[Json]) -> Table:
+def status_table(instances: Sequence[Json], *, wide: bool = False) -> Table:
     table = Table(title="instances", title_justify="left")
-    for column in ("INSTANCE", "POOL", "PHASE", "DRAIN", "SOCKETS", "RATE", "DEADLINE", "OUTCOME", "REASON"):
-        table.add_column(column, no_wrap=column != "REASON", justify="right" if column == "SOCKETS" else "left")
+    columns = ["INSTANCE", "POOL", "PHASE", "DRAIN", "SOCKETS", "RATE", "DEADLINE", "OUTCOME"]
+    columns += ["KERNEL", "PROMETHEUS", "OBSERVED", "PLATFORM DEADLINE", "ERROR"] if wide else []
+    for column in [*columns, "REASON"]:
+        table.add_column(column, no_wrap=column not in ("REASON", "ERROR"),
+                         justify="right" if column in ("SOCKETS", "KERNEL", "PROMETHEUS") else "left")
     for item in instances:
         running = not item.get("finished", True)
+        extra = [_or_dash(item.get("sockets_kernel")), _or_dash(item.get("sockets_prometheus")),
+                 _time(item.get("observed_at")), _time(item.get("not_after")), str(item.get("error") or "")]
         table.add_row(
             str(item["instance"]),
             str(item.get("pool") or ""),
@@ -54,32 +68,77 @@ def status_table(instances: Sequence[Json]) -> Table:
             f"{item['rate_per_s']:g}/s" if running and item.get("rate_per_s") else "-",
             _deadline(item) if running else "-",
             _or_dash(item.get("outcome")),
+            *(extra if wide else []),
             str(item.get("reason") or ""),
         )
     return table
 
 
-def history_table(drains: Sequence[Json]) -> Table:
+def history_table(drains: Sequence[Json], *, wide: bool = False) -> Table:
     table = Table(title="drains, most recent first", title_justify="left")
-    columns = ("DRAIN", "INSTANCE", "SOURCE", "KIND", "STARTED", "PHASE", "OUTCOME", "BEFORE", "RESET", "TOOK")
+    columns = ["DRAIN", "INSTANCE", "SOURCE", "KIND", "STARTED", "PHASE", "OUTCOME", "BEFORE", "RESET", "TOOK"]
+    columns += ["ENDED", "VERIFIED BY", "REFS"] if wide else []
     for column in columns:
         table.add_column(column, no_wrap=True, justify="right" if column in ("BEFORE", "RESET", "TOOK") else "left")
     table.add_column("REASON")
     for drain in drains:
+        extra = [_time(drain.get("released_at") or (drain["updated_at"] if drain.get("finished") else None)),
+                 _or_dash(drain.get("verified_by")), ", ".join(drain.get("refs") or ()) or "-"]
         table.add_row(
             str(drain["id"]),
             str(drain["instance"]),
             str(drain["source"]),
             str(drain["kind"]),
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(drain["created_at"]))),
+            rfc3339(float(drain["created_at"])),
             phase_text(str(drain["phase"])),
             _or_dash(drain.get("outcome")),
             _or_dash(drain.get("sockets_before")),
             str(drain.get("sockets_reset") or 0),
             seconds(took_s(drain)) if drain.get("finished") else "-",
+            *(extra if wide else []),
             str(drain.get("reason") or ""),
         )
     return table
+
+
+def timeline_table(record: Json) -> Table:
+    """`drainctl show DRAIN`: each journal line of one drain with its time, phase change, step and detail."""
+    drain = record["drain"]
+    table = Table(title=f"drain {drain['id']} of {drain['instance']} ({drain['source']}, {drain['kind']}): "
+                  f"{drain['phase']}, {drain.get('outcome') or 'no outcome yet'}", title_justify="left")
+    for column in ("TIME", "+S", "PHASE", "STEP"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "+S" else "left")
+    table.add_column("DETAIL")
+    start = float(drain["created_at"])
+    for line in record["journal"]:
+        moved = line.get("previous") not in (None, line["phase"])
+        phase = f"{line['previous']} -> {line['phase']}" if moved else str(line["phase"])
+        table.add_row(rfc3339(float(line["at"]), precise=True), f"{float(line['at']) - start:.3f}", phase,
+                      str(line["step"]), str(line.get("detail") or ""))
+    return table
+
+
+def describe_lines(status: Json, journal: Sequence[Json]) -> list[str]:
+    """`drainctl status INSTANCE`: one instance, field by field, then its drain's latest journal lines."""
+    drain = status.get("drain") or {}
+    fields = [
+        ("Instance", status["instance"]), ("Pool", status.get("pool")), ("Phase", status["phase"]),
+        ("Drain", status.get("drain_id")), ("Source", status.get("source")), ("Kind", status.get("kind")),
+        ("Outcome", status.get("outcome")), ("Reason", status.get("reason")),
+        ("Sockets", _sockets(status)), ("Observed", _time(status.get("observed_at"))),
+        ("Rate", f"{status['rate_per_s']:g}/s" if status.get("rate_per_s") else None),
+        ("Started", _time(drain.get("created_at"))), ("Drain requested", _time(drain.get("drain_requested_at"))),
+        ("Reset at", _time(status.get("drain_deadline_at"))), ("Release by", _time(drain.get("release_by"))),
+        ("Platform deadline", _time(status.get("not_after"))), ("Released", _time(drain.get("released_at"))),
+        ("Refs", ", ".join(drain.get("refs") or ()) or None), ("Error now", status.get("error")),
+        ("Last error", drain.get("last_error")),
+    ]
+    lines = [f"{name + ':':<19}{_or_dash(value)}" for name, value in fields]
+    if journal:
+        lines += ["", f"Journal (last {len(journal)}; `drainctl show {status['drain_id']}` for all):"]
+        lines += [f"  {rfc3339(float(line['at']))}  {line['phase']:<9}  {line['step']}"
+                  + (f": {line['detail']}" if line.get("detail") else "") for line in journal]
+    return lines
 
 
 def phase_text(phase: str) -> Text:
@@ -89,23 +148,39 @@ def phase_text(phase: str) -> Text:
 # --- lines ---------------------------------------------------------------------------------------------------
 
 
-def progress_line(status: Json, observed_per_s: float | None) -> Text:
-    """`A verifying: 120 sockets left, closing ~180/s (paced 200/s), reset in 12.3 s`."""
+def progress_line(status: Json, observed_per_s: float | None, *, width: int = LINE_WIDTH) -> Text:
+    """`A verifying: 120 sockets left, closing ~180/s (paced 200/s), reset in 12.3 s`, and while something
+    fails, what fails first: `C forcing: agent http://... unreachable: ... (retry 3); ..., release by 1.2 s`.
+
+    Never longer than `width` (the failure's text is cut, the counts and the deadline stay)."""
     left = status.get("sockets_remaining")
-    parts: list[str | Text] = [f"{status['instance']} ", phase_text(str(status["phase"])), ": "]
-    if status["phase"] == "draining":  # before the drain request is answered: the out-of-rotation step
-        parts.append("out of rotation first, waiting for the load balancer" if left is None
-                     else f"out of rotation first ({left} sockets kept), waiting for the load balancer")
-        return Text.assemble(*parts)
-    parts.append("counting sockets" if left is None else f"{left} sockets left")
+    counted = "sockets unknown" if left is None else f"{left} sockets left"
     rate = status.get("rate_per_s")
     if observed_per_s is not None:
-        parts.append(f", closing ~{observed_per_s:.0f}/s")
-        parts.append(f" (paced {rate:g}/s)" if rate else "")
-    elif rate:
-        parts.append(f", paced {rate:g}/s")
-    parts.append(f", {_deadline(status)}")
-    return Text.assemble(*parts)
+        counted += f", closing ~{observed_per_s:.0f}/s" + (f" (paced {rate:g}/s)" if rate else "")
+    elif rate and status.get("error") is None:
+        counted += f", paced {rate:g}/s"
+    head = Text.assemble(f"{status['instance']} ", phase_text(str(status["phase"])), ": ")
+    error = status.get("error")
+    if status["phase"] == "draining" and error is None:  # before the drain request: the out-of-rotation step
+        kept = "" if left is None else f" ({left} sockets kept)"
+        line = Text.assemble(head, f"out of rotation first{kept}, waiting for the load balancer")
+    elif error is None:
+        line = Text.assemble(head, f"{counted}, {_deadline(status)}")
+    else:
+        tail = (f"{left} left, " if left is not None else "") + _deadline(status)
+        retries = int(status.get("retries") or 0)
+        retrying = f" (retry {retries})" if retries else ""
+        room = max(8, width - 1 - len(head) - len(tail) - len(retrying) - 2)
+        failing = _cut(_compact(str(error)), room) + retrying
+        line = Text.assemble(head, Text(failing, style="red"), "; ", tail)
+    line.truncate(width - 1, overflow="ellipsis")
+    return line
+
+
+def progress_key(status: Json) -> tuple[object, ...]:
+    """What makes a progress line worth printing again in a pipe: a new phase, failure or count."""
+    return status.get("phase"), status.get("error"), status.get("sockets_remaining")
 
 
 def submission_line(body: Json, instance: str) -> str:
@@ -117,7 +192,9 @@ def submission_line(body: Json, instance: str) -> str:
         return (f"{instance}: {ident} started ({drain['source']}): graceful at {drain['rate_per_s']:g}/s for up to "
                 f"{drain['drain_deadline_s']:g} s, then what is left is reset")
     if disposition == "merged":
-        return f"{instance}: already in {ident} ({drain['source']}, {drain['phase']}); this request joined it"
+        joined = f"{instance}: already in {ident} ({drain['source']}, {drain['phase']}); this request joined it"
+        dropped = [f"{item['flag']} {item['asked']:g} ({item['why']})" for item in body.get("not_applied") or ()]
+        return joined + (f"; not applied: {'; '.join(dropped)}" if dropped else "")
     if disposition == "stale":
         return (f"{instance}: not started: {ident} ({drain['source']}, {drain['phase']}) already covers this "
                 f"deadline; `drainctl reset {instance}` resets what is left")
@@ -156,6 +233,11 @@ def outcome_line(drain: Json) -> str:
     return f"{ident} ended in {drain['phase']} ({drain.get('outcome') or 'no outcome'}), {took}"
 
 
+def cancel_line(body: Json) -> str:
+    drain = body["drain"]
+    return f"{drain['instance']}: drain {drain['id']} cancelled ({drain['phase']}): {body['what']}"
+
+
 def reset_line(body: Json) -> str:
     drain = body["drain"]
     if body["done"]:
@@ -182,13 +264,37 @@ def took_s(drain: Json) -> float:
 
 def _deadline(status: Json) -> str:
     if status.get("phase") == "forcing":
-        return "resetting now"
+        release_by, now = (status.get("drain") or {}).get("release_by"), status.get("now")
+        if status.get("error") is None or release_by is None or now is None:
+            return "resetting now"
+        return f"gives up in {seconds(max(0.0, float(release_by) - float(now)))}"
     reset_in, platform_in = status.get("drain_deadline_in_s"), status.get("not_after_in_s")
     if reset_in is not None:
         return f"reset in {seconds(max(0.0, reset_in))}"
     if platform_in is not None:
         return f"waiting; deadline in {seconds(max(0.0, platform_in))}"
     return "-"
+
+
+def _time(unix_s: object) -> str:
+    return rfc3339(float(unix_s)) if isinstance(unix_s, (int, float)) else "-"
+
+
+def _sockets(status: Json) -> str | None:
+    left = status.get("sockets_remaining")
+    if left is None:
+        return None
+    kernel, prometheus = status.get("sockets_kernel"), status.get("sockets_prometheus")
+    return f"{left} (kernel {_or_dash(kernel)}, prometheus {_or_dash(prometheus)})"
+
+
+def _compact(error: str) -> str:
+    """An error as the 80-column line says it: `agent 10.0.0.7:9400 unreachable: ...` (no scheme, no slash)."""
+    return re.sub(r"https?://([^/\s]+)/?", r"\1", error)
+
+
+def _cut(text: str, room: int) -> str:
+    return text if len(text) <= room else text[: room - 1] + "…"
 
 
 def _or_dash(value: object) -> str:

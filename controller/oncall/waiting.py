@@ -1,9 +1,11 @@
 """`drainctl drain --wait`: follow one drain until it ends, with a live progress line while it runs.
 
 The line shows what the controller last observed (sockets remaining, the pace asked for, time to the reset),
-plus the closing rate seen over the last couple of seconds. On a terminal it updates in place; in a pipe or
-a file only the last state is written. The loop polls the API; the drain itself runs in the controller, so
-stopping the wait (Ctrl-C) stops nothing but the wait.
+plus the closing rate seen over the last couple of seconds, and, while something fails (an agent unreachable,
+a reset being retried), that failure first. It fits an 80-column terminal. On a terminal it updates in place;
+in a pipe or a file a line is written when the phase, the failure or the count changes (at most every
+`PIPE_EVERY_S` for a count alone), so a failure that lasts is said once. The loop polls the API; the drain
+itself runs in the controller, so stopping the wait (Ctrl-C) stops nothing but the wait.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def follow(client: ControllerClient, instance: str, drain_id: int, *, console: C
                 if status.get("drain_id") != drain_id or status.get("finished"):
                     break
                 observed = rate.see(status.get("sockets_remaining"), time.monotonic())
-                display.show(views.progress_line(status, observed))
+                display.show(views.progress_line(status, observed, width=display.width),
+                             views.progress_key(status))
                 time.sleep(POLL_S)  # the pace of the progress line; the API's answer decides when to stop
     except KeyboardInterrupt:
         print(f"drainctl: stopped waiting; drain {drain_id} goes on (`drainctl status`)", file=sys.stderr)
@@ -71,6 +74,14 @@ class _Display:
         self._live = Live(Text(first), console=console, auto_refresh=False, transient=True) \
             if console is not None and console.is_terminal else None
         self._printed_at: float | None = None
+        self._printed_key: tuple[object, ...] | None = None
+
+    @property
+    def width(self) -> int:
+        """The line's room: 80 columns, or less on a narrower terminal."""
+        if self._console is None or not self._console.is_terminal:
+            return views.LINE_WIDTH
+        return min(views.LINE_WIDTH, self._console.width)
 
     def __enter__(self) -> _Display:
         if self._live is not None:
@@ -81,11 +92,15 @@ class _Display:
         if self._live is not None:
             self._live.stop()
 
-    def show(self, line: Text) -> None:
+    def show(self, line: Text, key: tuple[object, ...]) -> None:
+        """`key`: what the line says apart from its countdowns; in a pipe an unchanged one is not repeated."""
         if self._live is not None:
             self._live.update(line, refresh=True)
             return
+        if self._console is None or key == self._printed_key:
+            return
         now = time.monotonic()
-        if self._console is not None and (self._printed_at is None or now - self._printed_at >= PIPE_EVERY_S):
+        news = self._printed_key is None or key[:2] != self._printed_key[:2]
+        if news or self._printed_at is None or now - self._printed_at >= PIPE_EVERY_S:
             self._console.print(line)
-            self._printed_at = now
+            self._printed_at, self._printed_key = now, key
