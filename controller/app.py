@@ -23,13 +23,15 @@ from controller.config import ControllerConfig
 from controller.core.clocks import Clock
 from controller.core.errors import ConfigError
 from controller.core.inventory import Inventory
-from controller.core.ports import LeaderElector, Releaser, Source
+from controller.core.ports import Journal, LeaderElector, Releaser, Source
 from controller.core.source_metrics import SourceMetrics
 from controller.engine.running import Engine
 from controller.engine.verifying import Verifier
 from controller.hosts.inventory import AgentHosts, HostsChain
 from controller.journal import open_journal
 from controller.listeners.metrics import EngineMetrics
+from controller.listeners.webhooks import Cursor, WebhookOutbox, cursor_path
+from controller.notifying.sending import DeliveryMetrics, Webhooks
 from controller.platforms import PLATFORMS
 from controller.plugins import Context, Parts, Runnable
 from controller.prometheus import PrometheusClient, PrometheusGauge
@@ -103,6 +105,7 @@ async def assemble(
             stack.callback(prometheus.close)
             gauge = PrometheusGauge(prometheus, config.prometheus)
         metrics = EngineMetrics(registry)
+        outbox = _webhooks(config, journal, metrics, stack)
         inventory = Inventory({name: spec.pool for name, spec in config.instances.items()})
         context = Context(
             inventory=inventory, static=frozenset(config.instances), agents=hosts.clients(),
@@ -120,14 +123,31 @@ async def assemble(
             budget=config.budget,
             settings=config.engine,
             clock=clock,
-            listeners=[metrics],
+            listeners=[metrics] if outbox is None else [metrics, outbox],
             manual_enabled=any(p.operator_drains for p in parts),
         )
         stack.push_async_callback(engine.aclose)
         yield Assembly(
             engine=engine, sources=[s for p in parts for s in p.sources], hosts=hosts, metrics=metrics,
-            leader=_leader(parts), runnables=tuple(r for p in parts for r in p.runnables),
+            leader=_leader(parts), runnables=(*(r for p in parts for r in p.runnables), *_outbox_runs(outbox)),
         )
+
+
+def _webhooks(
+    config: ControllerConfig, journal: Journal, metrics: EngineMetrics, stack: AsyncExitStack
+) -> WebhookOutbox | None:
+    """The webhooks' outbox (`controller/listeners/webhooks.py`), or None without any webhook."""
+    if not config.webhooks:
+        return None
+    webhooks = Webhooks(config.webhooks, DeliveryMetrics(metrics.registry))
+    cursors = [Cursor(cursor_path(config.journal, hook)) for hook in config.webhooks]
+    outbox = WebhookOutbox(journal, webhooks, cursors)
+    stack.push_async_callback(outbox.aclose)
+    return outbox
+
+
+def _outbox_runs(outbox: WebhookOutbox | None) -> tuple[Runnable, ...]:
+    return () if outbox is None else (Runnable("webhooks", outbox.run, leader_only=True),)
 
 
 def _connect(config: ControllerConfig, context: Context, stack: AsyncExitStack) -> list[Parts]:

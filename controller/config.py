@@ -22,6 +22,8 @@ so they never show up in a repr or a log line.
     # sources.gcp: {enabled: true, project: p, groups: [{region: us-central1, name: api}], auth: adc,
     #               poll_interval_s: 5, window_s: 600}
     engine: {poll_interval_s: 0.5, retry_initial_s: 0.5, retry_max_s: 5.0}
+    webhooks: [{name: oncall, url_file: /etc/drainctl/webhook.url}]   # docs/operations.md
+    log: {format: json, level: info}
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pydantic import Field, PlainValidator, ValidationError, create_model, model
 
 from controller.core.budget import Budget
 from controller.core.errors import ConfigError
+from controller.core.logs import LogConfig
 from controller.core.settings import (
     EngineConfig,
     Frozen,
@@ -46,6 +49,7 @@ from controller.core.settings import (
     first_error,
     load_yaml,
 )
+from controller.notifying.config import WebhookList
 from controller.platforms import PLATFORMS
 
 DEFAULT_QUERY = 'sum(drainctl_testbed_open_sockets{server="{instance}"})'
@@ -153,6 +157,10 @@ class ControllerConfig(Frozen):
     leader: LeaderConfig | None = None
     """Several replicas: only the leader acts (`kind: lease`, a Kubernetes Lease). None: this controller always
     acts."""
+    webhooks: WebhookList = ()
+    """Receivers of drain notifications (`controller/listeners/webhooks.py`, docs/operations.md)."""
+    log: LogConfig = LogConfig()
+    """Log format and level (`drainctl run --log-format/--log-level` override them)."""
 
     def slots(self, pool: str) -> int:
         """The disruption budget of a pool of static instances: how many of them may drain at once."""

@@ -42,8 +42,10 @@ def render_config(
     instance: str,
     app_timeout_s: float = APP_TIMEOUT_S,
     fallback: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> str:
-    """agent.yaml for an agent beside `server`: its WebSocket port is the service port."""
+    """agent.yaml for an agent beside `server`: its WebSocket port is the service port; `extra` adds top-level
+    keys (`webhooks`, `log`)."""
     config: dict[str, Any] = {
         "listen": "127.0.0.1:0",
         "token_file": str(token_file),
@@ -58,6 +60,7 @@ def render_config(
     }
     if fallback is not None:
         config["fallback"] = dict(fallback)
+    config.update(extra or {})
     return "# rendered by drainctl's testbed harness\n" + yaml.safe_dump(config, sort_keys=False)
 
 

@@ -241,10 +241,12 @@ class Fleet:
         *,
         fallback: Mapping[str, Any] | None = None,
         app_timeout_s: float = agents.APP_TIMEOUT_S,
+        extra: Mapping[str, Any] | None = None,
     ) -> AgentProcess:
         """A node agent beside `server` (`drainctl agent`): it counts and resets the sockets on the server's
         WebSocket port and drains it through its admin route. `fallback` is the agent.yaml `fallback:` section
-        (None: the agent's defaults, fallback enabled). Returns once the agent printed its ready line."""
+        (None: the agent's defaults, fallback enabled); `extra` adds top-level keys of agent.yaml (`webhooks`,
+        `log`). Returns once the agent printed its ready line."""
         name = server.name
         if name in self.agents:
             raise PermanentError(f"an agent for {name!r} is already running in this fleet")
@@ -254,7 +256,7 @@ class Fleet:
         config_path = self.workdir / f"agent-{name}.yaml"
         config_path.write_text(
             agents.render_config(server, token_file=token_file, app_token_file=app_token_file, instance=name,
-                                 app_timeout_s=app_timeout_s, fallback=fallback),
+                                 app_timeout_s=app_timeout_s, fallback=fallback, extra=extra),
             encoding="utf-8",
         )
         process = self.start_command(f"agent-{name}", [*DRAINCTL, "agent", "--config", str(config_path)])
