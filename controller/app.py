@@ -24,7 +24,7 @@ from controller.config import ControllerConfig
 from controller.core.clocks import Clock, SystemClock
 from controller.core.errors import ConfigError
 from controller.core.inventory import Inventory
-from controller.core.ports import LeaderElector, Releaser, Source
+from controller.core.ports import Journal, LeaderElector, Releaser, Source
 from controller.core.source_metrics import SourceMetrics
 from controller.engine.rotating import Rotation
 from controller.engine.running import Engine
@@ -37,6 +37,8 @@ from controller.hosts.pooling import AgentPool
 from controller.journal import open_journal
 from controller.listeners.leadership import LeaderMetrics
 from controller.listeners.metrics import EngineMetrics
+from controller.listeners.webhooks import Cursor, WebhookOutbox, cursor_path
+from controller.notifying.sending import DeliveryMetrics, Webhooks
 from controller.platforms import PLATFORMS
 from controller.plugins import Context, Parts, Runnable
 from controller.prometheus import PrometheusClient, PrometheusGauge
@@ -120,6 +122,7 @@ async def assemble(
             stack.callback(prometheus.close)
             gauge = PrometheusGauge(prometheus, config.prometheus)
         metrics = EngineMetrics(registry)
+        outbox = _webhooks(config, journal, metrics, stack)
         inventory = Inventory({name: spec.pool for name, spec in config.instances.items()})
         fleet = Fleet(inventory, hosts.clients(), timeout_s=config.agents.timeout_s, registry=metrics.registry,
                       pool=pool)
@@ -142,7 +145,7 @@ async def assemble(
             budget=config.budget,
             settings=config.engine,
             clock=clock,
-            listeners=[metrics],
+            listeners=[metrics] if outbox is None else [metrics, outbox],
             manual_enabled=any(p.operator_drains for p in parts),
             rotation=_rotation(config, clock),
         )
@@ -152,8 +155,8 @@ async def assemble(
         LeaderMetrics(metrics.registry, leader)
         yield Assembly(
             engine=engine, sources=[Awaiting(s, fleet) if fleet.discoveries else s for p in parts for s in p.sources],
-            hosts=hosts, metrics=metrics,
-            leader=leader, runnables=tuple(r for p in parts for r in p.runnables), agents=agents,
+            hosts=hosts, metrics=metrics, leader=leader, agents=agents,
+            runnables=(*(r for p in parts for r in p.runnables), *_outbox_runs(outbox)),
         )
 
 
@@ -169,6 +172,23 @@ def _known_agents(config: ControllerConfig, fleet: Fleet, inventory: Inventory, 
     the fleet knows."""
     token = config.agents.token.get_secret_value() if config.agents.token is not None else None
     return KnownAgents(fleet, inventory, pool, token=token, timeout_s=config.agents.timeout_s)
+
+
+def _webhooks(
+    config: ControllerConfig, journal: Journal, metrics: EngineMetrics, stack: AsyncExitStack
+) -> WebhookOutbox | None:
+    """The webhooks' outbox (`controller/listeners/webhooks.py`), or None without any webhook."""
+    if not config.webhooks:
+        return None
+    webhooks = Webhooks(config.webhooks, DeliveryMetrics(metrics.registry))
+    cursors = [Cursor(cursor_path(config.journal, hook)) for hook in config.webhooks]
+    outbox = WebhookOutbox(journal, webhooks, cursors)
+    stack.push_async_callback(outbox.aclose)
+    return outbox
+
+
+def _outbox_runs(outbox: WebhookOutbox | None) -> tuple[Runnable, ...]:
+    return () if outbox is None else (Runnable("webhooks", outbox.run, leader_only=True),)
 
 
 def _connect(config: ControllerConfig, context: Context, stack: AsyncExitStack) -> list[Parts]:

@@ -28,6 +28,8 @@ so they never show up in a repr or a log line.
     #                 auth: managed_identity, interval_s: 30, agent_port: 9100,
     #                 agent_token_file: /etc/drainctl/agent-token}
     engine: {poll_interval_s: 0.5, retry_initial_s: 0.5, retry_max_s: 5.0}
+    webhooks: [{name: oncall, url_file: /etc/drainctl/webhook.url}]   # docs/operations.md
+    log: {format: json, level: info}
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pydantic import Discriminator, Field, PlainValidator, Tag, ValidationError,
 
 from controller.core.budget import Budget
 from controller.core.errors import ConfigError
+from controller.core.logs import LogConfig
 from controller.core.settings import (
     EngineConfig,
     Frozen,
@@ -52,6 +55,7 @@ from controller.core.settings import (
     first_error,
     load_yaml,
 )
+from controller.notifying.config import WebhookList
 from controller.platforms import PLATFORMS
 
 DEFAULT_QUERY = 'sum(drainctl_testbed_open_sockets{server="{instance}"})'
@@ -221,6 +225,10 @@ class ControllerConfig(Frozen):
     leader: LeaderConfig | None = None
     """Several replicas: only the leader acts (`kind: lease`, a Kubernetes Lease; `kind: postgres`, a lease row
     in the shared Postgres journal). None: this controller always acts."""
+    webhooks: WebhookList = ()
+    """Receivers of drain notifications (`controller/listeners/webhooks.py`, docs/operations.md)."""
+    log: LogConfig = LogConfig()
+    """Log format and level (`drainctl run --log-format/--log-level` override them)."""
 
     def slots(self, pool: str) -> int:
         """The disruption budget of a pool of static instances: how many of them may drain at once."""

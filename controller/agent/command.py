@@ -17,6 +17,7 @@ import typer
 from controller.agent.config import AgentConfig, AgentSettings, load_settings
 from controller.core.errors import ConfigError, PermanentError
 from controller.core.http import HttpErrors, bearer, client
+from controller.core.logs import LogFormat, LogLevel
 from controller.core.settings import HostPort
 
 ConfigOption = Annotated[Path, typer.Option("--config", help="The agent's YAML config (see docs/agent.md).")]
@@ -32,6 +33,10 @@ def run(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", help="The agent's YAML config (see docs/agent.md).")]
     = None,
+    log_format: Annotated[LogFormat | None, typer.Option("--log-format", help="text or json (default: log.format "
+                                                         "of the config, else text).")] = None,
+    log_level: Annotated[LogLevel | None, typer.Option("--log-level", help="debug, info, warning or error "
+                                                       "(default: log.level of the config, else info).")] = None,
 ) -> None:
     """Run the node agent (`drainctl agent --config agent.yaml`)."""
     if ctx.invoked_subcommand is not None:
@@ -40,7 +45,9 @@ def run(
         raise ConfigError("agent: --config PATH is required (the agent's YAML config, see docs/agent.md)")
     from controller.agent.serving import serve
 
-    serve(load_settings(config))
+    settings = load_settings(config)
+    log = settings.config.log
+    serve(settings, log=log.model_copy(update={k: v for k, v in (("format", log_format), ("level", log_level)) if v}))
 
 
 @agent.command("hold")

@@ -24,7 +24,9 @@ from pydantic import (
 
 from controller.core.budget import Budget
 from controller.core.errors import ConfigError
+from controller.core.logs import LogConfig
 from controller.core.settings import HostPort, HostPortField, first_error, load_yaml, read_token
+from controller.notifying.config import WebhookList
 
 _DEFAULTS = Budget()
 
@@ -72,6 +74,9 @@ class FallbackConfig(_Frozen):
     """Reset and release no later than this long before the notice's `not_after`."""
     poll_s: PositiveSeconds = 0.25
     """How often the fallback looks at the kernel count and at the notice's state."""
+    webhook_wait_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 10.0
+    """Before releasing, wait at most this long for the fallback's webhooks to be delivered (never past the
+    deadline): a released host is deleted soon after (`webhooks:`, docs/operations.md)."""
 
 
 def _http_url(value: str) -> str:
@@ -173,6 +178,10 @@ class AgentConfig(_Frozen):
     """This host's instance name, as the controller knows it."""
     platform: Platform = LocalPlatform()
     hold: HoldConfig = HoldConfig()
+    webhooks: WebhookList = ()
+    """Receivers of the fallback's notifications (`fallback.started`, `fallback.ended`; docs/operations.md)."""
+    log: LogConfig = LogConfig()
+    """Log format and level (`--log-format`, `--log-level` override them)."""
     state_file: Path | None = Field(default_factory=_default_state_file)
     """The notices, kept across restarts; default $STATE_DIRECTORY/agent-notices.json under systemd, else none."""
     controllers: tuple[HttpUrl, ...] = ()

@@ -30,7 +30,7 @@ from controller.core.clocks import SleepingClock as Clock
 from controller.core.errors import DrainctlError
 from controller.core.stall import Progress
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.agent.fallback")
 
 
 class Hands(Protocol):

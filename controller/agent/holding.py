@@ -28,7 +28,7 @@ from controller.agent.notices import Notice, NoticeState
 from controller.core.clocks import SleepingClock as Clock
 from controller.protocol import agent as wire
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.agent.holding")
 
 POLL_S = 0.1
 """How often the hold looks at the notices; the shutdown goes on within this much of the release."""

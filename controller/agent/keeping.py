@@ -22,7 +22,7 @@ from typing import Any
 
 from controller.agent.notices import Notice, NoticeState
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.agent.keeping")
 
 VERSION = 1
 KEEP_RELEASED_S = 7 * 24 * 3600.0

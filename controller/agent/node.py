@@ -11,10 +11,11 @@ from controller.agent.apphook import AppHookError, AppRejected, AppTimeout, AppU
 from controller.agent.config import FallbackConfig
 from controller.agent.fallback import run_fallback
 from controller.agent.metrics import AgentMetrics
-from controller.agent.notices import Actor, Notice, NoticeBook
+from controller.agent.notices import Actor, Notice, NoticeBook, NoticeState
+from controller.agent.notifying import FallbackNotices
 from controller.core.clocks import SleepingClock as Clock
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.agent.node")
 
 _DRAIN_OUTCOMES: dict[type[AppHookError], str] = {
     AppUnreachable: "unreachable",
@@ -60,6 +61,7 @@ class NodeAgent:
         fallback: FallbackConfig,
         clock: Clock,
         pusher: NoticePusher | None = None,
+        notices: FallbackNotices | None = None,
     ) -> None:
         """`pusher`: pushes each new notice to the controllers; None: they find it by polling."""
         self.pusher = pusher
@@ -71,6 +73,8 @@ class NodeAgent:
         self._clock = clock
         self._controller_drain_at_s: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._notices = notices
+        """The fallback's webhooks (none configured: None)."""
 
     async def drain(self, rate_per_s: float, *, by: Actor) -> dict[str, Any]:
         """Ask the app to drain; the app's answer. A controller drain calls off the fallbacks' wait first."""
@@ -79,6 +83,8 @@ class NodeAgent:
             for notice in self.book.unreleased():
                 notice.start_drain("controller", at=self._controller_drain_at_s)
             self.book.save()
+        else:
+            self._acting()
         log.info("drain requested by %s at %g/s", by, rate_per_s)
         try:
             answer = await self._hook.drain(rate_per_s)
@@ -104,6 +110,8 @@ class NodeAgent:
         return count
 
     async def reset(self, *, by: Actor) -> int:
+        if by == "agent":
+            self._acting()
         reset = await self.sockets.reset()
         self.metrics.resets.labels(by=by).inc()
         self.metrics.sockets_reset.labels(by=by).inc(reset)
@@ -145,6 +153,10 @@ class NodeAgent:
         self._spawn(work)
 
     async def release(self, notice: Notice, *, by: Actor) -> bool:
+        if by == "agent" and self._notices is not None and notice.state is not NoticeState.RELEASED:
+            now = self._clock.now()
+            wait_s = min(self._fallback.webhook_wait_s, notice.not_after - self._fallback.reset_margin_s - now)
+            await self._notices.releasing(notice, at=now, wait_s=wait_s)
         released = await self.book.release(notice, by=by)
         if released:
             self.metrics.releases.labels(by=by).inc()
@@ -156,6 +168,8 @@ class NodeAgent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._hook.aclose()
+        if self._notices is not None:
+            await self._notices.aclose()
         if self.pusher is not None:
             await self.pusher.aclose()
 
@@ -177,6 +191,11 @@ class NodeAgent:
             raise
         self.metrics.fallback_runs.labels(outcome=outcome.value).inc()
         log.info("notice %s: fallback done (%s)", notice.id, outcome.value)
+
+    def _acting(self) -> None:
+        """The fallback acts on the host: tell the webhooks, for every notice it acts on."""
+        if self._notices is not None:
+            self._notices.acting(self.book.unreleased(), at=self._clock.now())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -31,6 +31,7 @@ from controller.agent.apphook import AppRejected, AppTimeout, AppUnreachable
 from controller.agent.holding import hold
 from controller.agent.node import NodeAgent
 from controller.agent.notices import Notice
+from controller.core import logs
 from controller.core.clocks import SystemClock
 from controller.core.errors import DrainctlError, TemporaryError
 from controller.protocol import agent as wire
@@ -44,7 +45,7 @@ Body = TypeVar("Body", bound=BaseModel)
 
 
 def build_app(agent: NodeAgent, token: str, *, hold_window_s: float = 90.0) -> web.Application:
-    app = web.Application(middlewares=[bearer_token(token), _errors_as_json])
+    app = web.Application(middlewares=[bearer_token(token), _drain_lines, _errors_as_json])
     app[_AGENT] = agent
     app[_HOLD_WINDOW_S] = hold_window_s
     app.router.add_get(wire.HEALTHZ, _healthz)
@@ -59,6 +60,16 @@ def build_app(agent: NodeAgent, token: str, *, hold_window_s: float = 90.0) -> w
     app.router.add_post(wire.SHUTDOWN_HOLD, _shutdown_hold)
     app.router.add_get(wire.METRICS, _metrics)
     return app
+
+
+@web.middleware
+async def _drain_lines(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The controller's drain id (`DRAIN_ID_HEADER`) on every log line of the request; ignored unless digits."""
+    drain_id = request.headers.get(wire.DRAIN_ID_HEADER, "")
+    if not (drain_id.isascii() and drain_id.isdigit() and len(drain_id) <= 18):
+        return await handler(request)
+    with logs.bound(drain_id=int(drain_id)):
+        return await handler(request)
 
 
 @web.middleware

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import signal
-import sys
 
 from aiohttp import web
 
@@ -25,21 +24,25 @@ from controller.agent.keeping import NoticeFile
 from controller.agent.metrics import AgentMetrics
 from controller.agent.node import NodeAgent
 from controller.agent.notices import LocalRelease, NoticeBook, PlatformRelease
+from controller.agent.notifying import FallbackNotices
 from controller.agent.pushing import Pusher
 from controller.agent.routes import build_app
 from controller.agent.sockets import ServiceSockets
 from controller.agent.watchers import azure as azure_events
 from controller.agent.watchers import gce as gce_metadata
 from controller.agent.watchers.common import WatchMetrics
+from controller.core import logs
 from controller.core.clocks import SystemClock
 from controller.core.errors import ConfigError
+from controller.core.logs import LogConfig
+from controller.notifying.sending import DeliveryMetrics, Webhooks
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.agent.serving")
 
 
-def serve(settings: AgentSettings) -> None:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the platform watchers poll every second
+def serve(settings: AgentSettings, *, log: LogConfig | None = None) -> None:
+    logs.configure(log if log is not None else settings.config.log)  # httpx stays at WARNING: watchers poll
+    logs.bind_process(instance=settings.config.instance)
     asyncio.run(_serve(settings))
 
 
@@ -51,15 +54,17 @@ def build_agent(settings: AgentSettings) -> NodeAgent:
     if isinstance(config.platform, AzurePlatform):
         release = azure_events.AzureRelease(_imds_client(config.platform))
     store = NoticeFile(config.state_file) if config.state_file is not None else None
+    metrics = AgentMetrics(config.service_port)
     return NodeAgent(
         sockets=ServiceSockets(config.service_port, config.service_address),
         hook=AppDrainHook(config.app.drain_url, settings.app_token, timeout_s=config.app.timeout_s,
                           not_ready_url=config.app.not_ready_url),
         book=NoticeBook(release, clock, store),
-        metrics=AgentMetrics(config.service_port),
+        metrics=metrics,
         fallback=config.fallback,
         clock=clock,
         pusher=_pusher(settings, clock),
+        notices=_notifier(settings, metrics),
     )
 
 
@@ -71,6 +76,15 @@ def _pusher(settings: AgentSettings, clock: SystemClock) -> Pusher | None:
     return Pusher(config.controllers, settings.push_token, instance=config.instance,
                   agent_url=config.advertise_url, clock=clock, pool=push.pool, timeout_s=push.timeout_s,
                   retry_initial_s=push.retry_initial_s, retry_max_s=push.retry_max_s)
+
+
+def _notifier(settings: AgentSettings, metrics: AgentMetrics) -> FallbackNotices | None:
+    """The fallback's webhooks (`webhooks:` of agent.yaml), or None without any."""
+    hooks = settings.config.webhooks
+    if not hooks:
+        return None
+    deliveries = DeliveryMetrics(metrics.registry, "drainctl_agent_webhook_deliveries")
+    return FallbackNotices(Webhooks(hooks, deliveries), instance=settings.config.instance)
 
 
 def watch_platform(agent: NodeAgent, settings: AgentSettings) -> None:

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import sys
 
 from aiohttp import web
 
@@ -28,26 +27,24 @@ from controller.api import build_app
 from controller.api.pushes import Pushes
 from controller.app import Assembly, assemble
 from controller.config import ApiConfig, ControllerConfig
+from controller.core import logs
 from controller.core.errors import ConfigError
+from controller.core.logs import LogConfig
 from controller.core.settings import HostPort
 
 log = logging.getLogger("drainctl.run")
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-QUIET_LOGGERS = ("httpx", "httpcore", "aiohttp.access")
-"""Dependencies that log every request at INFO; the controller logs what it does itself."""
 
 
-def serve(config: ControllerConfig, api: ApiConfig) -> int:
+def serve(config: ControllerConfig, api: ApiConfig, *, log: LogConfig | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit code (0, or 1 when the engine crashed)."""
-    configure_logging()
+    configure_logging(log if log is not None else config.log)
     return asyncio.run(_serve(config, api))
 
 
-def configure_logging() -> None:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+def configure_logging(log: LogConfig | None = None) -> None:
+    """`controller.core.logs.configure`: the format and level of `log:`, the drain id on every drain line."""
+    logs.configure(log if log is not None else LogConfig())
 
 
 async def _serve(config: ControllerConfig, api: ApiConfig) -> int:

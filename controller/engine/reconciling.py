@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from controller.core import logs
 from controller.core.announcements import Journaled, Taken
 from controller.core.budget import Budget
 from controller.core.clocks import Clock
@@ -212,6 +213,10 @@ class Reconciler:
         drain = self.drains.get(instance)
         if drain is None or drain.finished:
             return None
+        with logs.bound(drain_id=drain.id, instance=instance):  # on every line of the pass, the agent's too
+            return await self._pass(instance, drain)
+
+    async def _pass(self, instance: str, drain: Drain) -> float | None:
         try:
             return await self._handlers[drain.phase](drain)
         except PermanentError as exc:

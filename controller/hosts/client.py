@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from controller.core import logs
 from controller.core.errors import PermanentError, TemporaryError
 from controller.core.http import HttpErrors, WithStatus, bearer
 from controller.hosts.pooling import AgentPool
@@ -126,7 +127,8 @@ class AgentClient:
         what = f"{method} {path}"
         json = None if body is None else body.model_dump(mode="json")
         try:
-            response = await self._pool.request(method, self._base_url + path, json=json, headers=self._headers,
+            response = await self._pool.request(method, self._base_url + path, json=json,
+                                                headers={**self._headers, **_drain_header()},
                                                 timeout_s=self._timeout_s)
         except httpx.TransportError as exc:
             raise self._errors.from_transport(exc, what) from exc
@@ -138,6 +140,12 @@ class AgentClient:
             raise AgentTimeout(f"agent: {what}: {_reason(response)}")
         self._errors.check(response, what)
         return _json(response, what)
+
+
+def _drain_header() -> dict[str, str]:
+    """The drain this request serves (bound by the engine's pass), so the agent's log lines name it too."""
+    drain_id = logs.current("drain_id")
+    return {} if drain_id is None else {wire.DRAIN_ID_HEADER: str(drain_id)}
 
 
 def _json(response: httpx.Response, what: str) -> Any:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from controller.core.errors import ConfigError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.journal.sqlite_schema")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ NOTICE_RELEASE = "/v1/notices/{id}/release"
 SHUTDOWN_HOLD = "/v1/shutdown-hold"
 METRICS = "/metrics"
 
+DRAIN_ID_HEADER = "Drainctl-Drain-Id"
+"""Sent by the controller on every request of a drain's pass: the agent tags its log lines with the drain id."""
+
 NoticeId = Annotated[str, Field(min_length=1, max_length=256)]
 Seconds = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]

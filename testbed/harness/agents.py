@@ -44,8 +44,8 @@ def render_config(
     fallback: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> str:
-    """agent.yaml for an agent beside `server`: its WebSocket port is the service port; `extra`: more keys
-    (`controllers:` and `push:`, for pushes)."""
+    """agent.yaml for an agent beside `server`: its WebSocket port is the service port; `extra` adds top-level
+    keys (`controllers:` and `push:` for pushes, `webhooks`, `log`)."""
     config: dict[str, Any] = {
         "listen": "127.0.0.1:0",
         "token_file": str(token_file),

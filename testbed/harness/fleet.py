@@ -245,7 +245,8 @@ class Fleet:
     ) -> AgentProcess:
         """A node agent beside `server` (`drainctl agent`): it counts and resets the sockets on the server's
         WebSocket port and drains it through its admin route. `fallback` is the agent.yaml `fallback:` section
-        (None: the agent's defaults, fallback enabled). Returns once the agent printed its ready line."""
+        (None: the agent's defaults, fallback enabled); `extra` adds top-level keys of agent.yaml (`webhooks`,
+        `log`). Returns once the agent printed its ready line."""
         name = server.name
         if name in self.agents:
             raise PermanentError(f"an agent for {name!r} is already running in this fleet")

@@ -39,7 +39,7 @@ from controller.core.retrying import backoff_s
 SOURCE = "azure"
 API_VERSION = "2020-07-01"
 PATH = "/metadata/scheduledevents"
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.agent.watchers.azure")
 
 KINDS = {"Terminate": "terminate", "Preempt": "preempt", "Reboot": "reboot", "Redeploy": "redeploy"}
 """Event types that take the VM (or its sockets) away, and the notice kind each becomes."""

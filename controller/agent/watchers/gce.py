@@ -37,7 +37,7 @@ PREEMPTED = "preempted"
 MAINTENANCE = "maintenance-event"
 MIGRATE = "MIGRATE_ON_HOST_MAINTENANCE"
 TERMINATE = "TERMINATE_ON_HOST_MAINTENANCE"
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.agent.watchers.gce")
 
 
 class MetadataUnavailable(TemporaryError):

@@ -31,7 +31,7 @@ from controller.core.errors import PermanentError, TemporaryError
 from controller.core.http import HttpErrors, WithStatus, async_client, send
 from controller.core.retrying import backoff
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.platforms.gcp.compute")
 
 COMPUTE_URL = "https://compute.googleapis.com"
 SCOPES = ("https://www.googleapis.com/auth/compute.readonly",)

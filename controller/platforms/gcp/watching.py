@@ -33,7 +33,7 @@ from controller.core.source_metrics import SourceCounters
 from controller.platforms.gcp.compute import ComputeMalformed
 
 SOURCE = "gcp"
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.platforms.gcp.watching")
 
 ACTIONS: dict[str, EventKind] = {
     "DELETING": EventKind.TERMINATE,

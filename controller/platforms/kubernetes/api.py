@@ -40,7 +40,7 @@ from controller.core.errors import ConfigError, PermanentError, TemporaryError
 from controller.core.http import retry_after_s
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.platforms.kubernetes.api")
 
 MERGE_PATCH = "application/merge-patch+json"
 LIST_PAGE_SIZE = 500

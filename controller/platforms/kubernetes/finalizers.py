@@ -27,7 +27,7 @@ from controller.platforms.kubernetes.directory import PodDirectory
 
 CONFLICT_ATTEMPTS = 5
 """Read-patch rounds before a conflict counts as a temporary error (the reconciler retries it later)."""
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.platforms.kubernetes.finalizers")
 
 
 class FinalizerRelease:

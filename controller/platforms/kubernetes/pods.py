@@ -23,7 +23,7 @@ from controller.hosts.pooling import AgentPool
 from controller.platforms.kubernetes.api import Pod
 from controller.platforms.kubernetes.directory import PodDirectory
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.platforms.kubernetes.pods")
 
 
 class PodsNotListed(TemporaryError):

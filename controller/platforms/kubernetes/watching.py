@@ -35,7 +35,7 @@ from controller.platforms.kubernetes.directory import PodDirectory
 SOURCE = "kubernetes"
 QUICK_END_S = 1.0
 """A watch that ended sooner than this is resumed after a short pause, not at once."""
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.platforms.kubernetes.watching")
 
 
 def to_event(pod: Pod) -> LifecycleEvent:

@@ -21,7 +21,7 @@ from controller.core.models import LifecycleEvent
 from controller.core.notices import SOURCE, notice_event
 from controller.protocol.agent import Notice
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("drainctl.platforms.notices.watching")
 
 
 class NoticeReader(Protocol):

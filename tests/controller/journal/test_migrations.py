@@ -117,7 +117,7 @@ def test_migration_1_is_the_schema_drainctl_wrote_before_it_had_migrations(tmp_p
 def test_opening_a_migrated_journal_again_changes_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "journal.sqlite"
     write_v1_journal(path)
-    with caplog.at_level(logging.INFO, logger="controller.journal"):
+    with caplog.at_level(logging.INFO, logger="drainctl.journal"):
         SqliteJournal(path).close()
         assert [r.getMessage() for r in caplog.records] == [
             f"journal: migrated {path} from schema version 1 to 2 (2: {MIGRATIONS[1].why})"

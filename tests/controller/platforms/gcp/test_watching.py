@@ -148,7 +148,7 @@ async def test_every_lifecycle_action_is_an_event_of_its_kind_and_quiet_ones_are
 async def test_malformed_json_unknown_actions_bad_instances_and_500s_are_logged_and_survived(
     compute: Handle[FakeCompute], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="controller")
+    caplog.set_level(logging.WARNING, logger="drainctl")
     compute.mark("api-0", "TELEPORTING")
     compute.set_raw("api-1", shutdownDetails="soon")
     compute.set_raw("api-2", instance=None)

@@ -131,7 +131,7 @@ async def test_release_removes_only_our_finalizer_and_only_from_the_pod_of_the_d
 async def test_a_pod_still_held_long_after_its_deadline_is_let_go(
     fake: Handle, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="controller.platforms.kubernetes.finalizers")
+    caplog.set_level(logging.ERROR, logger="drainctl.platforms.kubernetes.finalizers")
     fake.add_pod("d", finalizers=[FINALIZER])
     fake.delete_pod("d", grace_s=1)
     fake.kubelet_done("d")  # the containers are gone; only our finalizer holds the pod object

@@ -125,7 +125,7 @@ async def test_bookmarks_move_the_resource_version_so_a_resumed_watch_needs_no_r
 async def test_malformed_json_unknown_event_types_and_500s_are_logged_and_survived(
     fake: Handle, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="controller.platforms.kubernetes.watching")
+    caplog.set_level(logging.INFO, logger="drainctl.platforms.kubernetes.watching")
     fake.malformed_next(1, match="limit=")  # the first list is not JSON
     async with watching(fake) as seen:
         await until(lambda: fake.open_watches(), what="the watch to start after the malformed list")
@@ -150,7 +150,7 @@ async def test_malformed_json_unknown_event_types_and_500s_are_logged_and_surviv
 
 @async_test
 async def test_an_unreachable_api_server_is_retried_until_it_answers(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="controller.platforms.kubernetes.watching")
+    caplog.set_level(logging.WARNING, logger="drainctl.platforms.kubernetes.watching")
     with serve() as fake:
         fake.add_pod("a")
         fake.fail_next(3, 503, match="pods", retry_after="0")

@@ -63,7 +63,7 @@ async def test_an_unreachable_agent_is_logged_once_and_the_others_are_still_read
     down = Agent(_notice("x"))
     down.down = True
     source = LocalSource({"A": down, "B": Agent(_notice("n2"))}, poll_interval_s=1.0)
-    with caplog.at_level(logging.INFO, logger="controller.platforms.notices.watching"):
+    with caplog.at_level(logging.INFO, logger="drainctl.platforms.notices.watching"):
         [event] = await source.poll()
         await source.poll()
         assert event.instance == "B"
