@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from controller.config import ControllerConfig
+from controller.core.build_info import export_build_info
 from controller.core.clocks import Clock
 from controller.core.errors import ConfigError
 from controller.core.inventory import Inventory
@@ -28,7 +29,10 @@ from controller.core.source_metrics import SourceMetrics
 from controller.engine.running import Engine
 from controller.engine.verifying import Verifier
 from controller.hosts.inventory import AgentHosts, HostsChain
+from controller.hosts.reachability import AgentReachability
 from controller.journal import open_journal
+from controller.journal.counting import CountedJournal
+from controller.listeners.draining import DrainingSockets
 from controller.listeners.metrics import EngineMetrics
 from controller.platforms import PLATFORMS
 from controller.plugins import Context, Parts, Runnable
@@ -91,11 +95,14 @@ async def assemble(
     config: ControllerConfig, *, clock: Clock | None = None, registry: CollectorRegistry | None = None
 ) -> AsyncIterator[Assembly]:
     async with AsyncExitStack() as stack:
-        journal = open_journal(config.journal)
+        registry = registry if registry is not None else CollectorRegistry()
+        export_build_info(registry)
+        journal = CountedJournal(open_journal(config.journal), registry)
         stack.callback(journal.close)
         targets = {name: (spec.agent_url, spec.agent_token.get_secret_value())
                    for name, spec in config.instances.items()}
-        hosts = AgentHosts(targets, timeout_s=config.agents.timeout_s)
+        reachability = AgentReachability(registry)
+        hosts = AgentHosts(targets, timeout_s=config.agents.timeout_s, reachability=reachability)
         stack.push_async_callback(hosts.aclose)
         gauge = None
         if config.prometheus is not None:
@@ -108,6 +115,7 @@ async def assemble(
             inventory=inventory, static=frozenset(config.instances), agents=hosts.clients(),
             agent_timeout_s=config.agents.timeout_s, budget=config.budget,
             source_metrics=SourceMetrics(metrics.registry), leader=config.leader,
+            agent_reachability=reachability,
         )
         parts = _connect(config, context, stack)
         engine = Engine(
@@ -124,6 +132,7 @@ async def assemble(
             manual_enabled=any(p.operator_drains for p in parts),
         )
         stack.push_async_callback(engine.aclose)
+        registry.register(DrainingSockets(engine.status))
         yield Assembly(
             engine=engine, sources=[s for p in parts for s in p.sources], hosts=hosts, metrics=metrics,
             leader=_leader(parts), runnables=tuple(r for p in parts for r in p.runnables),

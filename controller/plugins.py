@@ -29,6 +29,7 @@ from controller.core.inventory import Inventory
 from controller.core.ports import Hosts, LeaderElector, Releaser, Source, Work
 from controller.core.source_metrics import SourceMetrics
 from controller.hosts.client import AgentClient
+from controller.hosts.reachability import AgentReachability
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Context:
     source_metrics: SourceMetrics
     leader: BaseModel | None
     """The `leader:` section; the platform whose `leader` kind it is builds the elector."""
+    agent_reachability: AgentReachability | None = None
+    """`drainctl_agent_up{instance}`: a platform's own agent clients report to it too (`observe=`)."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ and refuses the rest with a 400, as it always has.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -59,9 +60,12 @@ class AgentClient:
     """One agent, one connection pool. The token is sent on every call and never logged."""
 
     def __init__(
-        self, base_url: str, token: str, *, timeout_s: float = 3.0, transport: httpx.AsyncBaseTransport | None = None
+        self, base_url: str, token: str, *, timeout_s: float = 3.0, transport: httpx.AsyncBaseTransport | None = None,
+        observe: Callable[[bool], None] | None = None,
     ) -> None:
-        """`transport`: for unit tests of the client's own parsing (httpx.MockTransport); None: the network."""
+        """`transport`: for unit tests of the client's own parsing (httpx.MockTransport); None: the network.
+        `observe`: told after every request whether the agent answered (`hosts/reachability.py`)."""
+        self._observe = observe
         self._http = async_client(base_url=base_url, headers=bearer(token), timeout=timeout_s, transport=transport,
                                   trust_env=True)
         self._errors = HttpErrors(
@@ -109,8 +113,14 @@ class AgentClient:
         try:
             response = await self._http.request(method, path, json=json)
         except httpx.TransportError as exc:
+            self._answered(False)
             raise self._errors.from_transport(exc, what) from exc
+        self._answered(True)
         return _parsed(self._checked(response, what), answer, what)
+
+    def _answered(self, answered: bool) -> None:
+        if self._observe is not None:
+            self._observe(answered)
 
     def _checked(self, response: httpx.Response, what: str) -> Any:
         """The JSON of a 2xx answer; else the error its status means (a 504 is a timeout)."""

@@ -11,15 +11,22 @@ from collections.abc import Mapping
 
 from controller.core.ports import HostActions, Hosts, UnknownHost
 from controller.hosts.client import AgentClient
+from controller.hosts.reachability import AgentReachability
 
 
 class AgentHosts:
     """The static inventory's hosts, reached through their node agents (one connection pool each)."""
 
-    def __init__(self, targets: Mapping[str, tuple[str, str]], *, timeout_s: float) -> None:
-        """`targets`: instance -> (its agent's base URL, the agent's bearer token)."""
+    def __init__(
+        self, targets: Mapping[str, tuple[str, str]], *, timeout_s: float,
+        reachability: AgentReachability | None = None,
+    ) -> None:
+        """`targets`: instance -> (its agent's base URL, the agent's bearer token). `reachability`: the
+        `drainctl_agent_up` gauge every client sets."""
         self._clients = {
-            name: AgentClient(url, token, timeout_s=timeout_s) for name, (url, token) in targets.items()
+            name: AgentClient(url, token, timeout_s=timeout_s,
+                              observe=None if reachability is None else reachability.observer(name))
+            for name, (url, token) in targets.items()
         }
 
     def host(self, instance: str) -> AgentClient:

@@ -47,7 +47,8 @@ def _watching(settings: KubernetesSourceConfig, context: Context, api: kubernete
               elector: LeaseElector | None) -> Parts:
     pods = PodDirectory()
     token = settings.agent_token.get_secret_value() if settings.agent_token is not None else ""
-    hosts = PodHosts(pods, agent_port=settings.agent_port, token=token, timeout_s=context.agent_timeout_s)
+    hosts = PodHosts(pods, agent_port=settings.agent_port, token=token, timeout_s=context.agent_timeout_s,
+                     reachability=context.agent_reachability)
     releaser: Releaser
     runnables: tuple[Runnable, ...] = ()
     if settings.hold == "finalizer":

@@ -19,6 +19,7 @@ from controller.core.errors import TemporaryError
 from controller.core.models import Drain
 from controller.core.ports import UnknownHost
 from controller.hosts.client import AgentClient, AgentError
+from controller.hosts.reachability import AgentReachability
 from controller.platforms.kubernetes.api import Pod
 from controller.platforms.kubernetes.directory import PodDirectory
 
@@ -32,8 +33,12 @@ class PodsNotListed(TemporaryError):
 class PodHosts:
     """One agent client per pod (and pod IP); clients of pods that are gone are closed."""
 
-    def __init__(self, pods: PodDirectory, *, agent_port: int, token: str, timeout_s: float) -> None:
+    def __init__(
+        self, pods: PodDirectory, *, agent_port: int, token: str, timeout_s: float,
+        reachability: AgentReachability | None = None,
+    ) -> None:
         self._pods = pods
+        self._reachability = reachability
         self._port = agent_port
         self._token = token
         self._timeout_s = timeout_s
@@ -51,7 +56,8 @@ class PodHosts:
         known = self._clients.get(instance)
         if known is not None and known[0] == pod.ip:
             return known[1]
-        client = AgentClient(agent_url(pod.ip, self._port), self._token, timeout_s=self._timeout_s)
+        observe = None if self._reachability is None else self._reachability.observer(instance)
+        client = AgentClient(agent_url(pod.ip, self._port), self._token, timeout_s=self._timeout_s, observe=observe)
         self._clients[instance] = (pod.ip, client)
         if known is not None:
             self._close_later(known[1])
@@ -66,6 +72,8 @@ class PodHosts:
 
     def _changed(self, name: str, pod: Pod | None) -> None:
         known = self._clients.get(name)
+        if pod is None and self._reachability is not None:
+            self._reachability.forget(name)
         if known is not None and (pod is None or pod.ip != known[0]):
             del self._clients[name]
             self._close_later(known[1])
