@@ -32,6 +32,7 @@ from controller.agent.watchers import gce as gce_metadata
 from controller.agent.watchers.common import WatchMetrics
 from controller.core.clocks import SystemClock
 from controller.core.errors import ConfigError
+from controller.core.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +97,14 @@ async def _serve(settings: AgentSettings) -> None:
     app = build_app(agent, settings.token, hold_window_s=config.hold.window_s)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    notifier = Notifier()
     try:
         await _listen(runner, config.listen_host, config.listen_port)
+        notifier.ready("agent listening")
+        watchdog = asyncio.create_task(notifier.keep_alive(), name="watchdog")
         await _until_signalled()
+        notifier.stopping()
+        watchdog.cancel()
     finally:
         await runner.cleanup()
         await agent.aclose()
