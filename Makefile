@@ -34,7 +34,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,infra,azure,postgres]'
+	$(PY) -m pip install -q -e '.[dev,infra,kubernetes,gcp,demo,azure,postgres]'
 	@touch $(STAMP)
 
 js-deps: $(JS_DIR)/node_modules/.installed

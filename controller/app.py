@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from controller.balancers.haproxy import HaproxyBalancer
 from controller.config import ControllerConfig
+from controller.core.build_info import export_build_info
 from controller.core.clocks import Clock, SystemClock
 from controller.core.errors import ConfigError
 from controller.core.inventory import Inventory
@@ -34,7 +35,10 @@ from controller.hosts.fleet import Fleet
 from controller.hosts.inventory import AgentHosts, HostsChain
 from controller.hosts.learning import KnownAgents
 from controller.hosts.pooling import AgentPool
+from controller.hosts.reachability import AgentReachability
 from controller.journal import open_journal
+from controller.journal.counting import CountedJournal
+from controller.listeners.draining import DrainingSockets
 from controller.listeners.leadership import LeaderMetrics
 from controller.listeners.metrics import EngineMetrics
 from controller.listeners.webhooks import Cursor, WebhookOutbox, cursor_path
@@ -108,13 +112,16 @@ async def assemble(
     config: ControllerConfig, *, clock: Clock | None = None, registry: CollectorRegistry | None = None
 ) -> AsyncIterator[Assembly]:
     async with AsyncExitStack() as stack:
-        journal = open_journal(config.journal, password_file=config.journal_password_file)
+        registry = registry if registry is not None else CollectorRegistry()
+        export_build_info(registry)
+        journal = CountedJournal(open_journal(config.journal, password_file=config.journal_password_file), registry)
         stack.callback(journal.close)
         targets = {name: (spec.agent_url, spec.agent_token.get_secret_value())
                    for name, spec in config.instances.items()}
         pool = _agent_pool(config)
         stack.push_async_callback(pool.aclose)
-        hosts = AgentHosts(targets, timeout_s=config.agents.timeout_s, pool=pool)
+        reachability = AgentReachability(registry)
+        hosts = AgentHosts(targets, timeout_s=config.agents.timeout_s, pool=pool, reachability=reachability)
         stack.push_async_callback(hosts.aclose)
         gauge = None
         if config.prometheus is not None:
@@ -132,7 +139,7 @@ async def assemble(
             inventory=inventory, static=frozenset(config.instances), agents=agents,
             agent_timeout_s=config.agents.timeout_s, budget=config.budget,
             source_metrics=SourceMetrics(metrics.registry), leader=config.leader, fleet=fleet,
-            journal=journal, agent_pool=pool,
+            journal=journal, agent_pool=pool, agent_reachability=reachability,
         )
         parts = _connect(config, context, stack)
         engine = Engine(
@@ -153,6 +160,7 @@ async def assemble(
         fleet.busy = lambda name: (drain := engine.get(name)) is not None and not drain.finished
         leader = _leader(parts)
         LeaderMetrics(metrics.registry, leader)
+        registry.register(DrainingSockets(engine.status))
         yield Assembly(
             engine=engine, sources=[Awaiting(s, fleet) if fleet.discoveries else s for p in parts for s in p.sources],
             hosts=hosts, metrics=metrics, leader=leader, agents=agents,

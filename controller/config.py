@@ -9,7 +9,7 @@ so they never show up in a repr or a log line.
     budget: {drain_deadline_s: 30, no_progress_window_s: 3}      # overrides of controller.core.budget.Budget
     prometheus:                                                   # optional: without it, kernel count only
       url: http://127.0.0.1:9090
-      query: 'sum(drainctl_testbed_open_sockets{server="{instance}"})'
+      query: 'sum(app_open_websockets{host="{instance}"})'        # required: your app's gauge (docs/runbook.md)
     disruption: {default_max_draining: 1, pools: {web: {max_draining: 2}}}
     instances:
       A: {pool: web, agent_url: http://10.0.0.5:9100, agent_token_file: /etc/drainctl/agent.token}
@@ -58,7 +58,6 @@ from controller.core.settings import (
 from controller.notifying.config import WebhookList
 from controller.platforms import PLATFORMS
 
-DEFAULT_QUERY = 'sum(drainctl_testbed_open_sockets{server="{instance}"})'
 INSTANCE_PLACEHOLDER = "{instance}"
 
 
@@ -89,8 +88,9 @@ def _journal_location(value: Any) -> Path | str:
 class PrometheusConfig(Frozen):
     url: HttpUrl
     """Prometheus base URL, e.g. http://127.0.0.1:9090."""
-    query: str = DEFAULT_QUERY
-    """PromQL giving one instance's open sockets; `{instance}` is replaced by the instance name."""
+    query: str
+    """PromQL giving one instance's open sockets; `{instance}` is replaced by the instance name. Required: only
+    the app knows its gauge and labels (the testbed's harness sets its own); without it no count would match."""
     timeout_s: Seconds = 2.0
     """Per query; a slower Prometheus counts as unreachable and the kernel count is used alone."""
 

@@ -31,6 +31,7 @@ from controller.core.source_metrics import SourceMetrics
 from controller.hosts.client import AgentClient
 from controller.hosts.fleet import Fleet
 from controller.hosts.pooling import AgentPool
+from controller.hosts.reachability import AgentReachability
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Context:
     """The journal the engine writes (an elector that fences its writes needs it)."""
     agent_pool: AgentPool | None = None
     """The process's one HTTP client for agents: pass it to every `AgentClient` a platform makes."""
+    agent_reachability: AgentReachability | None = None
+    """`drainctl_agent_up{instance}`: a platform's own agent clients report to it too (`observe=`)."""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 An API server gets the API server and the drainctl agent as systemd units; a controller VM gets `drainctl run`.
 Secrets (agent token, app admin token, database password) are never part of a script, the instance metadata or
 custom data: the script fetches them at boot with the VM's own identity (GCP Secret Manager, Azure Key Vault)
-into root-only files, and nothing echoes them (no `set -x`). The policy pack checks that boot scripts carry no
+into root-owned files only the daemons' group `drainctl` can read, and nothing echoes them
+(no `set -x`). The policy pack checks that boot scripts carry no
 secret values.
 
 The agent's and the controller's units are the files in `deploy/systemd/`, written verbatim. Unit ordering
@@ -27,6 +28,8 @@ from controller.core.budget import Budget
 from infra.config import AppSettings, DatabaseSettings
 
 ETC = "/etc/drainctl"
+USER = "drainctl"
+"""The system user the controller's and the agent's units run as (created by the boot script)."""
 VENV = "/opt/drainctl"
 AGENT_TOKEN_FILE = f"{ETC}/agent-token"
 APP_TOKEN_FILE = f"{ETC}/app-admin-token"
@@ -178,7 +181,7 @@ def controller_script(
             _fetch(DB_PASSWORD_FILE, secrets.db_password),
             # libpq's password file: host:port:database:user:password, built on the host from the fetched secret.
             f'(umask 077; printf "%s:5432:%s:%s:%s\\n" {shlex.quote(write_host)} {shlex.quote(database.name)} '
-            f'{shlex.quote(database.user)} "$(cat {DB_PASSWORD_FILE})" > {ETC}/pgpass)',
+            f'{shlex.quote(database.user)} "$(cat {DB_PASSWORD_FILE})" > {ETC}/pgpass && chown {USER}: {ETC}/pgpass)',
             _env_file(f"{ETC}/controller.env", env),
             f"cat > {ETC}/controller.yaml <<'{_EOF}'\n{_yaml(controller)}{_EOF}",
             _unit_file("drainctl-controller"),
@@ -279,7 +282,10 @@ def _preamble(package: str) -> str:
             f"{RENDERED_MARKER} Idempotent; never echoes secrets (no set -x).",
             "set -euo pipefail",
             _AZURE_SECRET_FUNCTION,
-            f"install -d -m 0750 {ETC}",
+            # The daemons' system user: the units run as `drainctl` (deploy/systemd/), never as root.
+            f"id -u {USER} >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
+            f"--home-dir /nonexistent --shell /usr/sbin/nologin {USER}",
+            f"install -d -m 0750 -g {USER} {ETC}",
             "if ! { command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1; }; then",
             "  apt-get update -q && apt-get install -y -q python3-venv",
             "fi",
@@ -290,7 +296,8 @@ def _preamble(package: str) -> str:
 
 
 def _fetch(path: str, command: str) -> str:
-    return f"(umask 077; {command} > {path}.new && mv {path}.new {path})"
+    """Root-owned, readable by the daemons' group only (mode 0640), replaced atomically."""
+    return f"(umask 027; {command} > {path}.new && chgrp {USER} {path}.new && mv {path}.new {path})"
 
 
 def _database_env(database: DatabaseSettings, hosts: DatabaseHosts) -> dict[str, str]:

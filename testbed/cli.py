@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from controller.core.extras import require
 from testbed.server.command import server
 from testbed.swarm.command import clients
 
@@ -21,6 +22,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run the local demo scenario and print its report."""
+    require("matplotlib", extra="demo", needed_for="drainctl demo (the timeline picture)")
     from testbed.scenarios.demo import load_budget, run_demo
 
     raise typer.Exit(run_demo(load_budget(budget)))

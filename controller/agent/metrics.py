@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
+from controller.core.build_info import export_build_info
+
 
 class AgentMetrics:
     def __init__(self, service_port: int) -> None:
         self.registry = CollectorRegistry()
+        export_build_info(self.registry, "drainctl_agent_build_info")
         self.drains = Counter(
             "drainctl_agent_drains_requested",
             "Drain requests passed to the app, by who asked and how the app answered.",

@@ -35,6 +35,7 @@ from controller.core import logs
 from controller.core.clocks import SystemClock
 from controller.core.errors import ConfigError
 from controller.core.logs import LogConfig
+from controller.core.systemd import Notifier
 from controller.notifying.sending import DeliveryMetrics, Webhooks
 
 log = logging.getLogger("drainctl.agent.serving")
@@ -123,11 +124,16 @@ async def _serve(settings: AgentSettings) -> None:
     app = build_app(agent, settings.token, hold_window_s=config.hold.window_s)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    notifier = Notifier()
     try:
         shown = await _listen(runner, config.listen_host, config.listen_port)
         if agent.pusher is not None and config.push is not None and config.push.advertise_url is None:
             agent.pusher.agent_url = f"http://{shown}"  # the bound port, when listen asked for port 0
+        notifier.ready("agent listening")
+        watchdog = asyncio.create_task(notifier.keep_alive(), name="watchdog")
         await _until_signalled()
+        notifier.stopping()
+        watchdog.cancel()
     finally:
         await runner.cleanup()
         await agent.aclose()

@@ -31,6 +31,7 @@ from controller.core import logs
 from controller.core.errors import ConfigError
 from controller.core.logs import LogConfig
 from controller.core.settings import HostPort
+from controller.core.systemd import Notifier
 
 log = logging.getLogger("drainctl.run")
 
@@ -60,7 +61,14 @@ async def _serve(config: ControllerConfig, api: ApiConfig) -> int:
             print(json.dumps({"event": "ready", "api": shown, "pid": os.getpid()}), flush=True)
             log.info("controller ready: API on %s, %d instances, sources: %s", shown,
                      len(controller.engine.inventory), ", ".join(s.name for s in controller.sources) or "none")
-            return await _run_until(stop, controller)
+            notifier = Notifier()
+            notifier.ready(f"API on {shown}")
+            watchdog = asyncio.create_task(notifier.keep_alive(), name="watchdog")
+            try:
+                return await _run_until(stop, controller)
+            finally:
+                notifier.stopping()
+                watchdog.cancel()
         finally:
             await runner.cleanup()
 

@@ -18,6 +18,7 @@ and refuses the rest with a 400, as it always has.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -63,10 +64,13 @@ class AgentClient:
     def __init__(
         self, base_url: str, token: str, *, timeout_s: float = 3.0, transport: httpx.AsyncBaseTransport | None = None,
         pool: AgentPool | None = None,
+        observe: Callable[[bool], None] | None = None,
     ) -> None:
         """`pool`: the process's shared pool (the composition root's); None: a pool of its own, closed by
         `aclose` (a test's, a one-off caller's). `transport`: for unit tests of the client's own parsing
-        (httpx.MockTransport) when it has its own pool; None: the network."""
+        (httpx.MockTransport) when it has its own pool; None: the network. `observe`: told after every
+        request whether the agent answered (`hosts/reachability.py`)."""
+        self._observe = observe
         self._own_pool = pool is None
         self._pool = pool if pool is not None else AgentPool(max_in_flight=16, max_keepalive=4, transport=transport)
         self._base_url = base_url.rstrip("/")
@@ -131,8 +135,14 @@ class AgentClient:
                                                 headers={**self._headers, **_drain_header()},
                                                 timeout_s=self._timeout_s)
         except httpx.TransportError as exc:
+            self._answered(False)
             raise self._errors.from_transport(exc, what) from exc
+        self._answered(True)
         return _parsed(self._checked(response, what), answer, what)
+
+    def _answered(self, answered: bool) -> None:
+        if self._observe is not None:
+            self._observe(answered)
 
     def _checked(self, response: httpx.Response, what: str) -> Any:
         """The JSON of a 2xx answer; else the error its status means (a 504 is a timeout)."""

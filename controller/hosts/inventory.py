@@ -12,20 +12,24 @@ from collections.abc import Mapping
 from controller.core.ports import HostActions, Hosts, UnknownHost
 from controller.hosts.client import AgentClient
 from controller.hosts.pooling import AgentPool
+from controller.hosts.reachability import AgentReachability
 
 
 class AgentHosts:
     """The static inventory's hosts, reached through their node agents (through one shared pool)."""
 
     def __init__(
-        self, targets: Mapping[str, tuple[str, str]], *, timeout_s: float, pool: AgentPool | None = None
+        self, targets: Mapping[str, tuple[str, str]], *, timeout_s: float, pool: AgentPool | None = None,
+        reachability: AgentReachability | None = None,
     ) -> None:
         """`targets`: instance -> (its agent's base URL, the agent's bearer token). `pool`: the shared one (the
-        composition root's, which closes it); None: one of its own, closed by `aclose`."""
+        composition root's, which closes it); None: one of its own, closed by `aclose`. `reachability`: the
+        `drainctl_agent_up` gauge every client sets."""
         self._pool = pool if pool is not None else AgentPool()
         self._own_pool = pool is None
         self._clients = {
-            name: AgentClient(url, token, timeout_s=timeout_s, pool=self._pool)
+            name: AgentClient(url, token, timeout_s=timeout_s, pool=self._pool,
+                              observe=None if reachability is None else reachability.observer(name))
             for name, (url, token) in targets.items()
         }
 

@@ -16,6 +16,9 @@ from controller.core.announcements import Announcement, Journaled, Resumed, Take
 from controller.core.models import Drain, Outcome, Phase
 
 PHASE_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600)
+MARGIN_BUCKETS_S = (0, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+"""Release margins: the `le="0"` bucket counts releases after the platform's deadline; the alert on
+releases within the margin (deploy/prometheus/drainctl.rules.yml) reads the `le="10"` bucket."""
 
 
 class EngineMetrics:
@@ -49,6 +52,11 @@ class EngineMetrics:
             "(a load balancer stopped routing), timer (lb_deregistration_s passed), skipped.", ["how"],
             buckets=PHASE_BUCKETS_S, registry=self.registry,
         )
+        self.release_margin = Histogram(
+            "drainctl_release_margin_seconds",
+            "Platform deadline minus release time of each released drain that held a platform.",
+            buckets=MARGIN_BUCKETS_S, registry=self.registry,
+        )
         self._phases: dict[str, Phase] = {}
         """The phase of each instance's latest episode."""
         for outcome in Outcome:
@@ -80,6 +88,14 @@ class EngineMetrics:
         reset = after.sockets_reset - (before.sockets_reset if before is not None else 0)
         if reset > 0:
             self.sockets_reset.inc(reset)
+        self._released(before, after)
+
+    def _released(self, before: Drain | None, after: Drain) -> None:
+        """The release margin, once per episode, when its release is journaled (platform holds only)."""
+        if after.released_at is None or not after.needs_release:
+            return
+        if before is None or before.released_at is None:
+            self.release_margin.observe(after.not_after - after.released_at)
 
     def _rotated(self, announcement: Journaled) -> None:
         """The out-of-rotation step's journal line ("out of rotation (observed)"): how long it took."""

@@ -27,6 +27,9 @@ from testbed.harness.waiting import wait_for
 _HTTP_TIMEOUT_S = 15.0
 POOL = "web"
 
+SOCKET_QUERY = 'sum(drainctl_testbed_open_sockets{server="{instance}"})'
+"""The reference server's gauge, with the `server` label the harness's Prometheus adds per target; a real
+app's controller.yaml names its own (controller/config.py, docs/runbook.md)."""
 ENGINE = {"poll_interval_s": 0.25, "retry_initial_s": 0.25, "retry_max_s": 2.0}
 """Faster passes than the daemon's defaults: the testbed's drains last seconds, not minutes."""
 
@@ -67,7 +70,7 @@ def controller_config(
         "engine": dict(ENGINE),
     }
     if prometheus is not None:
-        config["prometheus"] = {"url": prometheus.url}
+        config["prometheus"] = {"url": prometheus.url, "query": SOCKET_QUERY}
     return config
 
 

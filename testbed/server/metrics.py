@@ -35,7 +35,7 @@ class ServerMetrics:
         )
         self.draining = Gauge("drainctl_testbed_draining", "1 while the server drains.", registry=self.registry)
         self.drain_rate_per_s = Gauge(
-            "drainctl_testbed_drain_rate_per_s", "Requested drain pace in disconnects per second.",
+            "drainctl_testbed_drain_rate_per_second", "Requested drain pace in disconnects per second.",
             registry=self.registry,
         )
         for reason in get_args(DisconnectReason):

@@ -31,7 +31,8 @@ def _full(directory: Path) -> dict[str, object]:
     return {
         "journal": str(directory / "journal.db"),
         "budget": {"drain_deadline_s": 20, "no_progress_window_s": 2},
-        "prometheus": {"url": "http://127.0.0.1:9090", "timeout_s": 1.5},
+        "prometheus": {"url": "http://127.0.0.1:9090", "query": 'sum(app_sockets{host="{instance}"})',
+                       "timeout_s": 1.5},
         "disruption": {"default_max_draining": 2, "pools": {"web": {"max_draining": 1},
                                                              "edge": {"max_draining_percent": 50}}},
         "instances": {
@@ -49,7 +50,7 @@ def test_a_full_config_parses_into_frozen_typed_objects(files: Path) -> None:
     config = load_config(_write(files, _full(files)))
     assert config.budget.drain_deadline_s == 20 and config.budget.no_progress_window_s == 2
     assert config.prometheus is not None
-    assert config.prometheus.query_for("A") == 'sum(drainctl_testbed_open_sockets{server="A"})'
+    assert config.prometheus.query_for("A") == 'sum(app_sockets{host="A"})'
     assert config.instances["A"].agent_token.get_secret_value() == TOKEN
     assert config.slots("web") == 1 and config.slots("edge") == 1 and config.slots("other") == 2
     assert not config.sources.manual.enabled and config.sources.local.poll_interval_s == 0.5
@@ -75,6 +76,7 @@ def test_the_minimal_config_is_a_journal(tmp_path: Path) -> None:
         ({"budget": {"no_progress_window_s": 40}}, "no_progress_window_s (40) must be less than drain_deadline_s"),
         ({"prometheus": {"url": "ftp://x"}}, "prometheus.url: expected an http:// or https:// URL"),
         ({"prometheus": {"url": "http://p:9090", "query": "up"}}, "prometheus: query must contain {instance}"),
+        ({"prometheus": {"url": "http://p:9090"}}, "prometheus.query: Field required"),
         ({"disruption": {"pools": {"web": {}}}}, "disruption.pools.web: give exactly one of"),
         ({"disruption": {"default_max_draining": 0}}, "disruption.default_max_draining: Input should be greater"),
         ({"instances": {"A": {"agent_url": "http://a:1", "agent_token_file": "/x"}}},

@@ -4,14 +4,12 @@ agent's stop held by the drain, only CAP_NET_ADMIN, hardening, restart policies,
 from __future__ import annotations
 
 import configparser
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from controller.agent.config import HoldConfig
+from tests.e2e.programs import need
 from tests.support import REPO_ROOT
 
 UNITS = REPO_ROOT / "deploy" / "systemd"
@@ -25,8 +23,8 @@ def unit(name: str) -> dict[str, dict[str, str]]:
     return {section: dict(parser[section]) for section in parser.sections()}
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (Debian: systemd)")
 def test_systemd_accepts_both_units(tmp_path: Path) -> None:
+    need("systemd-analyze")
     for name in ("drainctl-agent", "drainctl-controller"):
         text = (UNITS / f"{name}.service").read_text().replace("/opt/drainctl/bin/drainctl", str(DRAINCTL))
         (tmp_path / f"{name}.service").write_text(text)
@@ -56,3 +54,12 @@ def test_the_controller_runs_with_no_capabilities_and_restarts() -> None:
     assert service["CapabilityBoundingSet"] == "" and service["AmbientCapabilities"] == ""
     assert service["Restart"] == "always" and service["NoNewPrivileges"] == "yes"
     assert "AF_NETLINK" not in service["RestrictAddressFamilies"]
+
+
+def test_both_daemons_run_as_the_drainctl_user_report_readiness_and_do_not_loop_on_a_refused_config() -> None:
+    for name in ("drainctl-agent", "drainctl-controller"):
+        service = unit(name)["Service"]
+        assert service["User"] == service["Group"] == "drainctl", f"{name}: a dedicated user, never root"
+        assert service["Type"] == "notify" and service["NotifyAccess"] == "main", f"{name}: sd_notify READY=1"
+        assert float(service["WatchdogSec"]) > 0, f"{name}: the event loop pings the watchdog"
+        assert service["RestartPreventExitStatus"] == "2", f"{name}: a refused config (exit 2) is not retried"

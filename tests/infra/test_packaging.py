@@ -62,3 +62,13 @@ def test_pyproject_keeps_pulumi_out_of_the_base_dependencies() -> None:
     for name, deps in extras.items():
         if name != "infra":
             assert not [dep for dep in deps if _is_pulumi(Requirement(dep).name)], name
+
+
+def test_the_node_agents_install_pulls_neither_matplotlib_nor_the_kubernetes_client() -> None:
+    """Issue 14, item 7: what only some hosts need is an extra (`[demo]`, `[kubernetes]`, `[gcp]`)."""
+    base = _closure("drainctl")
+    assert {"websockets", "aiohttp", "pydantic"} <= base
+    assert {"matplotlib", "kubernetes", "google-auth", "numpy"} & base == set()
+    assert "kubernetes" in _closure("drainctl", frozenset({"kubernetes"}))
+    assert "matplotlib" in _closure("drainctl", frozenset({"demo"}))
+    assert "google-auth" in _closure("drainctl", frozenset({"gcp"}))

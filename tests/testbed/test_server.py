@@ -376,7 +376,7 @@ def test_drain_closes_every_socket_with_1012_at_a_pace_and_refuses_new_ones(serv
         assert metric(text, "drainctl_testbed_disconnects_total", reason="drain") == count
         assert metric(text, "drainctl_testbed_open_sockets") == 0
         assert metric(text, "drainctl_testbed_draining") == 1
-        assert metric(text, "drainctl_testbed_drain_rate_per_s") == rate_per_s
+        assert metric(text, "drainctl_testbed_drain_rate_per_second") == rate_per_s
 
         code, headers = await handshake(server.socket_url("newcomer"))
         assert (code, headers.get("Retry-After")) == (503, None), "draining is told apart from rate limiting"

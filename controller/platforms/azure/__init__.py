@@ -8,12 +8,14 @@ is the `sources.azure` section and `parts` the wiring. The Scheduled Events path
 
 from __future__ import annotations
 
+from controller.core.extras import require
 from controller.platforms.azure.config import AzureSourceConfig
 from controller.plugins import Context, Parts, Platform
 
 
 def connect(settings: AzureSourceConfig, context: Context) -> Parts:
     # Imported here: parsing controller.yaml (and the CLI's start) needs only the section, not azure-identity.
+    require("azure.identity", extra="azure", needed_for="sources.azure")
     from controller.platforms.azure.parts import connect as connect_parts
 
     return connect_parts(settings, context)

@@ -7,12 +7,14 @@ the Compute API client, `config` the `sources.gcp` section and `parts` the wirin
 
 from __future__ import annotations
 
+from controller.core.extras import require
 from controller.platforms.gcp.config import GcpSourceConfig
 from controller.plugins import Context, Parts, Platform
 
 
 def connect(settings: GcpSourceConfig, context: Context) -> Parts:
     # Imported here: parsing controller.yaml (and the CLI's start) needs only the section, not the API client.
+    require("google.auth", extra="gcp", needed_for="sources.gcp")
     from controller.platforms.gcp.parts import connect as connect_parts
 
     return connect_parts(settings, context)

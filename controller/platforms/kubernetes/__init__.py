@@ -7,12 +7,14 @@ and `leader` sections and `parts` the wiring.
 
 from __future__ import annotations
 
+from controller.core.extras import require
 from controller.platforms.kubernetes.config import KubernetesSourceConfig, LeaderConfig
 from controller.plugins import Context, Parts, Platform
 
 
 def connect(settings: KubernetesSourceConfig, context: Context) -> Parts:
-    # Imported here: parsing controller.yaml needs only the sections, not the API client (an extra, later).
+    # Imported here: parsing controller.yaml needs only the sections, not the API client (an extra).
+    require("kubernetes", extra="kubernetes", needed_for="sources.kubernetes")
     from controller.platforms.kubernetes.parts import connect as connect_parts
 
     return connect_parts(settings, context)

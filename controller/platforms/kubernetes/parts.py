@@ -48,7 +48,7 @@ def _watching(settings: KubernetesSourceConfig, context: Context, api: kubernete
     pods = PodDirectory()
     token = settings.agent_token.get_secret_value() if settings.agent_token is not None else ""
     hosts = PodHosts(pods, agent_port=settings.agent_port, token=token, timeout_s=context.agent_timeout_s,
-                     pool=context.agent_pool)
+                     pool=context.agent_pool, reachability=context.agent_reachability)
     releaser: Releaser
     runnables: tuple[Runnable, ...] = ()
     if settings.hold == "finalizer":

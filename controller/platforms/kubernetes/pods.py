@@ -20,6 +20,7 @@ from controller.core.models import Drain
 from controller.core.ports import UnknownHost
 from controller.hosts.client import AgentClient, AgentError
 from controller.hosts.pooling import AgentPool
+from controller.hosts.reachability import AgentReachability
 from controller.platforms.kubernetes.api import Pod
 from controller.platforms.kubernetes.directory import PodDirectory
 
@@ -34,11 +35,13 @@ class PodHosts:
     """One agent client per pod (and pod IP); clients of pods that are gone are closed."""
 
     def __init__(
-        self, pods: PodDirectory, *, agent_port: int, token: str, timeout_s: float, pool: AgentPool | None = None
+        self, pods: PodDirectory, *, agent_port: int, token: str, timeout_s: float, pool: AgentPool | None = None,
+        reachability: AgentReachability | None = None,
     ) -> None:
         """`pool`: the process's shared agent client (each client its own pool when None)."""
         self._pool = pool
         self._pods = pods
+        self._reachability = reachability
         self._port = agent_port
         self._token = token
         self._timeout_s = timeout_s
@@ -56,7 +59,9 @@ class PodHosts:
         known = self._clients.get(instance)
         if known is not None and known[0] == pod.ip:
             return known[1]
-        client = AgentClient(agent_url(pod.ip, self._port), self._token, timeout_s=self._timeout_s, pool=self._pool)
+        observe = None if self._reachability is None else self._reachability.observer(instance)
+        client = AgentClient(agent_url(pod.ip, self._port), self._token, timeout_s=self._timeout_s, pool=self._pool,
+                             observe=observe)
         self._clients[instance] = (pod.ip, client)
         if known is not None:
             self._close_later(known[1])
@@ -71,6 +76,8 @@ class PodHosts:
 
     def _changed(self, name: str, pod: Pod | None) -> None:
         known = self._clients.get(name)
+        if pod is None and self._reachability is not None:
+            self._reachability.forget(name)
         if known is not None and (pod is None or pod.ip != known[0]):
             del self._clients[name]
             self._close_later(known[1])
