@@ -10,6 +10,7 @@ STACK ?= staging
 
 # command -> Debian package the tests and the demo use (a path glob where the command is not on PATH)
 DEBIAN_PACKAGES := haproxy:haproxy prometheus:prometheus nft:nftables ss:iproute2 ip:iproute2 node:nodejs npm:npm shellcheck:shellcheck tmux:tmux \
+  systemd-analyze:systemd promtool:prometheus \
   /usr/lib/postgresql/*/bin/initdb:postgresql
 
 .PHONY: setup system-deps venv js-deps test lint demo plan bench clean
