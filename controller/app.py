@@ -152,7 +152,8 @@ async def assemble(
             budget=config.budget,
             settings=config.engine,
             clock=clock,
-            listeners=[metrics] if outbox is None else [metrics, outbox],
+            listeners=[*([metrics] if outbox is None else [metrics, outbox]),
+                       *(heard for p in parts for heard in p.listeners)],
             manual_enabled=any(p.operator_drains for p in parts),
             rotation=_rotation(config, clock),
         )

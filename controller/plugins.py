@@ -13,7 +13,7 @@ registered platforms (`controller.platforms.PLATFORMS`) and knows none of them b
 What a platform may contribute (each optional): sources that watch it, releasers (by source name) that let it
 proceed, hosts it can reach that the static inventory does not have, instances it adds to the shared
 inventory, runnables (loops beside the engine, each flagged whether only the leader runs it), a leader elector,
-and whether operators may drain through the API (the manual platform).
+whether operators may drain through the API (the manual platform), and listeners of the engine.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from controller.core.budget import Budget
 from controller.core.inventory import Inventory
-from controller.core.ports import Hosts, Journal, LeaderElector, Releaser, Source, Work
+from controller.core.ports import AsyncListener, Hosts, Journal, LeaderElector, Listener, Releaser, Source, Work
 from controller.core.source_metrics import SourceMetrics
 from controller.hosts.client import AgentClient
 from controller.hosts.fleet import Fleet
@@ -83,6 +83,8 @@ class Parts:
     leader: LeaderElector | None = None
     operator_drains: bool = False
     """Operators may drain and reset through the API (`drainctl drain`, `drainctl reset`)."""
+    listeners: tuple[Listener | AsyncListener, ...] = ()
+    """Hear what the engine did, after it is journaled (the Kubernetes platform's pod Events)."""
     close: Callable[[], Awaitable[None]] | None = None
     """Closes what `connect` opened (API clients); called once when the controller stops."""
 

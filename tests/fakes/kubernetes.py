@@ -1,4 +1,5 @@
-"""A wire-level fake of the Kubernetes API server on loopback (aiohttp): pods and Leases, as drainctl uses them.
+"""A wire-level fake of the Kubernetes API server on loopback (aiohttp): pods, Leases and Events, as drainctl
+uses them.
 
 It speaks the documented shapes (https://kubernetes.io/docs/reference/using-api/api-concepts/):
 
@@ -12,6 +13,9 @@ It speaks the documented shapes (https://kubernetes.io/docs/reference/using-api/
     DELETE /api/v1/namespaces/{ns}/pods/{name}       DeleteOptions {gracePeriodSeconds}
     GET|PUT /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}      PUT: 409 on a stale resourceVersion
     POST   /apis/coordination.k8s.io/v1/namespaces/{ns}/leases             409 if it exists
+    POST   /api/v1/namespaces/{ns}/events      core/v1 Event: 201; 409 if its name exists; 422 when its
+           involvedObject's namespace is not {ns} or a required field (name, involvedObject, reason) is missing
+    GET    /api/v1/namespaces/{ns}/events?fieldSelector=involvedObject.name=N      EventList
 
 Errors are `Status` objects. resourceVersion is one global counter (like etcd's revision: any write moves it).
 Deleting a pod sets deletionTimestamp = now + grace and deletionGracePeriodSeconds, as the real API server does;
@@ -126,6 +130,7 @@ class FakeKubernetes:
         self.compacted = 0
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
+        self.events: dict[tuple[str, str], dict[str, Any]] = {}
         self.history: list[tuple[int, str, str, dict[str, Any]]] = []
         """(rv, namespace, event type, pod) of every pod change, for watches that resume."""
         self.watchers: set[Watcher] = set()
@@ -255,6 +260,11 @@ class FakeKubernetes:
         found = self.leases.get((namespace, name))
         return copy.deepcopy(found) if found else None
 
+    def events_on(self, name: str, namespace: str = "default") -> list[dict[str, Any]]:
+        """The Events whose involvedObject is the object `name`, oldest first."""
+        return [copy.deepcopy(e) for (ns, _), e in self.events.items()
+                if ns == namespace and e["involvedObject"].get("name") == name]
+
     def requests_where(self, method: str, contains: str = "") -> list[Request]:
         return [r for r in self.requests if r.method == method and contains in r.path]
 
@@ -303,6 +313,8 @@ class FakeKubernetes:
         app.router.add_post(leases, self._lease_create)
         app.router.add_get(leases + "/{name}", self._lease_get)
         app.router.add_put(leases + "/{name}", self._lease_put)
+        app.router.add_post("/api/v1/namespaces/{ns}/events", self._event_create)
+        app.router.add_get("/api/v1/namespaces/{ns}/events", self._events_list)
         return app
 
     @web.middleware
@@ -453,6 +465,31 @@ class FakeKubernetes:
         if lease["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
             return web.json_response(status(409, "Conflict", "the object has been modified"), status=409)
         return web.json_response(self._store_lease(key, lease, request))
+
+    async def _event_create(self, request: web.Request) -> web.Response:
+        event, namespace = json.loads(await request.read()), request.match_info["ns"]
+        name = (event.get("metadata") or {}).get("name")
+        involved = event.get("involvedObject")
+        if not name or not isinstance(involved, dict) or not event.get("reason"):
+            return web.json_response(status(422, "Invalid", "Event is invalid: metadata.name, involvedObject, "
+                                            "reason: Required value"), status=422)
+        if involved.get("namespace", namespace) != namespace:
+            message = "Event is invalid: involvedObject.namespace: Invalid value: does not match event.namespace"
+            return web.json_response(status(422, "Invalid", message), status=422)
+        if (namespace, name) in self.events:
+            return web.json_response(status(409, "AlreadyExists", f'events "{name}" already exists'), status=409)
+        event["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), resourceVersion=str(self.bump()),
+                                 creationTimestamp=rfc3339(time.time()))
+        self.events[(namespace, name)] = event
+        return web.json_response(event, status=201)
+
+    async def _events_list(self, request: web.Request) -> web.Response:
+        namespace, selector = request.match_info["ns"], request.query.get("fieldSelector", "")
+        wanted = selector.removeprefix("involvedObject.name=") if selector else None
+        items = [e for (ns, _), e in self.events.items()
+                 if ns == namespace and wanted in (None, e["involvedObject"].get("name"))]
+        return web.json_response({"kind": "EventList", "apiVersion": "v1",
+                                  "metadata": {"resourceVersion": str(self.rv)}, "items": items})
 
     def _store_lease(self, key: tuple[str, str], lease: dict[str, Any], request: web.Request) -> dict[str, Any]:
         lease["metadata"]["resourceVersion"] = str(self.bump())

@@ -2,7 +2,8 @@
 
 The client is synchronous (urllib3). Every call runs on a thread of this module's own pool, and each watch on a
 thread of its own, so the event loop never blocks and a long watch never starves anyone else's threads.
-Answers are parsed here into frozen shapes (`Pod`, `Lease`); one malformed pod in a list is skipped, not fatal.
+Answers are parsed here into frozen shapes (`Pod`, `Lease`; Events are only created); one malformed pod in a
+list is skipped, not fatal.
 The client's errors become ours at this boundary:
 
     KubernetesUnavailable (TemporaryError)  no connection, a timeout, 429 or 5xx (Retry-After honoured)
@@ -213,7 +214,7 @@ def parse_watch_line(line: str) -> WatchEvent:
 
 
 class KubernetesApi:
-    """Pods and Leases of one API server. Every method is a coroutine; errors are ours (module docstring)."""
+    """Pods, Leases and Events of one API server. Every method is a coroutine; errors are ours (module docstring)."""
 
     def __init__(self, api: k8s.ApiClient, *, request_timeout_s: float) -> None:
         self._api = api
@@ -298,6 +299,10 @@ class KubernetesApi:
             "update lease", replace, lease.name, lease.namespace, lease.to_json(), timeout_s=timeout_s
         )
         return Lease.from_json(raw)
+
+    async def create_event(self, namespace: str, event: Mapping[str, Any]) -> None:
+        """POST a core/v1 Event (`controller/platforms/kubernetes/events.py` makes the body)."""
+        await self._json("create event", self._core.create_namespaced_event, namespace, dict(event))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -3,7 +3,7 @@
 One API client serves the source (list+watch), the hold and release (finalizer patches) and the Lease. The
 watched pods (`PodDirectory`) feed the shared inventory: each pod joins it in the configured pool when first
 seen and leaves it when gone (a pod named like a static instance stays that instance: the config wins); its
-host is the agent sidecar at the pod IP.
+host is the agent sidecar at the pod IP. A drain's start and end become Events on its pod (`events.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from controller.platforms.kubernetes import watching as kubernetes_source
 from controller.platforms.kubernetes.api import Pod
 from controller.platforms.kubernetes.config import KubernetesSourceConfig, LeaderConfig
 from controller.platforms.kubernetes.directory import PodDirectory
+from controller.platforms.kubernetes.events import PodEvents
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease
 from controller.platforms.kubernetes.leases import LeaseElector, LeaseSettings
 from controller.platforms.kubernetes.pods import PodHosts, PreStopRelease
@@ -40,11 +41,11 @@ def connect(settings: KubernetesSourceConfig, context: Context) -> Parts:
         ))
     if not settings.enabled:
         return Parts(leader=elector, close=_closer(api))
-    return _watching(settings, context, api, elector)
+    return _watching(settings, context, api, elector, identity)
 
 
 def _watching(settings: KubernetesSourceConfig, context: Context, api: kubernetes_client.KubernetesApi,
-              elector: LeaseElector | None) -> Parts:
+              elector: LeaseElector | None, identity: str) -> Parts:
     pods = PodDirectory()
     token = settings.agent_token.get_secret_value() if settings.agent_token is not None else ""
     hosts = PodHosts(pods, agent_port=settings.agent_port, token=token, timeout_s=context.agent_timeout_s,
@@ -69,8 +70,9 @@ def _watching(settings: KubernetesSourceConfig, context: Context, api: kubernete
         await hosts.aclose()
         api.close()
 
+    events = PodEvents(api, pods, namespace=settings.namespace, instance=identity)
     return Parts(sources=(source,), releasers={kubernetes_source.SOURCE: releaser}, hosts=hosts,
-                 runnables=runnables, leader=elector, close=close)
+                 runnables=runnables, leader=elector, close=close, listeners=(events,))
 
 
 def _track(pods: PodDirectory, context: Context, pool: str) -> None:

@@ -1,6 +1,6 @@
 """deploy/kubernetes: the manifests hang together, the example config is a valid controller.yaml, and the Role
 grants exactly the verbs the controller uses (every one it calls, and no other) — measured, not assumed, by
-running the source, the hold, the release and the Lease election against the fake API server.
+running the source, the hold, the release, the Lease election and the pod Events against the fake API server.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from controller.config import parse_config
-from controller.core.models import Drain, EventKind
+from controller.core.announcements import Journaled
+from controller.core.models import Drain, EventKind, Phase, Transition
+from controller.platforms.kubernetes.events import PodEvents
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease
 from controller.platforms.kubernetes.leases import LeaseElector, LeaseSettings
 from tests.controller.platforms.kubernetes.support import FINALIZER, api_for, watching
@@ -79,8 +81,8 @@ def test_the_example_config_is_a_valid_controller_yaml_for_the_same_namespace(
 
 def _verb(request: Request) -> tuple[str, str]:
     """The RBAC (resource, verb) a request needs."""
-    resource = "leases" if "/leases" in request.path else "pods"
-    named = request.path.rstrip("/").split("/")[-1] not in ("pods", "leases")
+    resource = next((r for r in ("leases", "events") if f"/{r}" in request.path), "pods")
+    named = request.path.rstrip("/").split("/")[-1] not in ("pods", "leases", "events")
     if request.method == "GET":
         verb = "get" if named else ("watch" if request.query.get("watch") in ("true", "1") else "list")
     else:
@@ -118,6 +120,10 @@ async def test_the_role_grants_exactly_the_verbs_the_controller_uses(
                           event_id="e", not_after=seen.events[0].not_after, rate_per_s=1.0, drain_deadline_s=1.0,
                           needs_release=True, refs=(pod["metadata"]["uid"],))
             await FinalizerRelease(api, namespace="default", finalizer=FINALIZER).release(drain)
+            line = Transition(seq=1, drain_id=1, instance="api-0", at=0.0, previous=Phase.PENDING,
+                              phase=Phase.DRAINING, step="drain requested")
+            events = PodEvents(api, seen.pods, namespace="default", instance="one")
+            await events.hear(Journaled(line=line, before=None, after=drain))
             holding.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await holding
