@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from controller.core.errors import TemporaryError
 from controller.protocol import agent as wire
@@ -37,7 +38,7 @@ class FirstFailures:
     releases: int = 0
     refused: dict[str, int] = field(default_factory=lambda: {"reset": 0, "release": 0})
 
-    def middleware(self) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    def middleware(self) -> Middleware:
         @web.middleware
         async def first_failures(request: web.Request, handler: Handler) -> web.StreamResponse:
             kind = _kind(request)
