@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 
 from controller.core.extras import require
+from testbed.agent_faults import agent
 from testbed.server.command import server
 from testbed.swarm.command import clients
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 app.command("server")(server)
 app.command("clients")(clients)
+app.command("agent")(agent)
 
 
 def demo(

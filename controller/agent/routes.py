@@ -15,8 +15,10 @@
                                        that id (Kubernetes preStop: the pod uid), due at not_after or now+window_s
     GET  /metrics                      Prometheus text
 
-Errors are JSON `{"error": "..."}`; a missing or wrong token gets 401 before anything else happens. Paths and
-bodies are those of the wire protocol (controller/protocol/agent.py), which the controller's client reads too.
+Errors are JSON `{"error": "..."}`; the agent's own temporary failures (`ss` timed out, IMDS 5xx) are 503 with
+`Retry-After` (seconds, at least 1), which the controller's client honours before retrying; a missing or wrong
+token gets 401 before anything else happens. Paths and bodies are those of the wire protocol
+(controller/protocol/agent.py), which the controller's client reads too.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ async def _drain_lines(request: web.Request, handler: Handler) -> web.StreamResp
 async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except TemporaryError as exc:
-        return _error(503, str(exc))
+    except TemporaryError as exc:  # the agent's own temporary failure: the controller retries after Retry-After
+        return _error(503, str(exc), retry_after_s=max(1, round(exc.delay_s)))
     except DrainctlError as exc:
         return _error(500, str(exc))
 
@@ -174,5 +176,8 @@ def _answer(body: BaseModel, *, status: int = 200) -> web.Response:
     return web.json_response(text=body.model_dump_json(), status=status)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return _answer(wire.ErrorAnswer(error=message), status=status)
+def _error(status: int, message: str, *, retry_after_s: int | None = None) -> web.Response:
+    response = _answer(wire.ErrorAnswer(error=message), status=status)
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = str(retry_after_s)
+    return response

@@ -15,8 +15,10 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Sequence
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from controller.agent.apphook import AppDrainHook
 from controller.agent.config import AgentSettings, AzurePlatform, GcpPlatform
@@ -41,10 +43,12 @@ from controller.notifying.sending import DeliveryMetrics, Webhooks
 log = logging.getLogger("drainctl.agent.serving")
 
 
-def serve(settings: AgentSettings, *, log: LogConfig | None = None) -> None:
+def serve(settings: AgentSettings, *, log: LogConfig | None = None, middlewares: Sequence[Middleware] = ()) -> None:
+    """`middlewares` run inside the agent's own (after the token, inside its error mapping): only the testbed's
+    fault switch passes any (testbed/agent_faults.py); `drainctl agent` never does."""
     logs.configure(log if log is not None else settings.config.log)  # httpx stays at WARNING: watchers poll
     logs.bind_process(instance=settings.config.instance)
-    asyncio.run(_serve(settings))
+    asyncio.run(_serve(settings, middlewares))
 
 
 def build_agent(settings: AgentSettings) -> NodeAgent:
@@ -114,7 +118,7 @@ def _imds_client(platform: AzurePlatform) -> azure_events.ScheduledEventsClient:
     return azure_events.ScheduledEventsClient(platform.imds_url, timeout_s=platform.timeout_s)
 
 
-async def _serve(settings: AgentSettings) -> None:
+async def _serve(settings: AgentSettings, middlewares: Sequence[Middleware] = ()) -> None:
     config = settings.config
     agent = build_agent(settings)
     if config.state_file is None:
@@ -122,6 +126,7 @@ async def _serve(settings: AgentSettings) -> None:
     agent.restore()
     watch_platform(agent, settings)
     app = build_app(agent, settings.token, hold_window_s=config.hold.window_s)
+    app.middlewares.extend(middlewares)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     notifier = Notifier()

@@ -242,11 +242,14 @@ class Fleet:
         fallback: Mapping[str, Any] | None = None,
         app_timeout_s: float = agents.APP_TIMEOUT_S,
         extra: Mapping[str, Any] | None = None,
+        fail_first: Mapping[str, int] | None = None,
     ) -> AgentProcess:
         """A node agent beside `server` (`drainctl agent`): it counts and resets the sockets on the server's
         WebSocket port and drains it through its admin route. `fallback` is the agent.yaml `fallback:` section
         (None: the agent's defaults, fallback enabled); `extra` adds top-level keys of agent.yaml (`webhooks`,
-        `log`). Returns once the agent printed its ready line."""
+        `log`). `fail_first` ({"resets": N, "releases": M}): run `drainctl testbed agent` instead, which answers
+        503 to the first N resets and M releases (testbed/agent_faults.py). Returns once it printed its ready
+        line."""
         name = server.name
         if name in self.agents:
             raise PermanentError(f"an agent for {name!r} is already running in this fleet")
@@ -259,7 +262,11 @@ class Fleet:
                                  app_timeout_s=app_timeout_s, fallback=fallback, extra=extra),
             encoding="utf-8",
         )
-        process = self.start_command(f"agent-{name}", [*DRAINCTL, "agent", "--config", str(config_path)])
+        argv = [*DRAINCTL, "agent", "--config", str(config_path)]
+        if fail_first:
+            argv = [*DRAINCTL, "testbed", "agent", "--config", str(config_path),
+                    *(f"--fail-{kind}={count}" for kind, count in fail_first.items())]
+        process = self.start_command(f"agent-{name}", argv)
         agent = AgentProcess(process, process.wait_event("ready", START_TIMEOUT_S), name=name, token=token,
                              token_file=token_file, server=server)
         self.agents[name] = agent

@@ -65,15 +65,17 @@ def start_bed(
     fallback: Mapping[str, Any] | None = None,
     controller: bool = True,
     controller_options: Mapping[str, Any] | None = None,
+    fail_first: Mapping[str, int] | None = None,
 ) -> Bed:
-    """Start the bed: `retiring` maps server name -> fault (None or "ignore-drain")."""
+    """Start the bed: `retiring` maps server name -> fault (None or "ignore-drain"); `fail_first`: the retiring
+    agents answer 503 to their first resets and releases (`Fleet.start_agent`)."""
     servers = {name: fleet.start_server(name, fault=fault) for name, fault in retiring.items()}
     servers.update({name: fleet.start_server(name) for name in healthy})
     lb = fleet.start_haproxy(list(servers.values()))
     for name in healthy:
         lb.set_server_state(name, "maint")
     prometheus = fleet.start_prometheus(list(servers.values()))
-    agents = {name: fleet.start_agent(servers[name], fallback=fallback) for name in retiring}
+    agents = {name: fleet.start_agent(servers[name], fallback=fallback, fail_first=fail_first) for name in retiring}
     ctl = None
     if controller:
         config = fleet.controller_config(list(agents.values()), prometheus=prometheus, **(controller_options or {}))
