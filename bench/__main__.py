@@ -23,6 +23,9 @@ def main() -> None:
     print(json.dumps({"drain_pacing": pacing.run(5000, [250.0, 500.0, 1000.0])}), flush=True)
     print(json.dumps({"preemption": preemption.run(5)}), flush=True)
     print(json.dumps({"journal_writes": journal_writes.run(2000)}), flush=True)
+    from bench import failover
+
+    print(json.dumps({"failover": failover.run(3)}), flush=True)
     print(json.dumps({"fleet": fleet.run()}), flush=True)
 
 

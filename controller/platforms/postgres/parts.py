@@ -9,6 +9,7 @@ so a controller on SQLite runs without it installed.
 from __future__ import annotations
 
 from controller.core.errors import ConfigError
+from controller.journal.counting import CountedJournal
 from controller.platforms.postgres.config import PostgresLeaderConfig, PostgresSourceConfig
 from controller.plugins import Context, Parts
 
@@ -21,6 +22,8 @@ def connect(settings: PostgresSourceConfig, context: Context) -> Parts:
     from controller.platforms.postgres.leasing import PostgresElector
 
     journal = context.journal
+    if isinstance(journal, CountedJournal):  # the composition root counts every journal's errors
+        journal = journal.inner
     if not isinstance(journal, PostgresJournal):
         raise ConfigError("leader: kind postgres needs the shared journal: journal: postgresql://...")
     fence = journal.fenced_by(leader.name)
