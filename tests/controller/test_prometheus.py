@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from controller.config import PrometheusConfig
 from controller.prometheus import PrometheusClient, PrometheusGauge, PrometheusQueryError, PrometheusUnavailable
+from testbed.harness.controllers import SOCKET_QUERY
 from tests.support import wait_until
 
 
@@ -113,14 +114,14 @@ def _open_sockets(url: str, instance: str) -> int | None:
     async def ask() -> int | None:
         client = PrometheusClient(url, timeout_s=5)
         try:
-            return await PrometheusGauge(client, PrometheusConfig(url=url)).open_sockets(instance)
+            return await PrometheusGauge(client, PrometheusConfig(url=url, query=SOCKET_QUERY)).open_sockets(instance)
         finally:
             client.close()
 
     return asyncio.run(ask())
 
 
-def test_the_default_query_reads_one_instances_open_sockets_and_goes_stale_when_it_stops(
+def test_the_testbeds_query_reads_one_instances_open_sockets_and_goes_stale_when_it_stops(
     prometheus: Running,
 ) -> None:
     prometheus.target.gauge.set(7)
