@@ -38,7 +38,15 @@ from controller.core.errors import ConfigError, InvalidTransition, JournalError
 from controller.core.fencing import Fence, JournalFenced
 from controller.core.models import ALLOWED_TRANSITIONS, Disposition, Drain, LifecycleEvent, Phase, Transition
 from controller.journal import postgres_schema
-from controller.journal.rows import DRAIN_COLUMNS, EVENT_COLUMNS, drain_from, drain_row, event_row, transition_from
+from controller.journal.rows import (
+    DRAIN_COLUMNS,
+    EVENT_COLUMNS,
+    UNFINISHED,
+    drain_from,
+    drain_row,
+    event_row,
+    transition_from,
+)
 
 log = logging.getLogger("drainctl.journal")
 
@@ -57,11 +65,6 @@ _INSERT_EVENT = (
 _INSERT_TRANSITION = (
     "INSERT INTO transitions (drain_id, instance, at, previous, phase, step, detail) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s)"
-)
-_UNFINISHED = (
-    "SELECT * FROM drains WHERE phase NOT IN ('released', 'failed', 'cancelled') "
-    "OR (phase IN ('failed', 'cancelled') AND needs_release = 1 AND released_at IS NULL AND release_error IS NULL) "
-    "ORDER BY id"
 )
 _FENCE = "SELECT epoch FROM drainctl_lease WHERE name = %s FOR SHARE"
 
@@ -178,7 +181,7 @@ class PostgresJournal:
 
     def unfinished(self) -> list[Drain]:
         """Every episode with something left to do: the work a new leader resumes."""
-        return [drain_from(row) for row in self._query(_UNFINISHED)]
+        return [drain_from(row) for row in self._query(UNFINISHED)]
 
     def latest(self, instance: str) -> Drain | None:
         rows = self._query("SELECT * FROM drains WHERE instance = %s ORDER BY id DESC LIMIT 1", (instance,))

@@ -89,3 +89,12 @@ def transition_from(row: Row) -> Transition:
         previous=Phase(row["previous"]) if row["previous"] else None, phase=Phase(row["phase"]),
         step=row["step"], detail=row["detail"],
     )
+
+
+UNFINISHED = (
+    "SELECT * FROM drains WHERE phase NOT IN ('released', 'failed', 'cancelled') "
+    "OR (phase IN ('failed', 'cancelled') AND needs_release = 1 AND released_at IS NULL AND release_error IS NULL) "
+    "ORDER BY id"
+)
+"""Every episode with something left to do (`Drain.finished` is False), in both journals' SQL: a failed or
+cancelled episode still holding a platform it has not released is resumed too."""

@@ -28,7 +28,15 @@ from typing import Any
 from controller.core.errors import ConfigError, InvalidTransition, JournalError
 from controller.core.models import ALLOWED_TRANSITIONS, Disposition, Drain, LifecycleEvent, Phase, Transition
 from controller.journal import sqlite_schema
-from controller.journal.rows import DRAIN_COLUMNS, EVENT_COLUMNS, drain_from, drain_row, event_row, transition_from
+from controller.journal.rows import (
+    DRAIN_COLUMNS,
+    EVENT_COLUMNS,
+    UNFINISHED,
+    drain_from,
+    drain_row,
+    event_row,
+    transition_from,
+)
 
 _INSERT_DRAIN = (
     f"INSERT INTO drains ({', '.join(DRAIN_COLUMNS)}) VALUES ({', '.join(f':{c}' for c in DRAIN_COLUMNS)})"
@@ -42,11 +50,6 @@ _INSERT_EVENT = (
 )
 _INSERT_TRANSITION = (
     "INSERT INTO transitions (drain_id, instance, at, previous, phase, step, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_UNFINISHED = (
-    "SELECT * FROM drains WHERE phase NOT IN ('released', 'failed', 'cancelled') "
-    "OR (phase IN ('failed', 'cancelled') AND needs_release AND released_at IS NULL AND release_error IS NULL) "
-    "ORDER BY id"
 )
 
 Params = Sequence[Any] | Mapping[str, Any]
@@ -126,7 +129,7 @@ class SqliteJournal:
 
     def unfinished(self) -> list[Drain]:
         """Every episode with something left to do, the work a restarted controller resumes."""
-        return [drain_from(row) for row in self._query(_UNFINISHED)]
+        return [drain_from(row) for row in self._query(UNFINISHED)]
 
     def latest(self, instance: str) -> Drain | None:
         rows = self._query("SELECT * FROM drains WHERE instance = ? ORDER BY id DESC LIMIT 1", (instance,))
