@@ -22,8 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-OVERLAID = ("/etc", "/opt", "/var/lib", "/usr/local")
+OVERLAID = ("/etc", "/var/lib", "/usr/local")
 """Copy-on-write per VM: the machine's files are visible, the VM's writes stay in the VM's directory."""
+EMPTY = ("/opt", "/root")
+"""Empty per VM, as on a fresh image (the machine's /opt holds package mirrors a VM must not see)."""
+IMAGE_ONLY = ("/etc/pip.conf", "/etc/xdg/pip")
+"""The machine's pip configuration (its local mirrors): not on a cloud image, so removed in the VM."""
 PRIVATE = (
     "/etc/drainctl", "/var/lib/drainctl", "/opt/drainctl", "/opt/app", "/etc/systemd/system", "/etc/haproxy",
 )
@@ -95,6 +99,12 @@ class VmSpec:
     """Name -> address lines of the VM's /etc/hosts (the cloud names, the metadata server, the database)."""
     ca_bundle: Path | None = None
     """The CA bundle to install as the VM's system store (the machine's + the box CA)."""
+    hostname: str = ""
+    """The guest's host name when it differs from the instance name (Azure: `api000003`)."""
+
+    @property
+    def host_name(self) -> str:
+        return self.hostname or self.name
 
 
 class Vm:
@@ -229,7 +239,8 @@ class Vm:
         run(["ip", "route", "add", f"{self.spec.address}/32", "dev", bridge.name])
 
     def _mount(self) -> None:
-        script = [f"hostname {shlex.quote(self.name)}", "mount -t tmpfs -o mode=0755 tmpfs /run"]
+        script = [f"hostname {shlex.quote(self.spec.host_name)}", "mount -t tmpfs -o mode=0755 tmpfs /run"]
+        # Everything below is inside the VM's mount namespace only (sh -e: a failed mount stops it).
         for overlaid in OVERLAID:
             key = overlaid.strip("/").replace("/", "+")
             upper, work = self.root / "upper" / key, self.root / "work" / key
@@ -237,6 +248,12 @@ class Vm:
             work.mkdir(parents=True, exist_ok=True)
             script.append(f"mount -t overlay overlay -o lowerdir={overlaid},upperdir={upper},workdir={work} "
                           f"{overlaid}")
+        for empty in EMPTY:
+            source = self.root / "empty" / empty.strip("/")
+            source.mkdir(parents=True, exist_ok=True)
+            script.append(f"mount --bind {source} {empty}")
+        # Only ever in the VM's overlay (the check fails the script if /etc is not one).
+        script += [f"findmnt -n -o FSTYPE /etc | grep -qx overlay && rm -rf {path}" for path in IMAGE_ONLY]
         for private in PRIVATE:
             source = self.path(private)
             source.mkdir(parents=True, exist_ok=True)
@@ -245,13 +262,13 @@ class Vm:
         if shim.exists():
             script.append(f"mount --bind {shim} {SYSTEMCTL}")
         script += [f"cat > /etc/hosts <<'EOF'\n{self._hosts()}EOF",
-                   f"cat > /etc/hostname <<'EOF'\n{self.name}\nEOF"]
+                   f"cat > /etc/hostname <<'EOF'\n{self.spec.host_name}\nEOF"]
         if self.spec.ca_bundle is not None:
             script.append(f"install -m 0644 {self.spec.ca_bundle} {CA_BUNDLE}")
         run(["nsenter", "--target", str(self.pid), "--mount", "--uts", "--", "sh", "-ec", "\n".join(script)])
 
     def _hosts(self) -> str:
-        lines = ["127.0.0.1 localhost", f"{self.ip} {self.name}"]
+        lines = ["127.0.0.1 localhost", f"{self.ip} {self.spec.host_name}"]
         lines += [f"{address} {name}" for name, address in self.spec.hosts.items()]
         return "\n".join(lines) + "\n"
 

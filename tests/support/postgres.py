@@ -76,6 +76,8 @@ class PostgresServer:
     root: Path
     port: int
     user: pwd.struct_passwd | None
+    listen: str = "127.0.0.1"
+    """`listen_addresses` (the box adds the stack's database host)."""
 
     @property
     def data(self) -> Path:
@@ -87,8 +89,9 @@ class PostgresServer:
         return self.root / "password"
 
     @classmethod
-    def start(cls) -> PostgresServer:
-        server = cls(need_postgres(), Path(tempfile.mkdtemp(prefix="drainctl-pg-")), _free_port(), _runner())
+    def start(cls, *, listen: str = "127.0.0.1", port: int | None = None) -> PostgresServer:
+        root = Path(tempfile.mkdtemp(prefix="drainctl-pg-"))
+        server = cls(need_postgres(), root, port or _free_port(), _runner(), listen)
         try:
             server._init()
             server.start_again()
@@ -110,8 +113,14 @@ class PostgresServer:
                    "-p", str(self.port), "-U", USER, "-d", database, "-c", sql]
         return self._run(command).stdout
 
+    def allow_hosts(self, cidr: str) -> None:
+        """Password logins over TCP from `cidr` too (initdb allows loopback only); reloads the server."""
+        with (self.data / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {cidr} scram-sha-256\n")
+        self._run([str(self.bin / "pg_ctl"), "reload", "-D", str(self.data)])
+
     def start_again(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses={self.listen}"
         self._run([str(self.bin / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),
                    "-l", str(self.root / "server.log"), "-o", options])
 
