@@ -25,7 +25,7 @@ from tests.support.marks import needs_root
 
 NET = f"127.{random.randint(100, 199)}.{random.randint(0, 255)}"
 """A loopback /24 of this run's own (the machine is shared: other runs use other addresses)."""
-GATEWAY, LINK, GCE_VM, AZURE_VM, OTHER_VM = (f"{NET}.{i}" for i in (1, 2, 11, 21, 31))
+GATEWAY, LINK, GCE_VM, AZURE_VM, AZURE_VM_2, OTHER_VM = (f"{NET}.{i}" for i in (1, 2, 11, 21, 22, 31))
 VAULT, ACCOUNT = "kv-staging", "stdrainctlstaging"
 CLIENT_ID = "5a1e0c7e-0000-4000-8000-00000000f1ee"
 OBJECT = "drainctl/wheelhouse-0123456789abcdef.tar.gz"
@@ -81,6 +81,8 @@ def link() -> Iterator[RunningLinkLocal]:
         running.add_azure_vm(AZURE_VM, name="api_3", computer_name="api000003",
                              user_data=base64.b64encode(b"#!/bin/bash\necho boot\n").decode(),
                              client_ids=[CLIENT_ID], scale_set="api")
+        running.add_azure_vm(AZURE_VM_2, name="api_4", computer_name="api000004", client_ids=[CLIENT_ID],
+                             scale_set="api")
         yield running
 
 
@@ -222,3 +224,21 @@ def test_link_local_tells_vms_apart_by_source_address(link: RunningLinkLocal) ->
     link.remove_vm(OTHER_VM)
     assert get(OTHER_VM, "/computeMetadata/v1/instance/name", google)[0] == "404", "the VM is gone"
     assert (OTHER_VM, "/computeMetadata/v1/instance/name") in link.strangers
+
+
+def test_the_vms_of_a_scale_set_share_one_scheduled_events_document(link: RunningLinkLocal) -> None:
+    events = "/metadata/scheduledevents?api-version=2020-07-01"
+
+    def curl(vm: str, *args: str) -> str:
+        done = subprocess.run(["curl", "-sSf", "--interface", vm, "-H", "Metadata: true", *args, link.url + events],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    event_id = link.scale_set_events("api").schedule("Terminate", ["api_3"], not_before_s=60)
+    seen = [json.loads(curl(vm))["Events"] for vm in (AZURE_VM, AZURE_VM_2)]
+    curl(AZURE_VM_2, "-X", "POST", "-d", json.dumps({"StartRequests": [{"EventId": event_id}]}))
+
+    assert [[e["Resources"] for e in vm_events] for vm_events in seen] == [[["api_3"]], [["api_3"]]]
+    assert [e["EventStatus"] for e in json.loads(curl(AZURE_VM))["Events"]] == ["Started"], \
+        "approved by another VM of the scale set, as Azure allows"
