@@ -15,12 +15,18 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.box.ca import BoxCa
 from tests.box.gateway import CloudGateway, RunningGateway
 from tests.box.linklocal import LinkLocal, RunningLinkLocal
+from tests.fakes import threaded
+from tests.fakes.azure_blob import FakeBlob
 from tests.fakes.gce_compute import FakeCompute
+from tests.fakes.gcp_secrets import FakeSecretManager
+from tests.fakes.gcs import FakeStorage
+from tests.fakes.key_vault import FakeKeyVault
 from tests.support.marks import needs_root
 
 NET = f"127.{random.randint(100, 199)}.{random.randint(0, 255)}"
@@ -242,3 +248,34 @@ def test_the_vms_of_a_scale_set_share_one_scheduled_events_document(link: Runnin
     assert [[e["Resources"] for e in vm_events] for vm_events in seen] == [[["api_3"]], [["api_3"]]]
     assert [e["EventStatus"] for e in json.loads(curl(AZURE_VM))["Events"]] == ["Started"], \
         "approved by another VM of the scale set, as Azure allows"
+
+
+def test_each_data_plane_fake_answers_its_documented_errors() -> None:
+    bearer = {"Authorization": "Bearer t"}
+    with threaded.serve(FakeSecretManager()) as secrets, threaded.serve(FakeStorage()) as storage, \
+            threaded.serve(FakeKeyVault()) as vault, threaded.serve(FakeBlob()) as blob, httpx.Client() as http:
+        anonymous = http.get(f"{secrets.url}/v1/projects/p/secrets/s/versions/latest:access")
+        assert (anonymous.status_code, anonymous.json()["error"]["status"]) == (401, "UNAUTHENTICATED")
+
+        storage.put("b", "a/b.tar.gz", b"xyz")
+        storage.refuse_first(per_client=1)
+        url = f"{storage.url}/storage/v1/b/b/o/a%2Fb.tar.gz"
+        refused, metadata = http.get(url, headers=bearer), http.get(url, headers=bearer)
+        assert (refused.status_code, refused.json()["error"]["errors"][0]["reason"]) == (403, "forbidden")
+        assert (metadata.json()["name"], metadata.json()["size"]) == ("a/b.tar.gz", "3"), "no alt=media: metadata"
+
+        vault_host = {"Host": "kv.vault.azure.net", **bearer}
+        versionless = http.get(f"{vault.url}/secrets/s", headers=vault_host)
+        unknown = http.get(f"{vault.url}/secrets/s?api-version=7.4", headers=vault_host)
+        assert (versionless.status_code, versionless.json()["error"]["code"]) == (400, "BadParameter")
+        assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "SecretNotFound")
+
+        blob.put("acct", "artifacts", "w.tar.gz", b"xyz")
+        blob_host = {"Host": "acct.blob.core.windows.net"}
+        public = http.get(f"{blob.url}/artifacts/w.tar.gz", headers={**blob_host, "x-ms-version": "2021-08-06"})
+        unversioned = http.get(f"{blob.url}/artifacts/w.tar.gz", headers={**blob_host, **bearer})
+        served = http.get(f"{blob.url}/artifacts/w.tar.gz",
+                           headers={**blob_host, **bearer, "x-ms-version": "2021-08-06"})
+        assert (public.status_code, public.headers["x-ms-error-code"]) == (409, "PublicAccessNotPermitted")
+        assert (unversioned.status_code, unversioned.headers["x-ms-error-code"]) == (400, "MissingRequiredHeader")
+        assert (served.content, served.headers["x-ms-blob-type"]) == (b"xyz", "BlockBlob")
