@@ -96,7 +96,7 @@ def link() -> Iterator[RunningLinkLocal]:
 def cloud(ca: BoxCa) -> Iterator[RunningGateway]:
     compute = FakeCompute(project="proj")
     compute.add_group("europe-west1", "api-mig", ["api-7f3c"])
-    with CloudGateway(ca, compute=compute).serve(GATEWAY) as running:
+    with CloudGateway(compute, ca).serve(GATEWAY) as running:  # positional, any order
         running.arm.add_scale_set("sub", "rg", "api", {"3": AZURE_VM})
         yield running
 
