@@ -9,7 +9,8 @@ answers from that VM's own fake:
                hostname, network-interfaces/0/ip, service-accounts/default/token and /email, preempted,
                maintenance-event with hanging GETs), `/computeMetadata/v1/project/...`
     Azure VMs  FakeImds (tests/fakes/azure_imds.py): `/metadata/instance[/compute[/<leaf>]]` (name, userData...),
-               `/metadata/identity/oauth2/token` (its identities' client ids), `/metadata/scheduledevents`:
+               `/metadata/identity/oauth2/token` (its identities' client ids; each token an unsigned JWT whose
+               `aud` is the resource asked for, which Key Vault and Blob check), `/metadata/scheduledevents`:
                as on Azure, the VMs of one scale set (`scale_set=`) see ONE Scheduled Events document (the
                events of all of them; each agent picks its own by name, any may approve): schedule on
                `running.scale_set_events(name)`; a VM outside a scale set has its own, on its fake
@@ -82,6 +83,7 @@ class LinkLocal:
         subscription, location)."""
         fake = FakeImds(name=name, computer_name=computer_name, user_data=user_data, custom_data=custom_data,
                         client_ids=client_ids, private_ip=address, **compute)
+        fake.jwt_tokens = True  # Key Vault and Blob then check each token's audience
         self.vms[address] = fake
         if compute.get("scale_set"):
             self.scale_set_events(compute["scale_set"])

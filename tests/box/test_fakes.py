@@ -169,6 +169,10 @@ def test_an_azure_vm_reads_key_vault_after_a_challenge_and_one_refusal(ca: BoxCa
     stranger = shell(f"azure_secret {VAULT} push-token not-my-identity", vm=AZURE_VM, ca=ca, cloud=cloud,
                      link=link)
     assert stranger.returncode != 0 and "error: 400" in stranger.stderr, "IMDS has no identity with that client id"
+    wrong = shell(f'token=$(azure_token https://storage.azure.com/ {CLIENT_ID}); curl -sS -H "Authorization: Bearer '
+                  f'$token" "https://{VAULT}.vault.azure.net/secrets/push-token?api-version=7.4"', vm=AZURE_VM, ca=ca,
+                  cloud=cloud, link=link)
+    assert "AKV10022: Invalid audience" in wrong.stdout, "a storage token does not open the vault"
 
 
 @needs_root
@@ -196,11 +200,15 @@ def test_the_gateway_serves_compute_and_arm_and_only_the_box_names(ca: BoxCa, cl
     vms = shell("curl -sSf 'https://management.azure.com/subscriptions/sub/resourceGroups/rg/providers/"
                 "Microsoft.Compute/virtualMachineScaleSets/api/virtualMachines?api-version=2024-03-01'",
                 vm=AZURE_VM, ca=ca, cloud=cloud, link=link)
+    unfaked = subprocess.run(["curl", "-sS", "--cacert", str(ca.bundle_path), "--resolve",
+                              f"login.microsoftonline.com:443:{GATEWAY}", "https://login.microsoftonline.com/t/"],
+                             capture_output=True, text=True, timeout=60)
     untrusted = subprocess.run(["curl", "-sS", "--resolve", f"example.com:443:{GATEWAY}", "https://example.com/"],
                                capture_output=True, text=True, timeout=60)
 
     assert [m["name"] for m in json.loads(migs.stdout)["managedInstances"]] == ["api-7f3c"], migs.stderr
     assert [v["name"] for v in json.loads(vms.stdout)["value"]] == ["api_3"], vms.stderr
+    assert "no fake answers for host 'login.microsoftonline.com'" in unfaked.stdout
     assert untrusted.returncode == 60, "a name outside the leaf's SANs fails verification"
 
 

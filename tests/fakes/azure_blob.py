@@ -13,7 +13,8 @@ Errors are the storage services' XML, `<?xml ...?><Error><Code>C</Code><Message>
 </Message></Error>` with `x-ms-error-code: C`:
     409 PublicAccessNotPermitted without a token (the stack's accounts disallow public blob access)
     400 MissingRequiredHeader without `x-ms-version`, 400 InvalidHeaderValue for a version before OAuth
-    401 InvalidAuthenticationInfo with `require_token` set and another token (with the bearer challenge)
+    401 InvalidAuthenticationInfo with `require_token` set and another token, or a JWT whose `aud` is not
+        storage's (a token minted for another resource), with the bearer challenge
     403 AuthorizationPermissionMismatch for a refused client (`refuse_first(per_client)`, a role assignment
         not yet propagated)
     404 ContainerNotFound, 404 BlobNotFound
@@ -36,11 +37,13 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from tests.fakes.refusals import Access, Refusals, bearer, record
+from tests.fakes.refusals import Access, Refusals, bearer, jwt_claims, record
 
 SUFFIX = ".blob.core.windows.net"
 OAUTH_MIN_VERSION = "2017-11-09"
 TENANT = "72f988bf-0000-4000-8000-00000000fa4e"
+AUDIENCES = ("https://storage.azure.com/", "https://storage.azure.com")
+"""Audiences any storage account accepts (besides its own `https://<account>.blob.core.windows.net`)."""
 CHALLENGE = (f"Bearer authorization_uri=https://login.microsoftonline.com/{TENANT}/oauth2/authorize "
              "resource_id=https://storage.azure.com")
 
@@ -106,7 +109,9 @@ class FakeBlob:
             return _error(400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct "
                           "format.", version, detail="<HeaderName>x-ms-version</HeaderName>"
                           f"<HeaderValue>{escape(version)}</HeaderValue>")
-        if self.require_token is not None and token != self.require_token:
+        audience = (jwt_claims(token) or {}).get("aud", AUDIENCES[0])
+        if (self.require_token is not None and token != self.require_token) or not _storage_audience(audience,
+                                                                                                     account):
             response = _error(401, "InvalidAuthenticationInfo", "Server failed to authenticate the request. Please "
                               "refer to the information in the www-authenticate header.", version)
             response.headers["WWW-Authenticate"] = CHALLENGE
@@ -127,6 +132,10 @@ class FakeBlob:
                    "x-ms-lease-status": "unlocked", "x-ms-lease-state": "available", "Accept-Ranges": "bytes",
                    **_common(version)}
         return web.Response(body=data, content_type="application/octet-stream", headers=headers)
+
+
+def _storage_audience(audience: str, account: str) -> bool:
+    return audience in AUDIENCES or audience.rstrip("/") == f"https://{account}{SUFFIX}"
 
 
 def _common(version: str) -> dict[str, str]:

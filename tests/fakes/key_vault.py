@@ -13,7 +13,8 @@ Errors are Key Vault's `{"error": {"code", "message"[, "innererror": {"code"}]}}
     401 Unauthorized "AKV10000: Request is missing a Bearer or PoP token." without a token, with the challenge
         `WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/{tenant}",
         resource="https://vault.azure.net"` (what azure-identity's challenge policy reads first); with
-        `require_token` set and another token, 401 too
+        `require_token` set and another token, or a JWT whose `aud` is not `https://vault.azure.net`
+        (a token minted for another resource), 401 "AKV10022: Invalid audience" too
     400 BadParameter without an api-version, or one this fake does not speak (7.0 .. 7.5)
     403 Forbidden (innererror ForbiddenByRbac) for a refused client: `refuse_first(per_client=1)`, each
         client address's first read, as when the role assignment has not propagated yet
@@ -33,11 +34,13 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.refusals import Access, Refusals, bearer, record
+from tests.fakes.refusals import Access, Refusals, bearer, jwt_claims, record
 
 SUFFIX = ".vault.azure.net"
 API_VERSIONS = frozenset({"7.0", "7.1", "7.2", "7.3", "7.4", "7.5"})
 TENANT = "72f988bf-0000-4000-8000-00000000fa4e"
+AUDIENCE = "https://vault.azure.net"
+"""The only audience Key Vault accepts (no trailing slash)."""
 CHALLENGE = f'Bearer authorization="https://login.microsoftonline.com/{TENANT}", resource="https://vault.azure.net"'
 
 
@@ -108,8 +111,10 @@ class FakeKeyVault:
         if not token:
             return web.json_response(vault_error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP "
                                                  "token."), status=401, headers={"WWW-Authenticate": CHALLENGE})
-        if self.require_token is not None and token != self.require_token:
-            return web.json_response(vault_error("Unauthorized", "AKV10022: Invalid audience."), status=401,
+        audience = (jwt_claims(token) or {}).get("aud", AUDIENCE)
+        if (self.require_token is not None and token != self.require_token) or audience != AUDIENCE:
+            message = f"AKV10022: Invalid audience. Expected {AUDIENCE}, found: {audience}."
+            return web.json_response(vault_error("Unauthorized", message), status=401,
                                      headers={"WWW-Authenticate": CHALLENGE})
         if self.refusals.refuse(access.client):
             message = ("Caller is not authorized to perform action on resource.\r\nIf role assignments, deny "

@@ -9,9 +9,13 @@ box can assert that every VM got a 403 and then its secret.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -54,3 +58,24 @@ def bearer(authorization: str) -> str:
     """The token of an `Authorization: Bearer <token>` header, or "" (none, or another scheme)."""
     scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def unsigned_jwt(claims: dict[str, Any]) -> str:
+    """A JWT with these claims and no signature (`alg: none`): what an Entra ID access token carries, for fakes
+    that check its audience; no fake verifies signatures."""
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'typ': 'JWT', 'alg': 'none'})}.{part(claims)}."
+
+
+def jwt_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT bearer token, or None if it is not one (an opaque test token is accepted as is)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    return claims if isinstance(claims, dict) else None
