@@ -266,9 +266,11 @@ def test_each_data_plane_fake_answers_its_documented_errors() -> None:
         assert (anonymous.status_code, anonymous.json()["error"]["status"]) == (401, "UNAUTHENTICATED")
 
         storage.put("b", "a/b.tar.gz", b"xyz")
+        storage.fail_next(1)
         storage.refuse_first(per_client=1)
         url = f"{storage.url}/storage/v1/b/b/o/a%2Fb.tar.gz"
-        refused, metadata = http.get(url, headers=bearer), http.get(url, headers=bearer)
+        busy, refused, metadata = (http.get(url, headers=bearer) for _ in range(3))
+        assert (busy.status_code, busy.json()["error"]["errors"][0]["reason"]) == (503, "backendError")
         assert (refused.status_code, refused.json()["error"]["errors"][0]["reason"]) == (403, "forbidden")
         assert (metadata.json()["name"], metadata.json()["size"]) == ("a/b.tar.gz", "3"), "no alt=media: metadata"
 

@@ -18,6 +18,7 @@ Errors are the storage services' XML, `<?xml ...?><Error><Code>C</Code><Message>
     403 AuthorizationPermissionMismatch for a refused client (`refuse_first(per_client)`, a role assignment
         not yet propagated)
     404 ContainerNotFound, 404 BlobNotFound
+    503 ServerBusy for `fail_next(n)`
 Every request is logged in `accesses` (client address, `account/container/blob`, status).
 
     fake = FakeBlob()
@@ -74,6 +75,10 @@ class FakeBlob:
         """Downloads answered 200 (by `client`, if given)."""
         return [a for a in self.accesses if a.status == 200 and client in (None, a.client)]
 
+    def fail_next(self, count: int, status: int = 503) -> None:
+        """Answer the next `count` requests (any client) with `status` (503: the service is unavailable)."""
+        self.refusals.fail_next(count, status)
+
     def close(self) -> None:
         return None
 
@@ -98,6 +103,10 @@ class FakeBlob:
     def _answer(self, request: web.Request, access: Access, account: str, container: str,
                 blob: str) -> web.Response:
         version = request.headers.get("x-ms-version", "")
+        failure = self.refusals.failure()
+        if failure is not None:
+            return _error(failure, "ServerBusy", "The server is currently unable to receive requests. Please retry "
+                          "your request.", version)
         token = bearer(access.authorization)
         if not token:
             return _error(409, "PublicAccessNotPermitted", "Public access is not permitted on this storage account.",

@@ -19,6 +19,7 @@ Errors are Key Vault's `{"error": {"code", "message"[, "innererror": {"code"}]}}
     403 Forbidden (innererror ForbiddenByRbac) for a refused client: `refuse_first(per_client=1)`, each
         client address's first read, as when the role assignment has not propagated yet
     404 SecretNotFound for an unknown vault, secret or version
+    503 ServiceUnavailable (with Retry-After) for `fail_next(n)`
 Every request is logged in `accesses` (client address, `vault/name`, status).
 
     fake = FakeKeyVault()
@@ -83,6 +84,10 @@ class FakeKeyVault:
         """`vault/name` of each read by `client` answered 200."""
         return [a.resource for a in self.accesses if a.client == client and a.status == 200]
 
+    def fail_next(self, count: int, status: int = 503) -> None:
+        """Answer the next `count` requests (any client) with `status` (503: the service is unavailable)."""
+        self.refusals.fail_next(count, status)
+
     def close(self) -> None:
         return None
 
@@ -107,6 +112,10 @@ class FakeKeyVault:
         if request.query.get("api-version") not in API_VERSIONS:
             message = "The api-version query parameter is missing or is not a supported version."
             return web.json_response(vault_error("BadParameter", message), status=400)
+        failure = self.refusals.failure()
+        if failure is not None:
+            return web.json_response(vault_error("ServiceUnavailable", "The service is temporarily unavailable."),
+                                     status=failure, headers={"Retry-After": "1"})
         token = bearer(access.authorization)
         if not token:
             return web.json_response(vault_error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP "

@@ -4,7 +4,8 @@ and "the grant does not exist yet" as a per-client refusal.
 A VM's first read of a secret often comes before the IAM grant (or role assignment) that allows it has
 propagated: the cloud answers 403 and a correct boot script retries (contracts C1, `retry`). `Refusals` plays
 that race deterministically: `refuse_first(per_client=1)` refuses each client address's first request, so the
-box can assert that every VM got a 403 and then its secret.
+box can assert that every VM got a 403 and then its secret. `fail_next(n, status=503)` answers the next n
+requests with a transient server error in the service's own shape (retries must ride it out).
 """
 
 from __future__ import annotations
@@ -36,11 +37,25 @@ class Refusals:
     def __init__(self) -> None:
         self.per_client = 0
         self.seen: Counter[str] = Counter()
+        self.failures: list[list[int]] = []
+        """[remaining, status] of transient failures to answer next, whoever asks."""
 
     def refuse_first(self, per_client: int = 1) -> None:
         """From now on, each client's first `per_client` requests are refused (counts start afresh)."""
         self.per_client = per_client
         self.seen.clear()
+
+    def fail_next(self, count: int, status: int = 503) -> None:
+        """Answer the next `count` requests (any client) with `status`, a transient server error."""
+        self.failures.append([count, status])
+
+    def failure(self) -> int | None:
+        """The status of a transient failure to answer now, if one is due."""
+        due = next((f for f in self.failures if f[0] > 0), None)
+        if due is None:
+            return None
+        due[0] -= 1
+        return due[1]
 
     def refuse(self, client: str) -> bool:
         """Count one request from `client`; whether it must be refused."""
