@@ -12,6 +12,10 @@ getting-live-migration-notice, .../instances/create-use-preemptible#detecting_if
     GET /computeMetadata/v1/instance/service-accounts/default/token   {"access_token", "expires_in", "token_type"}
     GET /computeMetadata/v1/instance/service-accounts/default/?recursive=true   {"email", "scopes", "aliases"}
     GET /                                                  `Metadata-Flavor: Google` (google-auth's "on GCE?" ping)
+    GET /computeMetadata/v1/instance/name, .../id, .../zone (`projects/<number>/zones/<zone>`),
+        .../hostname (`<name>.<zone>.c.<project>.internal`), .../network-interfaces/0/ip,
+        .../service-accounts/default/email, .../attributes/<key>        text/plain, like the values above
+    GET /computeMetadata/v1/project/project-id, .../project/numeric-project-id, .../universe/universe-domain
 
 Faults: `fail_next(n, status, key)` (500, 503...), and any value (garbage, unknown maintenance kinds) via `set`.
 `flips` records when each value changed, so a test can measure how fast the agent reacted.
@@ -52,9 +56,29 @@ class Value:
         return etag("", self.version, self.text)
 
 
+PROJECT_NUMBER = "123456789012"
+
+
 class FakeMetadata:
-    def __init__(self) -> None:
+    """One VM's metadata server. The identity (`name`, `zone`, `project`, `email`, `ip`) is what the instance
+    paths answer; tests/box/linklocal.py serves one per VM, told apart by the caller's address."""
+
+    def __init__(self, *, name: str = "instance-1", zone: str = "us-central1-a", project: str = "proj",
+                 email: str = "api-fleet@proj.iam.gserviceaccount.com", ip: str = "10.128.0.2",
+                 attributes: dict[str, str] | None = None) -> None:
         self.values: dict[str, Value] = {"preempted": Value("FALSE"), "maintenance-event": Value("NONE")}
+        self.email = email
+        self.project = project
+        self.access_token = "ya29.metadata-token"
+        """The token `service-accounts/default/token` issues."""
+        self.values.update({
+            "name": Value(name), "id": Value(str(int(etag(project, 0, f"{zone}/{name}"), 16) % 10**19)),
+            "zone": Value(f"projects/{PROJECT_NUMBER}/zones/{zone}"),
+            "hostname": Value(f"{name}.{zone}.c.{project}.internal"), "network-interfaces/0/ip": Value(ip),
+            "service-accounts/default/email": Value(email),
+        })
+        for key, text in (attributes or {}).items():
+            self.values[f"attributes/{key}"] = Value(text)
         self.flips: list[tuple[str, str, float]] = []
         """(key, new value, unix time) of every change."""
         self.requests: list[dict[str, Any]] = []
@@ -83,11 +107,15 @@ class FakeMetadata:
 
     # --- HTTP ----------------------------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        app = web.Application()
+    def app(self, into: web.Application | None = None) -> web.Application:
+        """The fake's routes, on a new application or `into` (tests/box/linklocal.py mounts several)."""
+        app = web.Application() if into is None else into
         app.router.add_get(PREFIX + "service-accounts/default/token", self._token)
         app.router.add_get(PREFIX + "service-accounts/default/", self._account)
         app.router.add_get(PREFIX + "{key}", self._get)
+        app.router.add_get(PREFIX + "{key:.+}", self._get)
+        app.router.add_get("/computeMetadata/v1/project/{key}", self._project)
+        app.router.add_get("/computeMetadata/v1/universe/universe-domain", self._universe)
         app.router.add_get("/", self._root)
         return app
 
@@ -97,15 +125,30 @@ class FakeMetadata:
     async def _account(self, request: web.Request) -> web.Response:
         if request.headers.get("Metadata-Flavor") != "Google":
             return web.Response(status=403, text="Missing Metadata-Flavor:Google header.")
-        account = {"aliases": ["default"], "email": "api-fleet@proj.iam.gserviceaccount.com",
+        account = {"aliases": ["default"], "email": self.email,
                    "scopes": ["https://www.googleapis.com/auth/compute.readonly"]}
         return web.json_response(account, headers={"Metadata-Flavor": "Google"})
 
     async def _token(self, request: web.Request) -> web.Response:
         if request.headers.get("Metadata-Flavor") != "Google":
             return web.Response(status=403, text="Missing Metadata-Flavor:Google header.")
-        return web.json_response({"access_token": "ya29.metadata-token", "expires_in": 3599, "token_type": "Bearer"},
+        return web.json_response({"access_token": self.access_token, "expires_in": 3599, "token_type": "Bearer"},
                                  headers={"Metadata-Flavor": "Google"})
+
+    async def _universe(self, request: web.Request) -> web.Response:
+        """google-auth asks which universe the VM is in (googleapis.com: Google Cloud's public one)."""
+        if request.headers.get("Metadata-Flavor") != "Google":
+            return web.Response(status=403, text="Missing Metadata-Flavor:Google header.")
+        return web.Response(text="googleapis.com", headers={"Metadata-Flavor": "Google"})
+
+    async def _project(self, request: web.Request) -> web.Response:
+        if request.headers.get("Metadata-Flavor") != "Google":
+            return web.Response(status=403, text="Missing Metadata-Flavor:Google header.")
+        values = {"project-id": self.project, "numeric-project-id": PROJECT_NUMBER}
+        text = values.get(request.match_info["key"])
+        if text is None:
+            return web.Response(status=404, text="not found")
+        return web.Response(text=text, headers={"Metadata-Flavor": "Google"})
 
     async def _get(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]

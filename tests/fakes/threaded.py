@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
@@ -47,9 +48,17 @@ class Handle(Generic[F]):
         return self.call(lambda fake: copy.deepcopy(getattr(fake, name)))
 
 
+def sibling(handle: Handle[Any], fake: F) -> Handle[F]:
+    """A handle on `fake`, another object living on `handle`'s loop (a fake mounted inside a served one)."""
+    return Handle(fake, handle._loop, handle.url)
+
+
 @contextlib.contextmanager
-def serve(fake: F, *, host: str = "127.0.0.1", name: str = "fake") -> Iterator[Handle[F]]:
-    """`fake` on `host` (a port the kernel picks), on a loop in a background thread; stopped on exit."""
+def serve(fake: F, *, host: str = "127.0.0.1", name: str = "fake", port: int = 0,
+          ssl_context: ssl.SSLContext | None = None) -> Iterator[Handle[F]]:
+    """`fake` on `host`:`port` (0: a port the kernel picks), on a loop in a background thread; stopped on exit.
+
+    With `ssl_context` it serves HTTPS (the handle's url is then `https://...`)."""
     loop = asyncio.new_event_loop()
     ready: dict[str, Any] = {}
     started = threading.Event()
@@ -57,7 +66,7 @@ def serve(fake: F, *, host: str = "127.0.0.1", name: str = "fake") -> Iterator[H
     async def start() -> None:
         runner = web.AppRunner(fake.app(), access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        await web.TCPSite(runner, host, 0).start()
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
         ready["runner"] = runner
         ready["port"] = runner.addresses[0][1]
 
@@ -76,7 +85,8 @@ def serve(fake: F, *, host: str = "127.0.0.1", name: str = "fake") -> Iterator[H
     started.wait(30)
     if "error" in ready:
         raise ready["error"]
-    handle = Handle(fake, loop, f"http://{host}:{ready['port']}")
+    scheme = "https" if ssl_context is not None else "http"
+    handle = Handle(fake, loop, f"{scheme}://{host}:{ready['port']}")
     try:
         yield handle
     finally:
