@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +60,18 @@ a pass is late by at most this (issue 9, case 8)."""
 
 class UnknownInstance(PermanentError):
     """The instance is not in the controller's inventory."""
+
+
+KNOWN_SHOWN = 8
+"""An unknown instance's error lists the inventory up to this size, else the closest names (a fleet of 10,000
+would make a 100 KB error line)."""
+
+
+def _known(instance: str, inventory: Mapping[str, str]) -> str:
+    if len(inventory) <= KNOWN_SHOWN:
+        return f"known: {', '.join(sorted(inventory)) or 'none'}"
+    closest = difflib.get_close_matches(instance, inventory, n=3, cutoff=0.5)
+    return f"{len(inventory)} known" + (f"; closest: {', '.join(closest)}" if closest else "")
 
 
 class ManualDisabled(PermanentError):
@@ -419,8 +432,7 @@ class Engine:
         try:
             return self.inventory[instance]
         except KeyError:
-            known = ", ".join(sorted(self.inventory)) or "none"
-            raise UnknownInstance(f"unknown instance {instance!r} (known: {known})") from None
+            raise UnknownInstance(f"unknown instance {instance!r} ({_known(instance, self.inventory)})") from None
 
     def _reload(self) -> None:
         """Forget the episodes and passes held in memory and resume from the journal."""

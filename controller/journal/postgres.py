@@ -24,7 +24,7 @@ PGPASSWORD / PGPASSFILE (~/.pgpass).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -36,16 +36,14 @@ from psycopg.rows import dict_row
 
 from controller.core.errors import ConfigError, InvalidTransition, JournalError
 from controller.core.fencing import Fence, JournalFenced
-from controller.core.models import ALLOWED_TRANSITIONS, Disposition, Drain, LifecycleEvent, Phase, Transition
+from controller.core.models import ALLOWED_TRANSITIONS, Disposition, Drain, LifecycleEvent, Phase
 from controller.journal import postgres_schema
+from controller.journal.reading import JournalReads, Params
 from controller.journal.rows import (
     DRAIN_COLUMNS,
     EVENT_COLUMNS,
-    UNFINISHED,
-    drain_from,
     drain_row,
     event_row,
-    transition_from,
 )
 
 log = logging.getLogger("drainctl.journal")
@@ -75,7 +73,6 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1, "
               "tcp_user_timeout": 4000}
 """A half-open connection (packets dropped, no RST) is declared dead in seconds, not the kernel's hours."""
 
-Params = Sequence[Any] | Mapping[str, Any]
 
 
 def connection_settings(url: str, password_file: Path | None) -> dict[str, Any]:
@@ -100,8 +97,10 @@ def where(url: str) -> str:
     return repr(url)
 
 
-class PostgresJournal:
+class PostgresJournal(JournalReads):
     """The journal of drain episodes in a Postgres database (the `Journal` port), fenced by `fence` if given."""
+
+    PLACEHOLDER = "%s"
 
     def __init__(self, url: str, *, password_file: Path | None = None, fence: Fence | None = None) -> None:
         self.url = url
@@ -173,45 +172,6 @@ class PostgresJournal:
         """Remember an event that started nothing (stale), so it is a duplicate the next time."""
         with self._transaction() as db:
             db.execute(_INSERT_EVENT, event_row(event, at=at, disposition=disposition, drain_id=drain_id))
-
-    # --- reading -------------------------------------------------------------------------------------------
-
-    def seen(self, event_id: str) -> bool:
-        return bool(self._query("SELECT 1 AS found FROM events WHERE id = %s", (event_id,)))
-
-    def unfinished(self) -> list[Drain]:
-        """Every episode with something left to do: the work a new leader resumes."""
-        return [drain_from(row) for row in self._query(UNFINISHED)]
-
-    def latest(self, instance: str) -> Drain | None:
-        rows = self._query("SELECT * FROM drains WHERE instance = %s ORDER BY id DESC LIMIT 1", (instance,))
-        return drain_from(rows[0]) if rows else None
-
-    def drains(self, *, instance: str | None = None, limit: int = 100) -> list[Drain]:
-        """Most recent episodes first."""
-        where_, args = ("WHERE instance = %s", (instance,)) if instance else ("", ())
-        rows = self._query(f"SELECT * FROM drains {where_} ORDER BY id DESC LIMIT %s", (*args, limit))
-        return [drain_from(row) for row in rows]
-
-    def transitions(
-        self, *, drain_id: int | None = None, after_seq: int | None = None, limit: int = 1000
-    ) -> list[Transition]:
-        """Journal lines in the order they were written (see the port). One connection writes them, in seq
-        order, so `after_seq` skips none."""
-        if drain_id is None and after_seq is None:
-            recent = "SELECT * FROM transitions ORDER BY seq DESC LIMIT %s"
-            rows = self._query(f"SELECT * FROM ({recent}) AS recent ORDER BY seq", (limit,))
-            return [transition_from(row) for row in rows]
-        where_ = {"drain_id = %s": drain_id, "seq > %s": after_seq}
-        clauses = [clause for clause, value in where_.items() if value is not None]
-        args = [value for value in where_.values() if value is not None]
-        sql = f"SELECT * FROM transitions WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT %s"
-        return [transition_from(row) for row in self._query(sql, (*args, limit))]
-
-    def events(self, *, instance: str | None = None) -> list[dict[str, Any]]:
-        """Every event received (of one instance), oldest first, as its columns."""
-        where_, args = ("WHERE instance = %s", (instance,)) if instance else ("", ())
-        return self._query(f"SELECT * FROM events {where_} ORDER BY received_at", args)
 
     # --- plumbing ------------------------------------------------------------------------------------------
 

@@ -19,23 +19,21 @@ never leave this module: opening fails with `ConfigError`, a failed read or writ
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from controller.core.errors import ConfigError, InvalidTransition, JournalError
-from controller.core.models import ALLOWED_TRANSITIONS, Disposition, Drain, LifecycleEvent, Phase, Transition
+from controller.core.models import ALLOWED_TRANSITIONS, Disposition, Drain, LifecycleEvent, Phase
 from controller.journal import sqlite_schema
+from controller.journal.reading import JournalReads, Params
 from controller.journal.rows import (
     DRAIN_COLUMNS,
     EVENT_COLUMNS,
-    UNFINISHED,
-    drain_from,
     drain_row,
     event_row,
-    transition_from,
 )
 
 _INSERT_DRAIN = (
@@ -52,10 +50,9 @@ _INSERT_TRANSITION = (
     "INSERT INTO transitions (drain_id, instance, at, previous, phase, step, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
-Params = Sequence[Any] | Mapping[str, Any]
 
 
-class SqliteJournal:
+class SqliteJournal(JournalReads):
     """The journal of drain episodes, their events and their transitions in one SQLite file (the `Journal` port).
 
     Opening creates the file if needed and migrates it to this drainctl's schema (`sqlite_schema.py`); a file
@@ -122,44 +119,6 @@ class SqliteJournal:
         with self._transaction() as db:
             db.execute(_INSERT_EVENT, event_row(event, at=at, disposition=disposition, drain_id=drain_id))
 
-    # --- reading -------------------------------------------------------------------------------------------
-
-    def seen(self, event_id: str) -> bool:
-        return bool(self._query("SELECT 1 FROM events WHERE id = ?", (event_id,)))
-
-    def unfinished(self) -> list[Drain]:
-        """Every episode with something left to do, the work a restarted controller resumes."""
-        return [drain_from(row) for row in self._query(UNFINISHED)]
-
-    def latest(self, instance: str) -> Drain | None:
-        rows = self._query("SELECT * FROM drains WHERE instance = ? ORDER BY id DESC LIMIT 1", (instance,))
-        return drain_from(rows[0]) if rows else None
-
-    def drains(self, *, instance: str | None = None, limit: int = 100) -> list[Drain]:
-        """Most recent episodes first."""
-        where, args = ("WHERE instance = ?", (instance,)) if instance else ("", ())
-        rows = self._query(f"SELECT * FROM drains {where} ORDER BY id DESC LIMIT ?", (*args, limit))
-        return [drain_from(row) for row in rows]
-
-    def transitions(
-        self, *, drain_id: int | None = None, after_seq: int | None = None, limit: int = 1000
-    ) -> list[Transition]:
-        """Journal lines in the order they were written: the first `limit` of one episode and/or after
-        `after_seq` (an outbox: pass the last seq delivered), or else the most recent `limit`."""
-        if drain_id is None and after_seq is None:
-            recent = "SELECT * FROM transitions ORDER BY seq DESC LIMIT ?"
-            return [transition_from(row) for row in self._query(f"SELECT * FROM ({recent}) ORDER BY seq", (limit,))]
-        where = {"drain_id = ?": drain_id, "seq > ?": after_seq}
-        clauses = [clause for clause, value in where.items() if value is not None]
-        args = [value for value in where.values() if value is not None]
-        sql = f"SELECT * FROM transitions WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
-        return [transition_from(row) for row in self._query(sql, (*args, limit))]
-
-    def events(self, *, instance: str | None = None) -> list[dict[str, Any]]:
-        """Every event received (of one instance), oldest first, as its columns."""
-        where, args = ("WHERE instance = ?", (instance,)) if instance else ("", ())
-        return [dict(row) for row in self._query(f"SELECT * FROM events {where} ORDER BY received_at", args)]
-
     # --- plumbing ------------------------------------------------------------------------------------------
 
     def _prepare(self) -> None:
@@ -190,11 +149,11 @@ class SqliteJournal:
                 raise JournalError(f"journal: write to {str(self.path)!r} failed: {exc}") from exc
             raise
 
-    def _query(self, sql: str, args: Params = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, args: Params = ()) -> list[dict[str, Any]]:
         try:
             cursor = self._db.execute(sql, args)
             cursor.row_factory = sqlite3.Row
-            return cursor.fetchall()
+            return [dict(row) for row in cursor.fetchall()]
         except sqlite3.Error as exc:
             raise JournalError(f"journal: read of {str(self.path)!r} failed: {exc}") from exc
 

@@ -18,6 +18,7 @@ testable alone; the gateway only mounts them. Use:
 
     ca = BoxCa.create(tmp / "ca")
     gateway = CloudGateway(ca, compute=FakeCompute(project="proj"))      # the others default to new fakes
+    # (or positionally, any order: CloudGateway(FakeSecretManager(), FakeCompute(...), ca))
     with gateway.serve("10.99.0.1") as cloud:                            # port 443 (root), or port=...
         cloud.secrets.put("proj", "agent-token", "...")                  # each fake through a threaded Handle
         cloud.secrets.refuse_first(per_client=1)
@@ -31,8 +32,9 @@ logs tell VMs apart.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -44,12 +46,27 @@ from tests.fakes.gce_compute import FakeCompute
 from tests.fakes.gcp_secrets import FakeSecretManager
 from tests.fakes.gcs import FakeStorage
 from tests.fakes.key_vault import FakeKeyVault
-from tests.fakes.threaded import Handle
+from tests.fakes.threaded import Fake, Handle
 
 HTTPS_PORT = 443
 FIXED_HOSTS = ("secretmanager.googleapis.com", "storage.googleapis.com", "compute.googleapis.com",
                "oauth2.googleapis.com", "management.azure.com")
 """The names a VM's /etc/hosts maps to the gateway, beside one line per vault and storage account."""
+PARTS: dict[str, type] = {"secrets": FakeSecretManager, "storage": FakeStorage, "vault": FakeKeyVault,
+                          "blob": FakeBlob, "compute": FakeCompute, "arm": FakeArm}
+
+
+T = TypeVar("T")
+
+
+def _pick(kind: type[T], keyword: T | None, parts: tuple[object, ...], default: Callable[[], T] | None) -> T:
+    """The part of type `kind`: by keyword, else positional, else a new default one."""
+    found = keyword or next((part for part in parts if isinstance(part, kind)), None)
+    if found is None:
+        if default is None:
+            raise TypeError(f"CloudGateway needs a {kind.__name__}")
+        found = default()
+    return found
 
 
 @dataclass
@@ -82,16 +99,21 @@ class RunningGateway:
 class CloudGateway:
     """The fakes behind one TLS listener (see the module docstring); `serve` runs it in a thread."""
 
-    def __init__(self, ca: BoxCa, *, secrets: FakeSecretManager | None = None, storage: FakeStorage | None = None,
-                 vault: FakeKeyVault | None = None, blob: FakeBlob | None = None,
+    def __init__(self, *parts: BoxCa | Fake, ca: BoxCa | None = None, secrets: FakeSecretManager | None = None,
+                 storage: FakeStorage | None = None, vault: FakeKeyVault | None = None, blob: FakeBlob | None = None,
                  compute: FakeCompute | None = None, arm: FakeArm | None = None) -> None:
-        self.ca = ca
-        self.secrets = secrets or FakeSecretManager()
-        self.storage = storage or FakeStorage()
-        self.vault = vault or FakeKeyVault()
-        self.blob = blob or FakeBlob()
-        self.compute = compute or FakeCompute()
-        self.arm = arm or FakeArm()
+        """The CA and the fakes, by keyword or positionally in any order (each known by its type); a fake not
+        given is a new empty one."""
+        unknown = [part for part in parts if not isinstance(part, (BoxCa, *PARTS.values()))]
+        if unknown:
+            raise TypeError(f"CloudGateway takes a BoxCa and the fakes {sorted(PARTS)}, not {unknown}")
+        self.ca = _pick(BoxCa, ca, parts, None)
+        self.secrets = _pick(FakeSecretManager, secrets, parts, FakeSecretManager)
+        self.storage = _pick(FakeStorage, storage, parts, FakeStorage)
+        self.vault = _pick(FakeKeyVault, vault, parts, FakeKeyVault)
+        self.blob = _pick(FakeBlob, blob, parts, FakeBlob)
+        self.compute = _pick(FakeCompute, compute, parts, FakeCompute)
+        self.arm = _pick(FakeArm, arm, parts, FakeArm)
         self.port = HTTPS_PORT
         self.unknown_hosts: list[str] = []
         """Host headers no fake answered for (a name the harness forgot, a cloud API not faked)."""

@@ -15,17 +15,23 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.box.ca import BoxCa
 from tests.box.gateway import CloudGateway, RunningGateway
 from tests.box.linklocal import LinkLocal, RunningLinkLocal
+from tests.fakes import threaded
+from tests.fakes.azure_blob import FakeBlob
 from tests.fakes.gce_compute import FakeCompute
+from tests.fakes.gcp_secrets import FakeSecretManager
+from tests.fakes.gcs import FakeStorage
+from tests.fakes.key_vault import FakeKeyVault
 from tests.support.marks import needs_root
 
 NET = f"127.{random.randint(100, 199)}.{random.randint(0, 255)}"
 """A loopback /24 of this run's own (the machine is shared: other runs use other addresses)."""
-GATEWAY, LINK, GCE_VM, AZURE_VM, OTHER_VM = (f"{NET}.{i}" for i in (1, 2, 11, 21, 31))
+GATEWAY, LINK, GCE_VM, AZURE_VM, AZURE_VM_2, OTHER_VM = (f"{NET}.{i}" for i in (1, 2, 11, 21, 22, 31))
 VAULT, ACCOUNT = "kv-staging", "stdrainctlstaging"
 CLIENT_ID = "5a1e0c7e-0000-4000-8000-00000000f1ee"
 OBJECT = "drainctl/wheelhouse-0123456789abcdef.tar.gz"
@@ -81,6 +87,8 @@ def link() -> Iterator[RunningLinkLocal]:
         running.add_azure_vm(AZURE_VM, name="api_3", computer_name="api000003",
                              user_data=base64.b64encode(b"#!/bin/bash\necho boot\n").decode(),
                              client_ids=[CLIENT_ID], scale_set="api")
+        running.add_azure_vm(AZURE_VM_2, name="api_4", computer_name="api000004", client_ids=[CLIENT_ID],
+                             scale_set="api")
         yield running
 
 
@@ -88,7 +96,7 @@ def link() -> Iterator[RunningLinkLocal]:
 def cloud(ca: BoxCa) -> Iterator[RunningGateway]:
     compute = FakeCompute(project="proj")
     compute.add_group("europe-west1", "api-mig", ["api-7f3c"])
-    with CloudGateway(ca, compute=compute).serve(GATEWAY) as running:
+    with CloudGateway(compute, ca).serve(GATEWAY) as running:  # positional, any order
         running.arm.add_scale_set("sub", "rg", "api", {"3": AZURE_VM})
         yield running
 
@@ -161,6 +169,10 @@ def test_an_azure_vm_reads_key_vault_after_a_challenge_and_one_refusal(ca: BoxCa
     stranger = shell(f"azure_secret {VAULT} push-token not-my-identity", vm=AZURE_VM, ca=ca, cloud=cloud,
                      link=link)
     assert stranger.returncode != 0 and "error: 400" in stranger.stderr, "IMDS has no identity with that client id"
+    wrong = shell(f'token=$(azure_token https://storage.azure.com/ {CLIENT_ID}); curl -sS -H "Authorization: Bearer '
+                  f'$token" "https://{VAULT}.vault.azure.net/secrets/push-token?api-version=7.4"', vm=AZURE_VM, ca=ca,
+                  cloud=cloud, link=link)
+    assert "AKV10022: Invalid audience" in wrong.stdout, "a storage token does not open the vault"
 
 
 @needs_root
@@ -188,11 +200,15 @@ def test_the_gateway_serves_compute_and_arm_and_only_the_box_names(ca: BoxCa, cl
     vms = shell("curl -sSf 'https://management.azure.com/subscriptions/sub/resourceGroups/rg/providers/"
                 "Microsoft.Compute/virtualMachineScaleSets/api/virtualMachines?api-version=2024-03-01'",
                 vm=AZURE_VM, ca=ca, cloud=cloud, link=link)
+    unfaked = subprocess.run(["curl", "-sS", "--cacert", str(ca.bundle_path), "--resolve",
+                              f"login.microsoftonline.com:443:{GATEWAY}", "https://login.microsoftonline.com/t/"],
+                             capture_output=True, text=True, timeout=60)
     untrusted = subprocess.run(["curl", "-sS", "--resolve", f"example.com:443:{GATEWAY}", "https://example.com/"],
                                capture_output=True, text=True, timeout=60)
 
     assert [m["name"] for m in json.loads(migs.stdout)["managedInstances"]] == ["api-7f3c"], migs.stderr
     assert [v["name"] for v in json.loads(vms.stdout)["value"]] == ["api_3"], vms.stderr
+    assert "no fake answers for host 'login.microsoftonline.com'" in unfaked.stdout
     assert untrusted.returncode == 60, "a name outside the leaf's SANs fails verification"
 
 
@@ -222,3 +238,54 @@ def test_link_local_tells_vms_apart_by_source_address(link: RunningLinkLocal) ->
     link.remove_vm(OTHER_VM)
     assert get(OTHER_VM, "/computeMetadata/v1/instance/name", google)[0] == "404", "the VM is gone"
     assert (OTHER_VM, "/computeMetadata/v1/instance/name") in link.strangers
+
+
+def test_the_vms_of_a_scale_set_share_one_scheduled_events_document(link: RunningLinkLocal) -> None:
+    events = "/metadata/scheduledevents?api-version=2020-07-01"
+
+    def curl(vm: str, *args: str) -> str:
+        done = subprocess.run(["curl", "-sSf", "--interface", vm, "-H", "Metadata: true", *args, link.url + events],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    event_id = link.scale_set_events("api").schedule("Terminate", ["api_3"], not_before_s=60)
+    seen = [json.loads(curl(vm))["Events"] for vm in (AZURE_VM, AZURE_VM_2)]
+    curl(AZURE_VM_2, "-X", "POST", "-d", json.dumps({"StartRequests": [{"EventId": event_id}]}))
+
+    assert [[e["Resources"] for e in vm_events] for vm_events in seen] == [[["api_3"]], [["api_3"]]]
+    assert [e["EventStatus"] for e in json.loads(curl(AZURE_VM))["Events"]] == ["Started"], \
+        "approved by another VM of the scale set, as Azure allows"
+
+
+def test_each_data_plane_fake_answers_its_documented_errors() -> None:
+    bearer = {"Authorization": "Bearer t"}
+    with threaded.serve(FakeSecretManager()) as secrets, threaded.serve(FakeStorage()) as storage, \
+            threaded.serve(FakeKeyVault()) as vault, threaded.serve(FakeBlob()) as blob, httpx.Client() as http:
+        anonymous = http.get(f"{secrets.url}/v1/projects/p/secrets/s/versions/latest:access")
+        assert (anonymous.status_code, anonymous.json()["error"]["status"]) == (401, "UNAUTHENTICATED")
+
+        storage.put("b", "a/b.tar.gz", b"xyz")
+        storage.fail_next(1)
+        storage.refuse_first(per_client=1)
+        url = f"{storage.url}/storage/v1/b/b/o/a%2Fb.tar.gz"
+        busy, refused, metadata = (http.get(url, headers=bearer) for _ in range(3))
+        assert (busy.status_code, busy.json()["error"]["errors"][0]["reason"]) == (503, "backendError")
+        assert (refused.status_code, refused.json()["error"]["errors"][0]["reason"]) == (403, "forbidden")
+        assert (metadata.json()["name"], metadata.json()["size"]) == ("a/b.tar.gz", "3"), "no alt=media: metadata"
+
+        vault_host = {"Host": "kv.vault.azure.net", **bearer}
+        versionless = http.get(f"{vault.url}/secrets/s", headers=vault_host)
+        unknown = http.get(f"{vault.url}/secrets/s?api-version=7.4", headers=vault_host)
+        assert (versionless.status_code, versionless.json()["error"]["code"]) == (400, "BadParameter")
+        assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "SecretNotFound")
+
+        blob.put("acct", "artifacts", "w.tar.gz", b"xyz")
+        blob_host = {"Host": "acct.blob.core.windows.net"}
+        public = http.get(f"{blob.url}/artifacts/w.tar.gz", headers={**blob_host, "x-ms-version": "2021-08-06"})
+        unversioned = http.get(f"{blob.url}/artifacts/w.tar.gz", headers={**blob_host, **bearer})
+        served = http.get(f"{blob.url}/artifacts/w.tar.gz",
+                           headers={**blob_host, **bearer, "x-ms-version": "2021-08-06"})
+        assert (public.status_code, public.headers["x-ms-error-code"]) == (409, "PublicAccessNotPermitted")
+        assert (unversioned.status_code, unversioned.headers["x-ms-error-code"]) == (400, "MissingRequiredHeader")
+        assert (served.content, served.headers["x-ms-blob-type"]) == (b"xyz", "BlockBlob")

@@ -13,10 +13,12 @@ Errors are the storage services' XML, `<?xml ...?><Error><Code>C</Code><Message>
 </Message></Error>` with `x-ms-error-code: C`:
     409 PublicAccessNotPermitted without a token (the stack's accounts disallow public blob access)
     400 MissingRequiredHeader without `x-ms-version`, 400 InvalidHeaderValue for a version before OAuth
-    401 InvalidAuthenticationInfo with `require_token` set and another token (with the bearer challenge)
+    401 InvalidAuthenticationInfo with `require_token` set and another token, or a JWT whose `aud` is not
+        storage's (a token minted for another resource), with the bearer challenge
     403 AuthorizationPermissionMismatch for a refused client (`refuse_first(per_client)`, a role assignment
         not yet propagated)
     404 ContainerNotFound, 404 BlobNotFound
+    503 ServerBusy for `fail_next(n)`
 Every request is logged in `accesses` (client address, `account/container/blob`, status).
 
     fake = FakeBlob()
@@ -36,11 +38,13 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from tests.fakes.refusals import Access, Refusals, bearer, record
+from tests.fakes.refusals import Access, Refusals, bearer, jwt_claims, record
 
 SUFFIX = ".blob.core.windows.net"
 OAUTH_MIN_VERSION = "2017-11-09"
 TENANT = "72f988bf-0000-4000-8000-00000000fa4e"
+AUDIENCES = ("https://storage.azure.com/", "https://storage.azure.com")
+"""Audiences any storage account accepts (besides its own `https://<account>.blob.core.windows.net`)."""
 CHALLENGE = (f"Bearer authorization_uri=https://login.microsoftonline.com/{TENANT}/oauth2/authorize "
              "resource_id=https://storage.azure.com")
 
@@ -71,6 +75,10 @@ class FakeBlob:
         """Downloads answered 200 (by `client`, if given)."""
         return [a for a in self.accesses if a.status == 200 and client in (None, a.client)]
 
+    def fail_next(self, count: int, status: int = 503) -> None:
+        """Answer the next `count` requests (any client) with `status` (503: the service is unavailable)."""
+        self.refusals.fail_next(count, status)
+
     def close(self) -> None:
         return None
 
@@ -95,6 +103,10 @@ class FakeBlob:
     def _answer(self, request: web.Request, access: Access, account: str, container: str,
                 blob: str) -> web.Response:
         version = request.headers.get("x-ms-version", "")
+        failure = self.refusals.failure()
+        if failure is not None:
+            return _error(failure, "ServerBusy", "The server is currently unable to receive requests. Please retry "
+                          "your request.", version)
         token = bearer(access.authorization)
         if not token:
             return _error(409, "PublicAccessNotPermitted", "Public access is not permitted on this storage account.",
@@ -106,7 +118,9 @@ class FakeBlob:
             return _error(400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct "
                           "format.", version, detail="<HeaderName>x-ms-version</HeaderName>"
                           f"<HeaderValue>{escape(version)}</HeaderValue>")
-        if self.require_token is not None and token != self.require_token:
+        audience = (jwt_claims(token) or {}).get("aud", AUDIENCES[0])
+        if (self.require_token is not None and token != self.require_token) or not _storage_audience(audience,
+                                                                                                     account):
             response = _error(401, "InvalidAuthenticationInfo", "Server failed to authenticate the request. Please "
                               "refer to the information in the www-authenticate header.", version)
             response.headers["WWW-Authenticate"] = CHALLENGE
@@ -127,6 +141,10 @@ class FakeBlob:
                    "x-ms-lease-status": "unlocked", "x-ms-lease-state": "available", "Accept-Ranges": "bytes",
                    **_common(version)}
         return web.Response(body=data, content_type="application/octet-stream", headers=headers)
+
+
+def _storage_audience(audience: str, account: str) -> bool:
+    return audience in AUDIENCES or audience.rstrip("/") == f"https://{account}{SUFFIX}"
 
 
 def _common(version: str) -> dict[str, str]:

@@ -22,7 +22,8 @@ It speaks the documented shapes (learn.microsoft.com/azure/virtual-machines/linu
     GET  /metadata/instance/compute/<leaf>?api-version=V&format=text    the leaf as text (userData: base64);
          without format=text, 400 as IMDS does for leaves
     The identity endpoint, with `client_ids` set: only those user-assigned identities (a `client_id` of none
-    of them, or none given while there are several: 400 invalid_request "Identity not found").
+    of them, or none given while there are several: 400 invalid_request "Identity not found"); with
+    `jwt_tokens`, each token is an (unsigned) JWT whose `aud` is the resource asked for.
 
 Every change of the document moves `DocumentIncarnation`. Faults: `fail_next(n, status, retry_after)` (500,
 429...), `malformed_next(n)` (a 200 whose body is not JSON), `raw_event(...)` (anything as an event: unknown
@@ -39,6 +40,8 @@ from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.refusals import unsigned_jwt
 
 API_VERSION = "2020-07-01"
 INSTANCE_API_VERSIONS = frozenset({
@@ -107,7 +110,10 @@ class FakeImds:
         self.refused: list[str] = []
         """Why requests were refused (missing header, api-version)."""
         self.identity_token = "eyJ0eXAi.fake-arm-token"
-        """The access token the identity endpoint issues."""
+        """The access token the identity endpoint issues (unless `jwt_tokens`)."""
+        self.jwt_tokens = False
+        """Issue per-token JWTs instead (claims `aud` = the resource asked for, `appid` = the client id,
+        `xms_mirid`), so the data-plane fakes can refuse a token minted for another resource."""
         self.token_requests: list[dict[str, str]] = []
 
     # --- test controls -----------------------------------------------------------------------------------
@@ -213,7 +219,12 @@ class FakeImds:
             return web.json_response({"error": "invalid_request", "error_description": "Identity not found"},
                                      status=400)
         now = int(time.time())
-        return web.json_response({"access_token": self.identity_token, "client_id": client_id or "00000000-fake",
+        token = self.identity_token
+        if self.jwt_tokens:
+            token = unsigned_jwt({"aud": resource, "appid": client_id or "00000000-fake", "iat": now, "nbf": now,
+                                  "exp": now + 86399, "xms_mirid": self.compute["resourceId"],
+                                  "iss": "https://sts.windows.net/72f988bf-0000-4000-8000-00000000fa4e/"})
+        return web.json_response({"access_token": token, "client_id": client_id or "00000000-fake",
                                   "expires_in":
                                   "86399", "expires_on": str(now + 86399), "ext_expires_in": "86399",
                                   "not_before": str(now), "resource": resource, "token_type": "Bearer"})

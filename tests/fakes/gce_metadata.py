@@ -15,7 +15,7 @@ getting-live-migration-notice, .../instances/create-use-preemptible#detecting_if
     GET /computeMetadata/v1/instance/name, .../id, .../zone (`projects/<number>/zones/<zone>`),
         .../hostname (`<name>.<zone>.c.<project>.internal`), .../network-interfaces/0/ip,
         .../service-accounts/default/email, .../attributes/<key>        text/plain, like the values above
-    GET /computeMetadata/v1/project/project-id, .../project/numeric-project-id
+    GET /computeMetadata/v1/project/project-id, .../project/numeric-project-id, .../universe/universe-domain
 
 Faults: `fail_next(n, status, key)` (500, 503...), and any value (garbage, unknown maintenance kinds) via `set`.
 `flips` records when each value changed, so a test can measure how fast the agent reacted.
@@ -115,6 +115,7 @@ class FakeMetadata:
         app.router.add_get(PREFIX + "{key}", self._get)
         app.router.add_get(PREFIX + "{key:.+}", self._get)
         app.router.add_get("/computeMetadata/v1/project/{key}", self._project)
+        app.router.add_get("/computeMetadata/v1/universe/universe-domain", self._universe)
         app.router.add_get("/", self._root)
         return app
 
@@ -133,6 +134,12 @@ class FakeMetadata:
             return web.Response(status=403, text="Missing Metadata-Flavor:Google header.")
         return web.json_response({"access_token": self.access_token, "expires_in": 3599, "token_type": "Bearer"},
                                  headers={"Metadata-Flavor": "Google"})
+
+    async def _universe(self, request: web.Request) -> web.Response:
+        """google-auth asks which universe the VM is in (googleapis.com: Google Cloud's public one)."""
+        if request.headers.get("Metadata-Flavor") != "Google":
+            return web.Response(status=403, text="Missing Metadata-Flavor:Google header.")
+        return web.Response(text="googleapis.com", headers={"Metadata-Flavor": "Google"})
 
     async def _project(self, request: web.Request) -> web.Response:
         if request.headers.get("Metadata-Flavor") != "Google":

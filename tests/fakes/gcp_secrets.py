@@ -12,8 +12,9 @@ projects.secrets.versions/access, .../SecretPayload):
 Errors are Google's JSON error shape `{"error": {"code", "message", "status", "details": [ErrorInfo]}}`:
 401 UNAUTHENTICATED without a bearer token (or, with `require_token` set, another one), 403 PERMISSION_DENIED
 for a refused access (`refuse_first(per_client=1)`: each client address's first access, as when the IAM grant
-has not propagated yet), 404 NOT_FOUND for an unknown secret or version. Every access is logged in `accesses`
-(client address, `project/secret`, status), so a test can assert "every VM was refused once, then served".
+has not propagated yet), 404 NOT_FOUND for an unknown secret or version, 503 UNAVAILABLE for `fail_next(n)`.
+Every access is logged in `accesses` (client address, `project/secret`, status), so a test can assert
+"every VM was refused once, then served".
 
     fake = FakeSecretManager()
     fake.put("proj", "agent-token", "s3cret")        # version 1 (a second put adds version 2, the latest)
@@ -70,6 +71,10 @@ class FakeSecretManager:
         """`project/secret` of each access by `client` answered 200."""
         return [a.resource for a in self.accesses if a.client == client and a.status == 200]
 
+    def fail_next(self, count: int, status: int = 503) -> None:
+        """Answer the next `count` requests (any client) with `status` (503: the service is unavailable)."""
+        self.refusals.fail_next(count, status)
+
     def close(self) -> None:
         return None
 
@@ -89,6 +94,10 @@ class FakeSecretManager:
         return response
 
     def _answer(self, access: Access, project: str, secret: str, version: str) -> web.Response:
+        failure = self.refusals.failure()
+        if failure is not None:
+            body = google_error(failure, "UNAVAILABLE", "The service is currently unavailable.", reason="UNAVAILABLE")
+            return web.json_response(body, status=failure)
         token = bearer(access.authorization)
         if not token or (self.require_token is not None and token != self.require_token):
             message = ("Request is missing required authentication credential. Expected OAuth 2 access token, "

@@ -13,7 +13,8 @@ It speaks the documented shapes (cloud.google.com/storage/docs/json_api/v1/objec
 Errors are the JSON API's `{"error": {"code", "message", "errors": [{"message", "domain": "global",
 "reason"}]}}`: 401 (reason `required`) without a bearer token or, with `require_token` set, with another
 one; 403 (reason `forbidden`) for a refused client (`refuse_first(per_client)`, a grant not yet propagated);
-404 (reason `notFound`) for an unknown bucket or object. Every request is logged in `accesses`.
+404 (reason `notFound`) for an unknown bucket or object; 503 (reason `backendError`) for `fail_next(n)`.
+Every request is logged in `accesses`.
 
     fake = FakeStorage()
     fake.put("proj-drainctl-artifacts", "drainctl/wheelhouse-0123456789abcdef.tar.gz", data)
@@ -64,6 +65,10 @@ class FakeStorage:
         """Downloads answered 200 (by `client`, if given)."""
         return [a for a in self.accesses if a.status == 200 and client in (None, a.client)]
 
+    def fail_next(self, count: int, status: int = 503) -> None:
+        """Answer the next `count` requests (any client) with `status` (503: the service is unavailable)."""
+        self.refusals.fail_next(count, status)
+
     def close(self) -> None:
         return None
 
@@ -86,6 +91,9 @@ class FakeStorage:
         return response
 
     def _answer(self, access: Access, bucket: str, name: str, *, media: bool) -> web.Response:
+        failure = self.refusals.failure()
+        if failure is not None:
+            return web.json_response(storage_error(failure, "backendError", "Backend Error"), status=failure)
         token = bearer(access.authorization)
         if not token or (self.require_token is not None and token != self.require_token):
             message = ("Anonymous caller does not have storage.objects.get access to the Google Cloud Storage "

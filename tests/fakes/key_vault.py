@@ -13,11 +13,13 @@ Errors are Key Vault's `{"error": {"code", "message"[, "innererror": {"code"}]}}
     401 Unauthorized "AKV10000: Request is missing a Bearer or PoP token." without a token, with the challenge
         `WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/{tenant}",
         resource="https://vault.azure.net"` (what azure-identity's challenge policy reads first); with
-        `require_token` set and another token, 401 too
+        `require_token` set and another token, or a JWT whose `aud` is not `https://vault.azure.net`
+        (a token minted for another resource), 401 "AKV10022: Invalid audience" too
     400 BadParameter without an api-version, or one this fake does not speak (7.0 .. 7.5)
     403 Forbidden (innererror ForbiddenByRbac) for a refused client: `refuse_first(per_client=1)`, each
         client address's first read, as when the role assignment has not propagated yet
     404 SecretNotFound for an unknown vault, secret or version
+    503 ServiceUnavailable (with Retry-After) for `fail_next(n)`
 Every request is logged in `accesses` (client address, `vault/name`, status).
 
     fake = FakeKeyVault()
@@ -33,11 +35,13 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.refusals import Access, Refusals, bearer, record
+from tests.fakes.refusals import Access, Refusals, bearer, jwt_claims, record
 
 SUFFIX = ".vault.azure.net"
 API_VERSIONS = frozenset({"7.0", "7.1", "7.2", "7.3", "7.4", "7.5"})
 TENANT = "72f988bf-0000-4000-8000-00000000fa4e"
+AUDIENCE = "https://vault.azure.net"
+"""The only audience Key Vault accepts (no trailing slash)."""
 CHALLENGE = f'Bearer authorization="https://login.microsoftonline.com/{TENANT}", resource="https://vault.azure.net"'
 
 
@@ -80,6 +84,10 @@ class FakeKeyVault:
         """`vault/name` of each read by `client` answered 200."""
         return [a.resource for a in self.accesses if a.client == client and a.status == 200]
 
+    def fail_next(self, count: int, status: int = 503) -> None:
+        """Answer the next `count` requests (any client) with `status` (503: the service is unavailable)."""
+        self.refusals.fail_next(count, status)
+
     def close(self) -> None:
         return None
 
@@ -104,12 +112,18 @@ class FakeKeyVault:
         if request.query.get("api-version") not in API_VERSIONS:
             message = "The api-version query parameter is missing or is not a supported version."
             return web.json_response(vault_error("BadParameter", message), status=400)
+        failure = self.refusals.failure()
+        if failure is not None:
+            return web.json_response(vault_error("ServiceUnavailable", "The service is temporarily unavailable."),
+                                     status=failure, headers={"Retry-After": "1"})
         token = bearer(access.authorization)
         if not token:
             return web.json_response(vault_error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP "
                                                  "token."), status=401, headers={"WWW-Authenticate": CHALLENGE})
-        if self.require_token is not None and token != self.require_token:
-            return web.json_response(vault_error("Unauthorized", "AKV10022: Invalid audience."), status=401,
+        audience = (jwt_claims(token) or {}).get("aud", AUDIENCE)
+        if (self.require_token is not None and token != self.require_token) or audience != AUDIENCE:
+            message = f"AKV10022: Invalid audience. Expected {AUDIENCE}, found: {audience}."
+            return web.json_response(vault_error("Unauthorized", message), status=401,
                                      headers={"WWW-Authenticate": CHALLENGE})
         if self.refusals.refuse(access.client):
             message = ("Caller is not authorized to perform action on resource.\r\nIf role assignments, deny "

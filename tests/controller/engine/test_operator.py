@@ -163,3 +163,16 @@ async def test_a_dry_run_of_a_manual_drain_after_a_released_platform_drain_says_
     assert submitted.disposition is Disposition.STARTED, "the dry run said what the drain then did"
     await world.settle()
     assert len(host.drains) == 2
+
+
+@async_test
+async def test_an_unknown_instance_in_a_large_fleet_names_the_closest_not_all(tmp_path: Path) -> None:
+    """A typo against 10,000 instances gets a one-line error naming the near misses, not a 100 KB line."""
+    clock = FakeClock()
+    hosts = {f"api-{n:05d}": FakeHost(clock) for n in range(10_000)}
+    world = make_world(tmp_path / "journal.db", hosts=hosts, clock=clock)
+    with pytest.raises(UnknownInstance) as refused:
+        await world.engine.reset("api-00042x")
+    message = str(refused.value)
+    assert message.startswith("unknown instance 'api-00042x' (10000 known; closest: ")
+    assert "api-00042" in message and len(message) < 200
