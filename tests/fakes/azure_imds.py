@@ -13,6 +13,10 @@ It speaks the documented shapes (learn.microsoft.com/azure/virtual-machines/linu
          -> 200 {"access_token", "client_id", "expires_in", "expires_on", "ext_expires_in", "not_before",
                  "resource", "token_type": "Bearer"}        (the managed identity's token, as azure-identity reads it)
 
+    GET  /metadata/instance/compute?api-version=2021-02-01       header `Metadata: true`
+         -> 200 {"name": "<scale set>_<instance id>", "vmScaleSetName", "resourceGroupName", "subscriptionId", ...}
+            (instance metadata, compute part); 404 while `compute_name` is None (as before it was served)
+
 Every change of the document moves `DocumentIncarnation`. Faults: `fail_next(n, status, retry_after)` (500,
 429...), `malformed_next(n)` (a 200 whose body is not JSON), `raw_event(...)` (anything as an event: unknown
 EventTypes, missing fields). Every StartRequests body is recorded with its arrival time (`start_requests`).
@@ -68,6 +72,11 @@ class FakeImds:
         self.identity_token = "eyJ0eXAi.fake-arm-token"
         """The access token the identity endpoint issues."""
         self.token_requests: list[dict[str, str]] = []
+        self.compute_name: str | None = None
+        """The VM's name in `/metadata/instance/compute`; None: that path is not served (404)."""
+        self.compute_failures = 0
+        """Answer the next this many compute requests with a 500 (then serve it)."""
+        self.compute_requests = 0
 
     # --- test controls -----------------------------------------------------------------------------------
 
@@ -82,6 +91,10 @@ class FakeImds:
                         "Description": f"{event_type} scheduled by the fake", "EventSource": source,
                         "DurationInSeconds": duration_s})
         return ident
+
+    def set_compute(self, name: str, *, failures: int = 0) -> None:
+        """Serve `/metadata/instance/compute` with this VM name, after `failures` answers of 500."""
+        self.compute_name, self.compute_failures = name, failures
 
     def raw_event(self, event: Any) -> None:
         self.events.append(event)
@@ -112,7 +125,23 @@ class FakeImds:
         app.router.add_get("/metadata/scheduledevents", self._get)
         app.router.add_post("/metadata/scheduledevents", self._post)
         app.router.add_get("/metadata/identity/oauth2/token", self._token)
+        app.router.add_get("/metadata/instance/compute", self._compute)
         return app
+
+    async def _compute(self, request: web.Request) -> web.Response:
+        self.compute_requests += 1
+        if request.headers.get("Metadata", "").lower() != "true":
+            return web.json_response({"error": "Bad request. Required metadata header not specified"}, status=400)
+        if not request.query.get("api-version"):
+            return web.json_response({"error": "Bad request. api-version was not specified"}, status=400)
+        if self.compute_name is None:
+            return web.json_response({"error": "Not found"}, status=404)
+        if self.compute_failures > 0:
+            self.compute_failures -= 1
+            return web.json_response({"error": "Internal server error (injected)"}, status=500)
+        scale_set, _, _ = self.compute_name.rpartition("_")
+        return web.json_response({"name": self.compute_name, "vmScaleSetName": scale_set, "osType": "Linux",
+                                  "resourceGroupName": "drainctl-fake", "subscriptionId": "00000000-fake"})
 
     async def _token(self, request: web.Request) -> web.Response:
         self.token_requests.append(dict(request.query))
