@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
+from controller.core.errors import ConfigError
 from infra import heredocs, rendered
 from infra.config import StackConfig
 from infra.mocks import OfflineRun
+from tests.infra.conftest import parse_document, stack_document
 from tests.support.checking import check
 
 Built = Callable[[str], tuple[StackConfig, OfflineRun]]
@@ -157,3 +159,54 @@ def test_every_units_environment_trusts_the_images_ca_store(built: Built) -> Non
             if path.endswith(".env"):
                 assert f"SSL_CERT_FILE={rendered.CA_BUNDLE}\n" in body, f"{name} {path}"
                 assert f"REQUESTS_CA_BUNDLE={rendered.CA_BUNDLE}\n" in body, f"{name} {path}"
+
+
+def _grants(run: OfflineRun) -> dict[str, set[str]]:
+    """Reader (`fleet`, `controller`) -> the generated secrets its identity may read, on either cloud."""
+    readers: dict[str, set[str]] = {}
+    secrets = ("agent-token", "app-admin-token", "db-password", "api-token", "push-token")
+    grants = [*run.of_type("gcp:secretmanager/secretIamMember:SecretIamMember"),
+              *run.of_type("azure-native:authorization:RoleAssignment")]
+    for grant in grants:
+        for secret in secrets:
+            for reader in ("fleet", "controller"):
+                if grant.name.endswith(f"-{secret}-{reader}"):
+                    readers.setdefault(f"{grant.type.split(':')[0]}/{reader}", set()).add(secret)
+    return readers
+
+
+def test_controllers_and_api_servers_read_exactly_the_secrets_they_use(built: Built) -> None:
+    _, run = built("staging")
+    fleet = {"agent-token", "app-admin-token", "db-password", "push-token"}
+    controller = {"agent-token", "db-password", "api-token", "push-token"}
+    assert _grants(run) == {
+        "gcp/fleet": fleet, "gcp/controller": controller, "azure-native/fleet": fleet,
+        "azure-native/controller": controller,
+    }
+
+
+@pytest.mark.parametrize(
+    ("controller", "needle"),
+    [
+        ({"settings": {"sources": {}}}, "drainctl:controller: `settings` (one controller.yaml for both clouds) is "
+         "replaced by the per-cloud parts"),
+        ({"gcp": {"lease_s": 3, "renew_s": 2}}, "drainctl:controller.gcp.renew_s (2) must be at most a third"),
+        ({"azure": {"interval_s": "often"}}, "drainctl:controller.azure.interval_s"),
+        ({"api_port": 70000}, "drainctl:controller.api_port"),
+    ],
+    ids=["old-settings", "lease", "wrong-type", "port"],
+)
+def test_controller_settings_are_checked_at_plan_time(controller: dict[str, Any], needle: str) -> None:
+    document = stack_document("staging")
+    document["drainctl:controller"] = controller
+    with pytest.raises(ConfigError) as refused:
+        parse_document(document)
+    assert needle in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_clouds_controller_part_needs_that_cloud() -> None:
+    document = stack_document("staging")
+    del document["drainctl:azure"]
+    document["drainctl:controller"] = {"azure": {"interval_s": 10}}
+    with pytest.raises(ConfigError, match=r"drainctl:controller\.azure: the stack has no azure regions"):
+        parse_document(document)
