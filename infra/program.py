@@ -292,6 +292,7 @@ def _database(
                 network_id=gcp_side.network.network_id,
                 password=secrets.db_password,
                 private_services=gcp_side.network.private_services,
+                journal_databases=_journal_databases(config),
             ),
             pulumi.ResourceOptions(providers={"gcp": gcp_side.providers[placement.primary_region]}),
         ).hosts
@@ -304,9 +305,15 @@ def _database(
             settings=config.database,
             networks=azure_side.networks,
             password=secrets.db_password,
+            journal_databases=_journal_databases(config),
         ),
         pulumi.ResourceOptions(providers={"azure-native": azure_side.providers[placement.primary_region]}),
     ).hosts
+
+
+def _journal_databases(config: StackConfig) -> list[str]:
+    """Each cloud's controller pair keeps its own journal (infra/rendered.py `journal_database`)."""
+    return [rendered.journal_database(config, cloud) for cloud in ("gcp", "azure") if getattr(config, cloud)]
 
 
 def _gcp_fleets(

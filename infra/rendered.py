@@ -4,10 +4,11 @@
 `drainctl agent --check`, the daemons' own loaders, so what the program renders is what the daemons accept.
 
 Each cloud's controller pair gets only its own cloud (DESIGN.md §11): the GCP pair discovers and watches the MIGs
-the stack creates, the Azure pair discovers the stack's scale sets. Both share the stack's Postgres as journal,
-each pair electing its own leader (lease row `drainctl-<cloud>`), on the static private address the program
-chose for it, with the API and push tokens the boot script fetched. Values known only on the VM (its host name,
-its address) are shell variables (`BOOT_VALUES`) the boot script's unquoted here-documents expand.
+the stack creates, the Azure pair discovers the stack's scale sets. The two controllers of a pair share a journal
+on the stack's Postgres (one database per cloud: `journal_database`) and elect one leader (lease row
+`drainctl-<cloud>`); each serves its API on the static private address the program chose for it, with the API
+and push tokens the boot script fetched. Values known only on the VM (its host name, its address) are shell
+variables (`BOOT_VALUES`) the boot script's unquoted here-documents expand.
 """
 
 from __future__ import annotations
@@ -78,10 +79,20 @@ def api_url(address: str, port: int) -> str:
     return f"http://{address}:{port}"
 
 
-def journal_url(config: StackConfig, write_host: str, sslmode: str) -> str:
-    """The shared journal; the password comes from libpq's PGPASSFILE (the boot script writes it)."""
-    db = config.database
-    return f"postgresql://{db.user}@{write_host}:5432/{db.name}?sslmode={sslmode}"
+def journal_database(config: StackConfig, cloud: str) -> str:
+    """The journal database of one cloud's pair, on the stack's Postgres beside the app's database.
+
+    One per cloud, not one for both: a leader resumes every unfinished drain of its journal when it starts
+    leading (docs/ha.md), so in a journal shared by both clouds the GCP leader would take up the Azure pair's
+    drains (and its fence, a lease row per cloud, would not stop it)."""
+    return f"{config.database.name}_journal_{cloud}"
+
+
+def journal_url(config: StackConfig, write_host: str, sslmode: str, cloud: str) -> str:
+    """The pair's journal, shared by its two controllers; the password comes from libpq's PGPASSFILE (the boot
+    script writes it)."""
+    db = journal_database(config, cloud)
+    return f"postgresql://{config.database.user}@{write_host}:5432/{db}?sslmode={sslmode}"
 
 
 def controller_config(
@@ -92,7 +103,7 @@ def controller_config(
     part: GcpControllerSettings | AzureControllerSettings = getattr(config.controller, cloud)
     port = config.controller.api_port
     return {
-        "journal": journal_url(config, write_host, part.sslmode),
+        "journal": journal_url(config, write_host, part.sslmode, cloud),
         "budget": config.budget.as_dict(),
         "api": {"listen": f"{address}:{port}", "token_file": API_TOKEN_FILE, "push_token_file": PUSH_TOKEN_FILE},
         "agents": {"token_file": AGENT_TOKEN_FILE},

@@ -188,8 +188,9 @@ def controller_script(
             _fetch(DB_PASSWORD_FILE, secrets.db_password),
             _fetch(API_TOKEN_FILE, secrets.api_token),
             _fetch(PUSH_TOKEN_FILE, secrets.push_token),
-            # libpq's password file: host:port:database:user:password, built on the host from the fetched secret.
-            f'(umask 077; printf "%s:5432:%s:%s:%s\\n" {shlex.quote(write_host)} {shlex.quote(database.name)} '
+            # libpq's password file: host:port:database:user:password, built on the host from the fetched secret
+            # (any database: the journal's is the pair's own, infra/rendered.py journal_database).
+            f'(umask 077; printf "%s:5432:%s:%s:%s\\n" {shlex.quote(write_host)} \'*\' '
             f'{shlex.quote(database.user)} "$(cat {DB_PASSWORD_FILE})" > {ETC}/pgpass && chown {USER}: {ETC}/pgpass)',
             _env_file(f"{ETC}/controller.env", env),
             *_boot_values(controller),

@@ -119,6 +119,13 @@ def test_each_clouds_controllers_get_only_their_own_clouds_settings(built: Built
         assert all(s["subscription"] and s["resource_group"] and s["name"] for s in source["scale_sets"])
     leases = {cloud: {c["leader"]["name"] for c in pair} for cloud, pair in by_cloud.items()}
     assert leases == {"gcp": {"drainctl-gcp"}, "azure": {"drainctl-azure"}}, "one leader per cloud, not one in all"
+    journals = {cloud: {c["journal"] for c in pair} for cloud, pair in by_cloud.items()}
+    assert all(len(urls) == 1 for urls in journals.values()), "both controllers of a pair share one journal"
+    assert journals["gcp"] != journals["azure"], "a leader resumes its journal's drains: never the other cloud's"
+    created = {str(db.inputs.get("name") or db.inputs.get("databaseName")) for db in [
+        *run.of_type("gcp:sql/database:Database"), *run.of_type("azure-native:dbforpostgresql:Database")]}
+    for (url,) in journals.values():
+        assert url.split("/")[-1].split("?")[0] in created, f"the stack creates the journal database of {url}"
 
 
 @pytest.mark.parametrize("stack", STACKS)
