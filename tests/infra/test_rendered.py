@@ -8,6 +8,7 @@ directory holding sample tokens. `drainctl run --check` / `drainctl agent --chec
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
 from controller.core.errors import ConfigError
-from infra import heredocs, rendered
+from infra import heredocs, plan, rendered
 from infra.config import StackConfig
 from infra.mocks import OfflineRun
 from tests.infra.conftest import parse_document, stack_document
@@ -217,3 +219,17 @@ def test_a_clouds_controller_part_needs_that_cloud() -> None:
     document["drainctl:controller"] = {"azure": {"interval_s": 10}}
     with pytest.raises(ConfigError, match=r"drainctl:controller\.azure: the stack has no azure regions"):
         parse_document(document)
+
+
+def test_the_plan_shows_each_controllers_own_settings(built: Built) -> None:
+    """`make plan` reads each controller's settings back from its boot script: address, lease, what it watches."""
+    _, run = built("production")
+    console = Console(width=400, record=True, file=io.StringIO())
+    console.print(plan._controllers(run))
+    rows = [line for line in console.export_text().splitlines() if "controller-" in line]
+
+    assert len(rows) == 4
+    for row in rows:
+        cloud = row.split("/")[0].strip()
+        assert f"lease drainctl-{cloud}" in row
+        assert ("MIGs" in row) == (cloud == "gcp") and ("scale sets" in row) == (cloud == "azure"), row
