@@ -2,8 +2,8 @@
 
 An API server gets the API server and the drainctl agent as systemd units; a controller VM gets `drainctl run`.
 Secrets (agent, app admin, API and push tokens, database password) are never part of a script, the instance
-metadata or custom data: the script fetches them at boot with the VM's own identity (GCP Secret Manager, Azure Key Vault)
-into root-owned files only the daemons' group `drainctl` can read, and nothing echoes them
+metadata or custom data: the script fetches them at boot with the VM's own identity (GCP Secret Manager, Azure Key
+Vault) into root-owned files only the daemons' group `drainctl` can read, and nothing echoes them
 (no `set -x`). The policy pack checks that boot scripts carry no
 secret values.
 
