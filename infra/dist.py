@@ -4,7 +4,7 @@ The VMs never ask a package index: the stack uploads `dist/wheelhouse.tar.gz` to
 the boot script checks its sha256 before installing from it with `pip install --no-index`. This module builds it:
 
 - `dist/drainctl-<version>-py3-none-any.whl`, built with the setuptools and wheel pinned in `deploy/build.lock`
-  (hash-checked) and `SOURCE_DATE_EPOCH` = the commit's time, so one commit gives the same wheel;
+  (hash-checked) and a fixed `SOURCE_DATE_EPOCH`, so the same sources give the same wheel;
 - `dist/wheelhouse.tar.gz`: top directory `wheelhouse/`, the drainctl wheel and every dependency of
   `drainctl[gcp,azure,postgres]`, binary wheels only, for the VMs' interpreter (Debian 12, x86_64, CPython 3.11,
   glibc 2.36), at the versions and hashes of `deploy/wheelhouse.lock`; the archive is byte-reproducible (sorted,
@@ -55,6 +55,9 @@ TARGET = (
 )
 """pip's target flags for the VMs' interpreter (pip does not widen a `manylinux_2_X` tag itself, so each is named)."""
 _SOURCES = ("controller", "testbed")
+SOURCE_DATE_EPOCH = "315532800"
+"""1980-01-01, the earliest time a zip entry holds: the wheel's bytes depend on its content only, so a commit that
+changes no packaged file (docs, infra) ships the same wheelhouse and rolls no VM."""
 
 
 class DistError(Exception):
@@ -134,22 +137,13 @@ def _build_wheel(python: Path) -> Path:
     out = _WORK / "wheel"
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(REPO / "build", ignore_errors=True)  # setuptools reuses build/lib: a deleted module would stay
-    env = {**os.environ, "SOURCE_DATE_EPOCH": _commit_time()}
+    env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
     _run([str(python), "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
           "--no-build-isolation", "-w", str(out), str(REPO)], "build the drainctl wheel", env=env)
     (wheel,) = out.glob("drainctl-*.whl")
     DIST.mkdir(exist_ok=True)
     shutil.copy2(wheel, wheel_path())
     return wheel_path()
-
-
-def _commit_time() -> str:
-    try:
-        result = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%ct"], capture_output=True,
-                                text=True, check=True, timeout=30)
-    except (OSError, subprocess.CalledProcessError):
-        return "315532800"  # 1980-01-01, the earliest time a zip entry holds
-    return result.stdout.strip() or "315532800"
 
 
 def _download(lock_file: Path) -> Path:

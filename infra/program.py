@@ -16,7 +16,8 @@ import pulumi_azure_native as azure
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from infra import interconnect, scripts
+from infra import artifacts, interconnect, scripts
+from infra.azure.artifacts import AzureArtifactStore, AzureArtifactStoreArgs
 from infra.azure.controller import AzureControllerPair, AzureControllerPairArgs
 from infra.azure.database import FlexibleServerDatabase, FlexibleServerDatabaseArgs
 from infra.azure.fleet import AzureApiFleet, AzureApiFleetArgs
@@ -31,6 +32,7 @@ from infra.azure.vpn import (
     AzureVpnLinksArgs,
 )
 from infra.config import AzureSettings, GcpSettings, StackConfig
+from infra.gcp.artifacts import GcpArtifactStore, GcpArtifactStoreArgs
 from infra.gcp.controller import GcpControllerPair, GcpControllerPairArgs
 from infra.gcp.database import CloudSqlDatabase, CloudSqlDatabaseArgs
 from infra.gcp.edge import GcpEdge, GcpEdgeArgs, GcpHealthChecks, GcpHealthChecksArgs
@@ -67,6 +69,7 @@ class _Gcp:
     providers: dict[str, gcp.Provider]
     identity: GcpIdentity
     network: GcpNetwork
+    store: GcpArtifactStore | None = None
 
 
 @dataclass
@@ -77,10 +80,12 @@ class _Azure:
     networks: dict[str, AzureRegionNetwork]
     identity: AzureIdentity
     subscription_id: pulumi.Output[str]
+    store: AzureArtifactStore | None = None
 
 
 def build(config: StackConfig) -> StackOutputs:
     placement = place_database(config)
+    shipped = artifacts.load(config.app.server)  # first: a missing `make dist` stops the program before anything
     secrets = GeneratedSecrets("secrets")
     vpn = interconnect.needs_vpn(config)
     gcp_side = _gcp_foundation(config, placement, secrets) if config.gcp else None
@@ -88,6 +93,9 @@ def build(config: StackConfig) -> StackOutputs:
     gateway = _interconnect(placement, gcp_side, azure_side) if gcp_side and azure_side and vpn else None
     if azure_side:
         _azure_peering(azure_side, gateway)
+        azure_side.store = _azure_store(config, azure_side, shipped)
+    if gcp_side:
+        gcp_side.store = _gcp_store(gcp_side, shipped)
     hosts = _database(config, placement, secrets, gcp_side, azure_side)
     primary = hosts[placement.primary_region]
     paths = interconnect.read_paths(config, placement, azure_side.hub if azure_side else None)
@@ -335,7 +343,11 @@ def _gcp_fleets(
                 network_id=side.network.network_id,
                 fleet_email=identity.fleet_email,
                 liveness_check_id=checks.liveness_id,
-                startup_script=_api_script(config, placement, hosts, region.name, secret_commands, platform="gcp"),
+                startup_script=_api_script(
+                    config, placement, hosts, region.name, secret_commands, platform="gcp",
+                    install=_gcp_install(side, extras=""),
+                ),
+                depends_on=[*_uploads(side), *identity.reads["fleet"]],
             ),
             pulumi.ResourceOptions(providers={"gcp": side.providers[region.name]}),
         )
@@ -360,7 +372,10 @@ def _gcp_fleets(
             image=settings.image,
             subnet_id=fleets[side.hub].subnet_id,
             controller_email=identity.controller_email,
-            startup_script=_controller_script(config, placement, hosts, secret_commands),
+            startup_script=_controller_script(
+                config, placement, hosts, secret_commands, install=_gcp_install(side, extras="postgres,gcp")
+            ),
+            depends_on=[*_uploads(side), *identity.reads["controller"]],
         ),
         pulumi.ResourceOptions(providers={"gcp": side.providers[side.hub]}),
     )
@@ -404,8 +419,10 @@ def _azure_fleets(
                 app_subnet_id=network.app_subnet_id,
                 fleet_identity_id=identity.fleet_identity_id,
                 custom_data=_api_script(
-                    config, placement, hosts, region.name, fleet_commands, platform="azure", tls=tls_command
+                    config, placement, hosts, region.name, fleet_commands, platform="azure", tls=tls_command,
+                    install=_azure_install(side, identity.fleet_client_id, extras=""),
                 ).apply(scripts.cloud_init),
+                depends_on=[*_uploads(side), *identity.reads["fleet"]],
             ),
             pulumi.ResourceOptions(providers={"azure-native": side.providers[region.name]}),
         )
@@ -423,8 +440,10 @@ def _azure_fleets(
             subnet_id=hub.controller_subnet_id,
             identity_id=identity.controller_identity_id,
             user_data=_controller_script(
-                config, placement, hosts, commands(identity.controller_client_id)
+                config, placement, hosts, commands(identity.controller_client_id),
+                install=_azure_install(side, identity.controller_client_id, extras="postgres,azure"),
             ).apply(scripts.user_data),
+            depends_on=[*_uploads(side), *identity.reads["controller"]],
         ),
         pulumi.ResourceOptions(providers={"azure-native": side.providers[side.hub]}),
     )
@@ -443,13 +462,14 @@ def _api_script(
     commands: pulumi.Output[scripts.SecretCommands],
     *,
     platform: str,
+    install: pulumi.Input[scripts.Install],
     tls: pulumi.Output[str] | None = None,
 ) -> pulumi.Output[str]:
     """`platform`: which notices the agent watches (`gcp`: GCE metadata; `azure`: IMDS scheduled events).
     `tls`: the command printing the TLS PEM, when the VM terminates TLS itself (Azure's L4 load balancer)."""
     write, read = hosts[placement.primary_region], hosts[placement.read_region[region]]
     tls_command: pulumi.Output[str | None] = tls if tls is not None else pulumi.Output.from_input(None)
-    return pulumi.Output.all(write, read, commands, tls_command).apply(
+    return pulumi.Output.all(write, read, commands, tls_command, install).apply(
         lambda parts: scripts.api_server_script(
             config.budget,
             config.app,
@@ -458,6 +478,7 @@ def _api_script(
             parts[2],
             platform=platform,
             tls_certificate=parts[3],
+            install=parts[4],
         )
     )
 
@@ -467,9 +488,75 @@ def _controller_script(
     placement: DatabasePlacement,
     hosts: Mapping[str, pulumi.Output[str]],
     commands: pulumi.Output[scripts.SecretCommands],
+    *,
+    install: pulumi.Input[scripts.Install],
 ) -> pulumi.Output[str]:
-    return pulumi.Output.all(hosts[placement.primary_region], commands).apply(
+    return pulumi.Output.all(hosts[placement.primary_region], commands, install).apply(
         lambda parts: scripts.controller_script(
-            config.budget, config.app, config.database, parts[0], config.controller.settings, parts[1]
+            config.budget, config.app, config.database, parts[0], config.controller.settings, parts[1],
+            install=parts[2],
         )
     )
+
+
+def _gcp_store(side: _Gcp, shipped: artifacts.Artifacts) -> GcpArtifactStore:
+    """The bucket the GCP VMs install from, readable by the fleet's and the controllers' accounts only."""
+    return GcpArtifactStore(
+        "gcp-artifacts",
+        GcpArtifactStoreArgs(
+            project=side.settings.project,
+            location=side.hub,
+            artifacts=shipped,
+            readers={"fleet": side.identity.fleet_email, "controller": side.identity.controller_email},
+        ),
+        pulumi.ResourceOptions(providers={"gcp": side.providers[side.hub]}),
+    )
+
+
+def _azure_store(config: StackConfig, side: _Azure, shipped: artifacts.Artifacts) -> AzureArtifactStore:
+    """The container the Azure VMs install from, readable by the fleet's and the controllers' identities only."""
+    return AzureArtifactStore(
+        "azure-artifacts",
+        AzureArtifactStoreArgs(
+            stack=config.stack,
+            location=side.hub,
+            resource_group_name=side.networks[side.hub].resource_group_name,
+            subscription_id=side.subscription_id,
+            artifacts=shipped,
+            readers={
+                "fleet": side.identity.fleet_principal_id,
+                "controller": side.identity.controller_principal_id,
+            },
+        ),
+        pulumi.ResourceOptions(providers={"azure-native": side.providers[side.hub]}),
+    )
+
+
+def _uploads(side: _Gcp | _Azure) -> list[pulumi.Resource]:
+    assert side.store is not None
+    return side.store.uploads
+
+
+def _gcp_install(side: _Gcp, *, extras: str) -> scripts.Install:
+    assert side.store is not None
+    bucket, shipped = side.store.bucket, side.store.artifacts
+    wheelhouse, app = shipped.wheelhouse, shipped.app
+    return scripts.Install(
+        wheelhouse=scripts.gcp_artifact(bucket, wheelhouse.object_name, wheelhouse.sha256),
+        extras=extras,
+        app=scripts.gcp_artifact(bucket, app.object_name, app.sha256) if app else None,
+    )
+
+
+def _azure_install(side: _Azure, client_id: pulumi.Output[str], *, extras: str) -> pulumi.Output[scripts.Install]:
+    assert side.store is not None
+    store = side.store
+    wheelhouse, app = store.artifacts.wheelhouse, store.artifacts.app
+
+    def install(account: str, client: str) -> scripts.Install:
+        def fetch(artifact: artifacts.Artifact) -> scripts.ArtifactFetch:
+            return scripts.azure_artifact(account, store.container, artifact.object_name, client, artifact.sha256)
+
+        return scripts.Install(wheelhouse=fetch(wheelhouse), extras=extras, app=fetch(app) if app else None)
+
+    return pulumi.Output.all(store.account_name, client_id).apply(lambda parts: install(parts[0], parts[1]))

@@ -37,6 +37,8 @@ class AzureControllerPairArgs:
     user_data: pulumi.Input[str]
     """The rendered boot script, base64 (mutable); customData is the constant `scripts.vm_bootstrap()`."""
     zones: Sequence[str] = ("1", "2")
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the VMs read at boot (artifacts, secret versions, the grants to read them): created first."""
 
 
 class AzureControllerPair(pulumi.ComponentResource):
@@ -104,7 +106,7 @@ class AzureControllerPair(pulumi.ComponentResource):
                 ),
                 user_data=args.user_data,
                 tags={"drainctl-role": f"controller-{role}"},
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
             )
             self.addresses.append(
                 nic.ip_configurations.apply(lambda configs: (configs or [])[0].private_ip_address or "")

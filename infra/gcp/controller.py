@@ -26,6 +26,8 @@ class GcpControllerPairArgs:
     subnet_id: pulumi.Input[str]
     controller_email: pulumi.Input[str]
     startup_script: pulumi.Input[str]
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the VMs read at boot (artifacts, secret versions, the grants to read them): created first."""
 
 
 class GcpControllerPair(pulumi.ComponentResource):
@@ -50,7 +52,7 @@ class GcpControllerPair(pulumi.ComponentResource):
                 metadata_startup_script=args.startup_script,
                 allow_stopping_for_update=True,
                 labels={"drainctl-role": f"controller-{role}"},
-                opts=child,
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.depends_on))),
             )
             self.addresses.append(instance.network_interfaces.apply(lambda nics: nics[0].network_ip or ""))
         self.register_outputs({"addresses": self.addresses})
