@@ -163,6 +163,8 @@ def run_offline(config: StackConfig) -> OfflineRun:
 
 
 def _unwrap(value: Any, path: str, secret_paths: set[str]) -> Any:
+    if isinstance(value, pulumi.FileAsset):
+        return {"asset": "file", "path": str(value.path)}  # plain data, as a policy pack's props are
     if isinstance(value, dict):
         if value.get(SECRET_SIG_KEY) == SECRET_SIG:
             secret_paths.add(path)
@@ -289,6 +291,14 @@ _COMPUTED: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] = {
     "azure-native:privatedns:PrivateZone": lambda name, inputs: {
         **_azure_id("Microsoft.Network/privateDnsZones")(name, inputs),
         "name": inputs.get("privateZoneName", name),
+    },
+    "azure-native:storage:StorageAccount": lambda name, inputs: {
+        **_azure_id("Microsoft.Storage/storageAccounts")(name, inputs),
+        "name": inputs.get("accountName", name),
+    },
+    "azure-native:storage:BlobContainer": lambda name, inputs: {
+        **_azure_id("Microsoft.Storage/storageAccounts/blobServices/containers")(name, inputs),
+        "name": inputs.get("containerName", name),
     },
     "azure-native:dbforpostgresql:Server": lambda name, _: {
         "id": f"/subscriptions/{FAKE_SUBSCRIPTION}/providers/Microsoft.DBforPostgreSQL/flexibleServers/{name}",
