@@ -27,6 +27,7 @@ STAGING = REPO_ROOT / "stacks" / "Pulumi.staging.yaml"
 GCP_SECRET = re.compile(r"\bgcp_secret\s+'?([\w.-]+)'?\s+'?([\w.-]+)'?")
 GCP_OBJECT = re.compile(r"\bgcp_object\s+'?([\w.-]+)'?\s+'?([\w./%-]+)'?")
 AZURE_SECRET = re.compile(r"\bazure_secret\s+'?([\w.-]+)'?\s+'?([\w.-]+)'?")
+JOURNAL = re.compile(r"^journal: postgresql://[^/\s]+/(\w+)", re.M)
 AZURE_BLOB = re.compile(r"\bazure_blob\s+'?([\w.-]+)'?\s+'?([\w.-]+)'?\s+'?([\w./%-]+)'?")
 
 
@@ -84,12 +85,15 @@ class Names:
     gcp_objects: set[tuple[str, str]] = field(default_factory=set)
     azure_secrets: set[tuple[str, str]] = field(default_factory=set)
     azure_blobs: set[tuple[str, str, str]] = field(default_factory=set)
+    databases: set[str] = field(default_factory=set)
+    """The journals' databases the controllers' controller.yaml name."""
 
     def read(self, script: str) -> None:
         self.gcp_secrets |= set(GCP_SECRET.findall(script))
         self.gcp_objects |= set(GCP_OBJECT.findall(script))
         self.azure_secrets |= set(AZURE_SECRET.findall(script))
         self.azure_blobs |= set(AZURE_BLOB.findall(script))
+        self.databases |= set(JOURNAL.findall(script))
 
 
 @dataclass

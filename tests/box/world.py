@@ -105,13 +105,16 @@ class World:
         password = self.secret("db-password")
         server = PostgresServer.start(listen=f"127.0.0.1,{self.stack.database_host}", port=5432)
         self._exit.callback(server.stop)
+        # The journal URLs say sslmode=require: the server speaks TLS (the box CA's leaf will do).
+        server.options = server.tls_files(self.ca.cert_path, self.ca.key_path)
+        server.restart()
         server.allow_hosts("0.0.0.0/0")
         user = database.user
         if user != "drainctl":
             server.psql(f'CREATE ROLE "{user}" LOGIN')
         server.psql(f"ALTER ROLE \"{user}\" PASSWORD '{password}'")
-        if database.name != "postgres":
-            server.psql(f'CREATE DATABASE "{database.name}" OWNER "{user}"')
+        for name in sorted({database.name, *self.stack.names.databases} - {"postgres"}):
+            server.psql(f'CREATE DATABASE "{name}" OWNER "{user}"')
         return server
 
     def secret(self, name: str) -> str:

@@ -78,6 +78,8 @@ class PostgresServer:
     user: pwd.struct_passwd | None
     listen: str = "127.0.0.1"
     """`listen_addresses` (the box adds the stack's database host)."""
+    options: str = ""
+    """More server options (`-c ssl=on ...`)."""
 
     @property
     def data(self) -> Path:
@@ -89,9 +91,9 @@ class PostgresServer:
         return self.root / "password"
 
     @classmethod
-    def start(cls, *, listen: str = "127.0.0.1", port: int | None = None) -> PostgresServer:
+    def start(cls, *, listen: str = "127.0.0.1", port: int | None = None, options: str = "") -> PostgresServer:
         root = Path(tempfile.mkdtemp(prefix="drainctl-pg-"))
-        server = cls(need_postgres(), root, port or _free_port(), _runner(), listen)
+        server = cls(need_postgres(), root, port or _free_port(), _runner(), listen, options)
         try:
             server._init()
             server.start_again()
@@ -113,6 +115,16 @@ class PostgresServer:
                    "-p", str(self.port), "-U", USER, "-d", database, "-c", sql]
         return self._run(command).stdout
 
+    def tls_files(self, cert: Path, key: Path) -> str:
+        """Copies of a certificate and key the server may read (its own user, mode 0600): `options` for TLS."""
+        for source, name in ((cert, "server.crt"), (key, "server.key")):
+            target = self.root / name
+            shutil.copyfile(source, target)
+            target.chmod(0o600)
+            if self.user is not None:
+                os.chown(target, self.user.pw_uid, self.user.pw_gid)
+        return f"-c ssl=on -c ssl_cert_file={self.root / 'server.crt'} -c ssl_key_file={self.root / 'server.key'}"
+
     def allow_hosts(self, cidr: str) -> None:
         """Password logins over TCP from `cidr` too (initdb allows loopback only); reloads the server."""
         with (self.data / "pg_hba.conf").open("a") as hba:
@@ -120,7 +132,7 @@ class PostgresServer:
         self._run([str(self.bin / "pg_ctl"), "reload", "-D", str(self.data)])
 
     def start_again(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses={self.listen}"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses={self.listen} {self.options}".strip()
         self._run([str(self.bin / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),
                    "-l", str(self.root / "server.log"), "-o", options])
 
