@@ -18,7 +18,7 @@ import pytest
 
 from tests.box.conftest import box_root, need_box
 from tests.box.stack import StagingStack, render
-from tests.box.world import BOOT_TIMEOUT_S, BoxVm, World
+from tests.box.world import BOOT_TIMEOUT_S, WHEELHOUSE, BoxVm, World
 from tests.support import wait_until
 from tests.support.postgres import need_postgres
 
@@ -69,6 +69,12 @@ def test_every_vm_of_staging_boots_from_its_rendered_script_and_one_controller_l
         assert box_vm.booted.wait(BOOT_TIMEOUT_S), f"{box_vm.name} still booting"
         assert box_vm.boot is not None and box_vm.boot.returncode == 0, _boot_failure(box_vm)
 
+    shipped = WHEELHOUSE.with_name("wheelhouse.tar.gz.sha256").read_text().split()[0]
+    for box_vm in vms:
+        store = world.gateway.storage if box_vm.cloud == "gcp" else world.gateway.blob
+        assert store.downloads(box_vm.vm.ip), f"{box_vm.name} fetched the wheelhouse from the stack's own store"
+        installed = box_vm.vm.path("/opt/drainctl/.wheelhouse.sha256").read_text().strip()
+        assert installed == shipped, f"{box_vm.name} installed the wheelhouse `make dist` built, hash verified"
     for box_vm in vms:
         refused = [a for a in _secret_accesses(world, box_vm) if a[1] >= 400]
         served = [a for a in _secret_accesses(world, box_vm) if a[1] == 200]
