@@ -8,11 +8,14 @@ both its controllers run, and exactly one controller per cloud leads.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from functools import partial
+from typing import Any
 
 import pytest
 
@@ -87,6 +90,29 @@ def test_every_vm_of_staging_boots_from_its_rendered_script_and_one_controller_l
         addresses = [vm.vm.ip for vm in vms if vm.cloud == cloud and vm.role == "controller"]
         wait_until(partial(_one_leader, addresses), within_s=120,
                    what=f"exactly one {cloud} controller leading ({addresses})")
+
+    # A MIG deletion goes through the guest's graceful shutdown: the agent's hold lasts until the leader
+    # has drained the server and released it, within the shutdown window; one drain, in the shared journal.
+    api = next(vm for vm in vms if vm.cloud == "gcp" and vm.role == "api")
+    controllers = [vm for vm in vms if vm.cloud == "gcp" and vm.role == "controller"]
+    deadline = world.delete_gcp(api.name)
+    agent = api.init.services["drainctl-agent.service"]
+    assert agent.stop_log and "ExecStop timed out" not in agent.stop_log, "the hold ended, not its stop timeout"
+    drains = _history(controllers[0], api.name)
+    assert len(drains) == 1 and drains[0]["finished"], f"one finished drain of {api.name}: {drains}"
+    assert drains[0]["outcome"] is not None and time.time() < deadline, "released before the deadline"
+
+
+def _history(controller: BoxVm, instance: str) -> list[dict[str, Any]]:
+    """The drains of `instance` as a controller's API lists them (its own API token)."""
+    token = controller.vm.path("/etc/drainctl/api-token").read_text().strip()
+    done = subprocess.run(["curl", "-sSf", "-m", "10", "-H", "@-",
+                           f"http://{controller.vm.ip}:{API_PORT}/v1/history?instance={instance}"],
+                          input=f"Authorization: Bearer {token}\n", capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert done.returncode == 0, f"history from {controller.name}: {done.stderr}"
+    drains: list[dict[str, Any]] = json.loads(done.stdout)["drains"]
+    return drains
 
 
 def _ready(box_vm: BoxVm, unit: str) -> bool:

@@ -256,6 +256,16 @@ class World:
             started += [self.boot_azure(scale_set) for _ in range(scale_set.capacity)]
         return started
 
+    def delete_gcp(self, name: str) -> float:
+        """The MIG deletes a VM: DELETING with a graceful shutdown window of the stack's notice (the template's
+        max_duration), the guest shuts down (units stopped in order, the agent's hold first), then it is gone.
+        Returns the unix time the window ends."""
+        notice_s = int(self.stack.config.budget.platform_notice_s)
+        deadline = self.gateway.compute.mark(name, "DELETING", status="PENDING_STOP", shutdown_s=notice_s)
+        self.delete(name)
+        self.gateway.compute.remove(name)
+        return float(deadline)
+
     def delete(self, name: str) -> None:
         """The VM goes away through its guest's graceful shutdown, then leaves the fakes."""
         box_vm = self.vms.pop(name)
