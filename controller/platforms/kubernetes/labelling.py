@@ -15,7 +15,8 @@ pattern of Patroni's `role_label` and kube-arangodb's `role=leader`.
 - Starting: `false` on its own pod once (a container that restarted in a pod still labelled `true`).
 
 Between a new leader labelling itself and clearing a stale label, a Service may reach both pods for a moment;
-the standby then refuses writes with 503 (`not the leader`), which the CLI prints, so a retry reaches the leader.
+the standby then refuses writes with 503 (`not the leader`), which the CLI prints; the stale label is gone
+once the new leader's first round is done.
 """
 
 from __future__ import annotations
