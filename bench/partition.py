@@ -89,7 +89,7 @@ def run(runs: int = 3) -> list[dict[str, object]]:
     server = PostgresServer.start()
     results: list[dict[str, object]] = []
     try:
-        with namespace("dctl-bench", 215) as ns:
+        with namespace("x") as ns:
             server.allow(ns.network)
             for lease_s, renew_s in PAIRS_S:
                 samples = [_one_run(server, ns, f"partition_{lease_s:g}_{n}", lease_s, renew_s)

@@ -54,7 +54,7 @@ still being retransmitted (the journal's `tcp_user_timeout` gives it up after 4 
 
 @pytest.fixture
 def hosts() -> Iterator[tuple[Namespace, Namespace]]:
-    with namespace("dctl-one", 213) as one, namespace("dctl-two", 214) as two:
+    with namespace("a") as one, namespace("b") as two:
         yield one, two
 
 

@@ -1,7 +1,7 @@
 """A network namespace for one process, joined to ours by a veth pair, and a partition that drops its packets
 to one port: the separate host and the network fault of DESIGN.md §7 (root only; `ip netns`, veth, `nft`).
 
-    with namespace("ctl1", 7) as ns:          # 10.213.7.2 inside, 10.213.7.1 on our side
+    with namespace("a") as ns:                # e.g. 10.213.1.2 inside, 10.213.1.1 on our side
         argv = ns.exec_argv(["drainctl", "run", ...])
         ns.cut(5432)                          # packets to and from our port 5432 are dropped: half-open
         ns.heal()
@@ -16,6 +16,7 @@ network path dies. Everything is removed on exit (the namespace, the veth with i
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ def _run(*argv: str, stdin: str | None = None) -> None:
 @dataclass(frozen=True)
 class Namespace:
     name: str
+    """At most 10 characters (the veth ends are NAME-h and NAME-n; an interface name has at most 15)."""
     subnet: int
     """The third octet of 10.213.N.0/30."""
 
@@ -48,7 +50,7 @@ class Namespace:
 
     @property
     def _host_dev(self) -> str:
-        return f"{self.name[:10]}-h"
+        return f"{self.name}-h"
 
     @property
     def _table(self) -> str:
@@ -73,7 +75,7 @@ class Namespace:
         _run("nft", "delete", "table", "inet", f"{self._table}_cut")
 
     def _create(self) -> None:
-        dev_in = f"{self.name[:10]}-n"
+        dev_in = f"{self.name}-n"
         _run("ip", "netns", "add", self.name)
         _run("ip", "link", "add", self._host_dev, "type", "veth", "peer", "name", dev_in, "netns", self.name)
         _run("ip", "addr", "add", f"{self.host_ip}/30", "dev", self._host_dev)
@@ -94,10 +96,17 @@ class Namespace:
                 _run(*argv)
 
 
+def _free_subnet() -> int:
+    """A third octet N whose 10.213.N.0/30 no interface of ours uses (another test run's namespace may)."""
+    listed = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=True,
+                            timeout=30).stdout
+    return next(n for n in range(1, 255) if f" 10.213.{n}." not in listed)
+
+
 @contextlib.contextmanager
-def namespace(name: str, subnet: int) -> Iterator[Namespace]:
-    """A fresh namespace `name` on 10.213.`subnet`.0/30 (a stale one of that name is removed first)."""
-    made = Namespace(name, subnet)
+def namespace(tag: str) -> Iterator[Namespace]:
+    """A fresh namespace named by `tag` (a letter or two) and our pid, on a 10.213.N.0/30 no one else uses."""
+    made = Namespace(f"dc{os.getpid()}{tag}"[:10], _free_subnet())
     made._remove()
     try:
         made._create()
