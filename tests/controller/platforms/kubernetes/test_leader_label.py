@@ -166,6 +166,29 @@ async def test_a_leader_cut_off_from_the_api_server_loses_the_service_to_the_new
 
 
 @async_test
+async def test_drainctl_run_with_pod_label_labels_the_pod_the_downward_api_names(
+    fake: Handle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.add_pod("ctl-0", labels=POD_LABELS)
+    raw: dict[str, Any] = {
+        "journal": str(tmp_path / "j.sqlite"),
+        "sources": {"kubernetes": {"api_url": fake.url}},
+        "leader": {"kind": "lease", "namespace": "default", "lease_duration_s": LEASE_S, "renew_s": RENEW_S,
+                   "pod_label": LABEL},
+    }
+    monkeypatch.setenv("DRAINCTL_POD_NAME", "ctl-0")
+    monkeypatch.setenv("DRAINCTL_POD_NAMESPACE", "default")
+    async with assemble(parse_config(raw)) as assembly:
+        running = asyncio.create_task(assembly.run())
+        try:
+            await until(lambda: reached(fake) == ["ctl-0"], what="the controller to label its own pod")
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    assert label(fake, "0") == "false", "a controller that stops takes its label off"
+
+
+@async_test
 async def test_a_pod_label_without_the_pods_name_is_refused_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
