@@ -110,6 +110,13 @@ class PostgresServer:
                    "-p", str(self.port), "-U", USER, "-d", database, "-c", sql]
         return self._run(command).stdout
 
+    def allow(self, network: str) -> None:
+        """Also accept password logins over TCP from `network` (CIDR; another network namespace's clients, whose
+        packets reach our loopback listener with their own source address), from now on."""
+        with (self.data / "pg_hba.conf").open("a", encoding="utf-8") as hba:
+            hba.write(f"host all all {network} scram-sha-256\n")
+        self.psql("SELECT pg_reload_conf()")
+
     def start_again(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
         self._run([str(self.bin / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),
