@@ -63,6 +63,10 @@ GcpZone = Annotated[str, Field(pattern=r"^[a-z]$", strict=True)]
 AzureZone = Literal["1", "2", "3"]
 Cidr = ipaddress.IPv4Network
 
+DEFAULT_API_PORT = 9300
+"""The controllers' API port (`drainctl:controller.api_port` when set): on-call's tunnels and the agents' pushes
+reach it; the IAP firewall rule and the Bastion NSG rule open only it."""
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
