@@ -23,10 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from controller.core.errors import ConfigError
-from infra.azure.network import BASTION_SUBNET
 from infra.config import StackConfig, load_stack_file
-from infra.gcp.network import IAP_TCP_RANGE
 from infra.mocks import OfflineRun, Recorded, run_offline
+from infra.oncall import access_notes, bastion_summary
 from infra.policy.validators import RESOURCE_RULES, STACK_RULES, Context
 
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
@@ -82,48 +81,6 @@ def edge_notes(config: StackConfig) -> list[str]:
             f"`tls-certificate`; probes and the health extension stay plain HTTP on {config.app.app_port}."
         )
     return notes
-
-
-def access_notes(run: OfflineRun) -> list[str]:
-    """On-call's private path to each cloud's controllers' API, as the recorded stack creates it (docs/runbook.md)."""
-    notes = []
-    for rule in run.of_type("gcp:compute/firewall:Firewall"):
-        if IAP_TCP_RANGE in rule.inputs.get("sourceRanges", []):
-            ports = ",".join(port for allow in rule.inputs.get("allows", []) for port in allow.get("ports", []))
-            targets = ", ".join(rule.inputs.get("targetServiceAccounts", []))
-            notes.append(
-                f"GCP on-call access: IAP TCP forwarding from {IAP_TCP_RANGE} -> tcp:{ports} on {targets} only "
-                f"(firewall {rule.name}); `gcloud compute start-iap-tunnel` (docs/runbook.md)."
-            )
-    for host in run.of_type("azure-native:network:BastionHost"):
-        notes.append(
-            f"Azure on-call access: Bastion {host.name} ({_bastion(host.inputs)}) in {BASTION_SUBNET} "
-            f"{_bastion_subnet(run)} -> {_bastion_reach(run)}; `az network bastion tunnel` (docs/runbook.md)."
-        )
-    return notes
-
-
-def _bastion_subnet(run: OfflineRun) -> str:
-    prefixes = [subnet.get("addressPrefix") for vnet in run.of_type("azure-native:network:VirtualNetwork")
-                for subnet in vnet.inputs.get("subnets", []) if subnet.get("name") == BASTION_SUBNET]
-    return ", ".join(str(prefix) for prefix in prefixes)
-
-
-def _bastion_reach(run: OfflineRun) -> str:
-    """What the NSG rules sourced at the Bastion subnet allow (and that they refuse the rest)."""
-    subnet = _bastion_subnet(run)
-    rules = [(nsg.name, rule) for nsg in run.of_type("azure-native:network:NetworkSecurityGroup")
-             for rule in nsg.inputs.get("securityRules", []) if rule.get("sourceAddressPrefix") == subnet]
-    allowed = [f"tcp:{rule.get('destinationPortRange')} ({name})" for name, rule in rules if rule["access"] == "Allow"]
-    denied = sorted({name for name, rule in rules if rule["access"] == "Deny"})
-    return f"{', '.join(allowed) or 'nothing'} only; everything else refused by {', '.join(denied) or 'NOTHING'}"
-
-
-def _bastion(p: Mapping[str, Any]) -> str:
-    return (
-        f"{_get(p, 'sku.name')}; tunneling {p.get('enableTunneling', False)}, IP connect "
-        f"{p.get('enableIpConnect', False)}, shareable links {p.get('enableShareableLink', False)}"
-    )
 
 
 def policy_violations(config: StackConfig, run: OfflineRun) -> list[str]:
@@ -353,7 +310,7 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         "inbound DNS endpoint " + ", ".join(c.get("privateIpAddress", "") for c in p.get("ipConfigurations", []))
     ),
     "azure-native:keyvault:Vault": _vault,
-    "azure-native:network:BastionHost": _bastion,
+    "azure-native:network:BastionHost": bastion_summary,
     "gcp:compute/router:Router": _gcp_router,
     "gcp:compute/haVpnGateway:HaVpnGateway": lambda p: "HA VPN (2 interfaces)",
     "gcp:compute/externalVpnGateway:ExternalVpnGateway": lambda p: (

@@ -1,10 +1,12 @@
-"""Where the controller is and the token that proves who we are: `--controller`, `--token-file`, `--context`.
+"""Where the controller is and the token that proves who we are: `--controller`, `--token-file`,
+`--context`.
 
-Each flag has an environment variable (`DRAINCTL_CONTROLLER`, `DRAINCTL_TOKEN_FILE`, `DRAINCTL_CONTEXT`) and
-`--controller`/`--token-file` have a default that fits a controller VM. A context (controller/oncall/contexts.py)
-supplies both from the contexts file: the one `--context` names, else the file's `current`. What is typed beats
-what is in the environment, which beats the file's `current`; at the same level an explicit `--controller` or
-`--token-file` beats the context's. Problems are one line naming the flag, variable or file, never the token.
+Each has an environment variable (`DRAINCTL_CONTROLLER`, `DRAINCTL_TOKEN_FILE`,
+`DRAINCTL_CONTEXT`); `--controller` and `--token-file` have a default that fits a controller VM. A
+context (controller/oncall/contexts.py) supplies both from the contexts file: the one `--context`
+names, else the file's `current`. What is typed beats what is in the environment, which beats the
+file's `current`; at the same level an explicit `--controller` or `--token-file` beats the
+context's. Problems are one line naming the flag, variable or file, never the token itself.
 """
 
 from __future__ import annotations
@@ -33,21 +35,24 @@ ControllerOption = Annotated[
 ]
 TokenFileOption = Annotated[
     Path,
-    typer.Option("--token-file", envvar="DRAINCTL_TOKEN_FILE", help="File holding the controller's API token."),
+    typer.Option("--token-file", envvar="DRAINCTL_TOKEN_FILE",
+                 help="File holding the controller's API token."),
 ]
 ContextOption = Annotated[
     str | None,
-    typer.Option("--context", envvar="DRAINCTL_CONTEXT", show_default="the contexts file's current",
+    typer.Option("--context", envvar="DRAINCTL_CONTEXT",
+                 show_default="the contexts file's current",
                  help="The named controller and token file to use, from the contexts file "
                       "($DRAINCTL_CONTEXTS or ~/.config/drainctl/contexts.yaml)."),
 ]
-_RANKS = {"COMMANDLINE": 3, "ENVIRONMENT": 2, "DEFAULT_MAP": 2, "PROMPT": 3}
-"""How explicitly a value was given (click's parameter sources); a default ranks 0, the file's `current` 1."""
+_RANKS = {"COMMANDLINE": 3, "PROMPT": 3, "ENVIRONMENT": 2, "DEFAULT_MAP": 2}
+"""How explicitly a value was given (click's parameter sources); a default ranks 0."""
 CURRENT_RANK = 1
+"""The contexts file's `current`: above a default, below anything given."""
 
 
 class _Parsed(Protocol):
-    """A parsed command line (click's context, which Typer's extends): its values and where each came from."""
+    """A parsed command line (click's context, which Typer's extends): values and their sources."""
 
     params: dict[str, Any]
 
@@ -56,7 +61,7 @@ class _Parsed(Protocol):
 
 @dataclass(frozen=True)
 class Target:
-    """The controller a command talks to, and where each half came from (for the error messages)."""
+    """The controller a command talks to, and where each half came from (for error messages)."""
 
     url: str
     token_file: Path
@@ -67,7 +72,7 @@ class Target:
 
 @contextmanager
 def connect(ctx: typer.Context) -> Iterator[ControllerClient]:
-    """A client of the controller the command names; its refusals and absences say which setting to look at."""
+    """A client of the controller the command names; refusals say which setting to look at."""
     target = resolve(ctx)
     client = ControllerClient(controller_url(target), _token(target))
     try:
@@ -77,13 +82,15 @@ def connect(ctx: typer.Context) -> Iterator[ControllerClient]:
             f"{exc}: check the token in {str(target.token_file)!r} ({target.token_from})"
         ) from exc
     except ControllerUnreachable as exc:
-        raise ControllerUnreachable(f"{exc} (is `drainctl run` running there? {target.url_from})") from exc
+        raise ControllerUnreachable(
+            f"{exc} (is `drainctl run` running there? {target.url_from})"
+        ) from exc
     finally:
         client.close()
 
 
 def resolve(ctx: typer.Context) -> Target:
-    """`--controller` and `--token-file` of the command `ctx` runs, merged with the context that applies."""
+    """The `--controller` and `--token-file` of the command `ctx` runs, merged with its context."""
     url: str = ctx.params["controller"]
     token_file: Path = ctx.params["token_file"]
     root = ctx.find_root()
@@ -95,8 +102,13 @@ def resolve(ctx: typer.Context) -> Target:
         return Target(url, token_file, URL_FLAGS, TOKEN_FLAGS)
     where = f"context {chosen.name!r} in {chosen.source}"
     url_wins, token_wins = url_rank >= context_rank, token_rank >= context_rank
-    return Target(url if url_wins else chosen.url, token_file if token_wins else chosen.token_file,
-                  URL_FLAGS if url_wins else where, TOKEN_FLAGS if token_wins else where, chosen)
+    return Target(
+        url if url_wins else chosen.url,
+        token_file if token_wins else chosen.token_file,
+        URL_FLAGS if url_wins else where,
+        TOKEN_FLAGS if token_wins else where,
+        chosen,
+    )
 
 
 def controller_url(target: Target) -> str:
@@ -108,15 +120,15 @@ def controller_url(target: Target) -> str:
 
 
 def _chosen(name: str | None) -> contexts.Chosen | None:
-    """The named context (an error if there is no such context or file), else the file's current one if any."""
+    """Context `name` (an error if there is none, or no file), else the current one if any."""
     path, named = contexts.contexts_path()
     if name is None and not named and not path.exists():
         return None
     try:
         return contexts.choose(contexts.load(path), name, path)
     except ConfigError as exc:
-        prefix = f"--context {name}: " if name is not None and not str(exc).startswith("--context") else ""
-        raise ConfigError(f"{prefix}{exc}") from exc
+        named_already = name is None or str(exc).startswith("--context")
+        raise ConfigError(f"{exc}" if named_already else f"--context {name}: {exc}") from exc
 
 
 def _rank(ctx: _Parsed, parameter: str) -> int:

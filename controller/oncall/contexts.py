@@ -1,16 +1,18 @@
 """Named contexts, like a kubeconfig: which controller to ask, and with which token, by a name.
 
-From a laptop on-call reaches several controllers (each cloud's pair, through an IAP or Bastion tunnel:
-docs/runbook.md). The contexts file (`$DRAINCTL_CONTEXTS`, else `~/.config/drainctl/contexts.yaml`) names them:
+From a laptop on-call reaches several controllers (each cloud's pair, through an IAP or Bastion
+tunnel: docs/runbook.md). The contexts file (`$DRAINCTL_CONTEXTS`, else
+`~/.config/drainctl/contexts.yaml`) names them:
 
     current: production-gcp
     contexts:
       production-gcp: {url: "http://127.0.0.1:9300", token_file: production-gcp.token}
-      production-azure: {url: "http://127.0.0.1:9301", token_file: ~/.config/drainctl/azure.token}
+      production-azure: {url: "http://127.0.0.1:9310", token_file: ~/tokens/azure.token}
 
-A relative `token_file` is relative to the contexts file (kubectl's rule), `~` is the home directory. The token
-itself is read only when a command connects (controller/oncall/connecting.py), so `drainctl context list`
-works without any. Every problem is one `ConfigError` line naming the file.
+A relative `token_file` is relative to the contexts file (kubectl's rule), `~` is the home
+directory. The token itself is read only when a command connects (controller/oncall/connecting.py),
+so `drainctl context list` works without any. Every problem is one `ConfigError` line naming the
+file.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ CONTEXTS_ENV = "DRAINCTL_CONTEXTS"
 DEFAULT_CONTEXTS = Path("~/.config/drainctl/contexts.yaml")
 _CURRENT_LINE = re.compile(r"^current:.*$", re.MULTILINE)
 
-ContextName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=63)]
-"""`production-gcp`: letters, digits, `.`, `_`, `-` (a name that is safe on a command line and in a file)."""
+ContextName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=63)
+]
+"""`production-gcp`: letters, digits, `.`, `_`, `-` (safe on a command line and in a file)."""
 
 
 class Context(Frozen):
@@ -50,7 +54,7 @@ class Contexts(Frozen):
 
 @dataclass(frozen=True)
 class Chosen:
-    """One context, resolved: its name, URL and token file (absolute), and the file it came from."""
+    """One context, resolved: its name, URL, token file (absolute) and the file it came from."""
 
     name: str
     url: str
@@ -65,7 +69,7 @@ def contexts_path() -> tuple[Path, bool]:
 
 
 def load(path: Path) -> Contexts:
-    """The contexts file at `path`, validated; `ConfigError` (one line naming the file) otherwise."""
+    """The contexts file at `path`, validated; `ConfigError` (one line naming the file) if not."""
     if not path.is_file():
         raise ConfigError(f"no contexts file at {str(path)!r} (create it or set {CONTEXTS_ENV}; "
                           "see docs/runbook.md)")
@@ -74,13 +78,15 @@ def load(path: Path) -> Contexts:
         contexts = Contexts.model_validate({} if raw is None else raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {first_error(exc)}") from exc
-    if contexts.current is not None and contexts.current not in contexts.contexts:
-        raise ConfigError(f"{path}: current: {contexts.current!r} is not one of the contexts ({known(contexts)})")
+    current = contexts.current
+    if current is not None and current not in contexts.contexts:
+        raise ConfigError(f"{path}: current: {current!r} is not one of the contexts "
+                          f"({known(contexts)})")
     return contexts
 
 
 def choose(contexts: Contexts, name: str | None, path: Path) -> Chosen | None:
-    """Context `name` (else the file's `current`; None if neither); an unknown name is a `ConfigError`."""
+    """Context `name` (else the file's `current`; None if neither); unknown: a `ConfigError`."""
     picked = name if name is not None else contexts.current
     if picked is None:
         return None
@@ -91,14 +97,16 @@ def choose(contexts: Contexts, name: str | None, path: Path) -> Chosen | None:
 
 
 def use(path: Path, name: str) -> None:
-    """Make `name` the file's `current` context, keeping the rest of the file (and its comments) as it is."""
+    """Make `name` the file's `current`, keeping the rest of the file (comments too) as it is."""
     contexts = load(path)
     if name not in contexts.contexts:
         raise ConfigError(f"no context {name!r} in {path} ({known(contexts)})")
     text = path.read_text(encoding="utf-8")
     line = f"current: {name}"
-    changed = _CURRENT_LINE.sub(line, text, count=1) if _CURRENT_LINE.search(text) else f"{line}\n{text}"
-    _replace(path, changed)
+    if _CURRENT_LINE.search(text):
+        _replace(path, _CURRENT_LINE.sub(line, text, count=1))
+    else:
+        _replace(path, f"{line}\n{text}")
 
 
 def known(contexts: Contexts) -> str:
@@ -112,7 +120,7 @@ def _beside(path: Path, token_file: Path) -> Path:
 
 
 def _replace(path: Path, text: str) -> None:
-    """Write `text` over `path` atomically (a reader sees the old file or the new one), keeping its mode."""
+    """Write `text` over `path` atomically (a reader sees old or new), keeping its mode."""
     mode = path.stat().st_mode & 0o777
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
