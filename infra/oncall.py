@@ -1,23 +1,34 @@
-"""On-call's private path to each cloud's controllers, as `make plan` reports it (docs/runbook.md).
+"""On-call's private path to each cloud's controllers: the port it opens, and how `make plan` shows it.
 
-Read back from the recorded stack, not from the config: the IAP firewall rule and what it opens
-(GCP); the Bastion, its subnet, and what the NSG rules sourced at that subnet allow and refuse
-(Azure). A reviewer sees the path as it would be created, and a rule that opened more would show.
+The path itself is built with each cloud's network (infra/gcp/network.py, infra/azure/network.py);
+docs/runbook.md walks it from a laptop. The plan's notes are read back from the recorded stack, not
+from the config: the IAP firewall rule and what it opens (GCP); the Bastion, its subnet, and what
+the NSG rules sourced at that subnet allow and refuse (Azure). A reviewer sees the path as it would
+be created, and a rule that opened more would show.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.azure.network import BASTION_SUBNET
+from infra.config import DEFAULT_API_PORT, StackConfig
 from infra.gcp.network import IAP_TCP_RANGE
-from infra.mocks import OfflineRun
+
+if TYPE_CHECKING:  # infra.mocks runs the program, which imports this module
+    from infra.mocks import OfflineRun
 
 FIREWALL = "gcp:compute/firewall:Firewall"
 BASTION = "azure-native:network:BastionHost"
 NSG = "azure-native:network:NetworkSecurityGroup"
 VNET = "azure-native:network:VirtualNetwork"
+
+
+def api_port(config: StackConfig) -> int:
+    """The controllers' API port: `drainctl:controller.api_port` where the stack config has the key
+    (the per-cloud controller settings), else `DEFAULT_API_PORT`."""
+    return int(getattr(config.controller, "api_port", DEFAULT_API_PORT))
 
 
 def access_notes(run: OfflineRun) -> list[str]:

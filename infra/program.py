@@ -31,7 +31,7 @@ from infra.azure.vpn import (
     AzureVpnLinks,
     AzureVpnLinksArgs,
 )
-from infra.config import DEFAULT_API_PORT, AzureSettings, GcpSettings, StackConfig
+from infra.config import AzureSettings, GcpSettings, StackConfig
 from infra.gcp.controller import GcpControllerPair, GcpControllerPairArgs
 from infra.gcp.database import CloudSqlDatabase, CloudSqlDatabaseArgs
 from infra.gcp.edge import GcpEdge, GcpEdgeArgs, GcpHealthChecks, GcpHealthChecksArgs
@@ -39,6 +39,7 @@ from infra.gcp.fleet import GcpApiFleet, GcpApiFleetArgs
 from infra.gcp.identity import GcpIdentity, GcpIdentityArgs
 from infra.gcp.network import IAP_TCP_RANGE, GcpNetwork, GcpNetworkArgs
 from infra.gcp.vpn import DnsForwarding, GcpVpn, GcpVpnArgs
+from infra.oncall import api_port
 from infra.placement import DatabasePlacement, place_database
 from infra.secrets import GeneratedSecrets
 
@@ -132,7 +133,7 @@ def _gcp_foundation(config: StackConfig, placement: DatabasePlacement, secrets: 
             fleet_email=identity.fleet_email,
             controller_email=identity.controller_email,
             private_services_cidr=settings.private_services_cidr if placement.cloud == "gcp" else None,
-            api_port=_api_port(config),
+            api_port=api_port(config),
         ),
         on_hub,
     )
@@ -161,7 +162,7 @@ def _azure_foundation(
                 controller_cidr=carve(hub_region.cidr).controller,
                 hub=region.name == hub,
                 vpn=vpn and region.name == hub,
-                api_port=_api_port(config),
+                api_port=api_port(config),
                 bastion_cidr=carve(hub_region.cidr).bastion,
             ),
             pulumi.ResourceOptions(providers={"azure-native": providers[region.name]}),
@@ -197,22 +198,17 @@ def _azure_foundation(
     )
 
 
-def _api_port(config: StackConfig) -> int:
-    """The controllers' API port: `drainctl:controller.api_port` where the stack config has it, else the default."""
-    return int(getattr(config.controller, "api_port", DEFAULT_API_PORT))
-
-
 def _access(config: StackConfig, gcp_side: _Gcp | None, azure_side: _Azure | None) -> dict[str, dict[str, Any]]:
     """The `access` export: how on-call reaches each cloud's controllers' API port (docs/runbook.md)."""
     access: dict[str, dict[str, Any]] = {}
     if gcp_side:
         access["gcp"] = {"path": "iap", "project": gcp_side.settings.project, "source_range": IAP_TCP_RANGE,
-                         "api_port": _api_port(config)}
+                         "api_port": api_port(config)}
     if azure_side:
         hub = azure_side.networks[azure_side.hub]
         assert hub.bastion is not None  # the hub network always has one
         access["azure"] = {"path": "bastion", "bastion": hub.bastion.name,
-                           "resource_group": hub.resource_group_name, "api_port": _api_port(config)}
+                           "resource_group": hub.resource_group_name, "api_port": api_port(config)}
     return access
 
 
