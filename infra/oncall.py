@@ -1,4 +1,4 @@
-"""On-call's private path to each cloud's controllers: the port it opens, and how `make plan` shows it.
+"""On-call's private path to each cloud's controllers: the port it opens, how `make plan` shows it.
 
 The path itself is built with each cloud's network (infra/gcp/network.py, infra/azure/network.py);
 docs/runbook.md walks it from a laptop. The plan's notes are read back from the recorded stack, not
