@@ -1,9 +1,10 @@
 """On-call's private path to the controllers' API, under Pulumi's mocks: IAP on GCP, a Bastion on Azure.
 
-What an SRE reviewing the stack would check: the path exists in every stack, opens only the controllers' API
-port, only from IAP's range or the Bastion's subnet, only to the controllers (never the fleet); the Bastion is
-the Standard SKU with tunneling (what `az network bastion tunnel` needs) in an `AzureBastionSubnet` that overlaps
-nothing; the Bastion reaches no other port of any VM; the plan and the `access` export show the path.
+What an SRE reviewing the stack would check: the path exists in every stack, opens only the
+controllers' API port (the one the stack config names), only from IAP's range or the Bastion's
+subnet, only to the controllers (never the fleet); the Bastion is the Standard SKU with tunneling
+(what `az network bastion tunnel` needs) in an `AzureBastionSubnet` that overlaps nothing; the
+Bastion reaches no other port of any VM; the plan and the `access` export show the path.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 import pytest
 
 from infra.azure.network import BASTION_SUBNET, carve
-from infra.config import DEFAULT_API_PORT, StackConfig
+from infra.config import DEFAULT_API_PORT, ControllerSettings, StackConfig
 from infra.gcp.network import IAP_TCP_RANGE
-from infra.mocks import OfflineRun, Recorded
-from infra.plan import access_notes
+from infra.mocks import OfflineRun, Recorded, run_offline
+from infra.oncall import access_notes
+from tests.infra.conftest import parse_document, stack_document
 
 Built = Callable[[str], tuple[StackConfig, OfflineRun]]
 STACKS = ("staging", "production")
@@ -121,3 +123,14 @@ def test_the_access_export_and_the_plan_show_the_path(built: Built) -> None:
         f"False) in {BASTION_SUBNET} {bastion} -> tcp:{API_PORT} (azure-centralus-controller-nsg) only; "
         "everything else refused by azure-centralus-app-nsg, azure-centralus-controller-nsg, "
     ), azure_note
+
+
+@pytest.mark.skipif("api_port" not in ControllerSettings.model_fields,
+                    reason="the stack config has no drainctl:controller.api_port yet (branch ctlconfig)")
+def test_the_path_opens_the_api_port_the_stack_config_names() -> None:
+    document = stack_document("staging")
+    document.setdefault("drainctl:controller", {})["api_port"] = 9444
+    run = run_offline(parse_document(document, stack="staging"))
+    gcp_note, azure_note = access_notes(run)
+    assert "-> tcp:9444 on " in gcp_note and "-> tcp:9444 (" in azure_note
+    assert {cloud["api_port"] for cloud in run.outputs["access"].values()} == {9444}
