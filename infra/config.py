@@ -44,6 +44,9 @@ NAMESPACE = "drainctl"
 PROVIDER_NAMESPACES = frozenset({"gcp", "azure-native", "random", "pulumi"})
 """Other config namespaces a stack may set (provider settings); any other namespace is a typo."""
 
+DEFAULT_API_PORT = 9300
+"""The controllers' API port (`drainctl:controller.api_port`); on-call's access path opens it (C3)."""
+
 AZURE_LB_IDLE_MIN_S, AZURE_LB_IDLE_MAX_S = 4 * 60, 30 * 60
 AZURE_NOTICE_MIN_S, AZURE_NOTICE_MAX_S = 5 * 60, 15 * 60
 GCP_NOTICE_MAX_S = 3600

@@ -154,7 +154,8 @@ def run_offline(config: StackConfig) -> OfflineRun:
     def program() -> pulumi.Output[None]:
         outputs = build(config)
         resolved = pulumi.Output.from_input(
-            {"routing": outputs.routing, "endpoints": outputs.endpoints, "controllers": outputs.controllers}
+            {"routing": outputs.routing, "endpoints": outputs.endpoints, "controllers": outputs.controllers,
+             "access": outputs.access}
         )
         return resolved.apply(run.outputs.update)
 

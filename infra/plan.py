@@ -25,6 +25,7 @@ from rich.table import Table
 from controller.core.errors import ConfigError
 from infra.config import StackConfig, load_stack_file
 from infra.mocks import OfflineRun, Recorded, run_offline
+from infra.oncall import access_notes, bastion_summary
 from infra.policy.validators import RESOURCE_RULES, STACK_RULES, Context
 
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
@@ -49,6 +50,8 @@ def plan(
     console.print(_inventory(config, run))
     console.print(_routing(run))
     for note in edge_notes(config):
+        console.print(note)
+    for note in access_notes(run):
         console.print(note)
     violations = policy_violations(config, run)
     for violation in violations:
@@ -307,6 +310,7 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         "inbound DNS endpoint " + ", ".join(c.get("privateIpAddress", "") for c in p.get("ipConfigurations", []))
     ),
     "azure-native:keyvault:Vault": _vault,
+    "azure-native:network:BastionHost": bastion_summary,
     "gcp:compute/router:Router": _gcp_router,
     "gcp:compute/haVpnGateway:HaVpnGateway": lambda p: "HA VPN (2 interfaces)",
     "gcp:compute/externalVpnGateway:ExternalVpnGateway": lambda p: (
