@@ -13,9 +13,17 @@ It speaks the documented shapes (learn.microsoft.com/azure/virtual-machines/linu
          -> 200 {"access_token", "client_id", "expires_in", "expires_on", "ext_expires_in", "not_before",
                  "resource", "token_type": "Bearer"}        (the managed identity's token, as azure-identity reads it)
 
-    GET  /metadata/instance/compute?api-version=2021-02-01       header `Metadata: true`
-         -> 200 {"name": "<scale set>_<instance id>", "vmScaleSetName", "resourceGroupName", "subscriptionId", ...}
-            (instance metadata, compute part); 404 while `compute_name` is None (as before it was served)
+    GET  /metadata/instance?api-version=V, /metadata/instance/compute?api-version=V    header `Metadata: true`
+         -> 200 {"compute": {"name": "<scale set>_<instance id>", "osProfile": {"computerName": ...},
+                 "userData": base64, "customData": "", "vmScaleSetName", "resourceGroupName", "subscriptionId",
+                 "location", "vmId", "resourceId", "zone", "osType": "Linux", ...}, "network": {...}}
+         (`customData` is always "": IMDS stopped serving it, cloud-init reads it from the provisioning media;
+         the fake keeps it in `custom_data` for the harness that plays cloud-init)
+    GET  /metadata/instance/compute/<leaf>?api-version=V&format=text    the leaf as text (userData: base64);
+         without format=text, 400 as IMDS does for leaves
+    The identity endpoint, with `client_ids` set: only those user-assigned identities (a `client_id` of none
+    of them, or none given while there are several: 400 invalid_request "Identity not found"); with
+    `jwt_tokens`, each token is an (unsigned) JWT whose `aud` is the resource asked for.
 
 Every change of the document moves `DocumentIncarnation`. Faults: `fail_next(n, status, retry_after)` (500,
 429...), `malformed_next(n)` (a 200 whose body is not JSON), `raw_event(...)` (anything as an event: unknown
@@ -33,7 +41,16 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.refusals import unsigned_jwt
+
 API_VERSION = "2020-07-01"
+INSTANCE_API_VERSIONS = frozenset({
+    "2017-03-01", "2017-04-02", "2017-08-01", "2017-12-01", "2018-02-01", "2018-04-02", "2018-10-01", "2019-02-01",
+    "2019-03-11", "2019-04-30", "2019-06-01", "2019-06-04", "2019-08-01", "2019-08-15", "2019-11-01", "2020-06-01",
+    "2020-07-15", "2020-09-01", "2020-10-01", "2020-12-01", "2021-01-01", "2021-02-01", "2021-03-01", "2021-05-01",
+    "2021-10-01", "2021-11-01", "2021-11-15", "2021-12-13", "2023-07-01",
+})
+"""The instance endpoint's versions (learn.microsoft.com/azure/virtual-machines/instance-metadata-service)."""
 
 
 def rfc1123(unix_s: float) -> str:
@@ -58,7 +75,30 @@ class StartRequest:
 
 
 class FakeImds:
-    def __init__(self) -> None:
+    """One VM's IMDS. The identity (`name`, `computer_name`, `user_data`, `client_ids`...) is what the instance
+    and identity endpoints answer; tests/box/linklocal.py serves one per VM, told apart by the caller's address."""
+
+    def __init__(self, *, name: str = "api_0", computer_name: str = "api000000", user_data: str = "",
+                 custom_data: str = "", client_ids: list[str] | None = None, scale_set: str = "",
+                 resource_group: str = "rg", subscription: str = "00000000-0000-0000-0000-000000000000",
+                 location: str = "centralus", private_ip: str = "10.1.0.4") -> None:
+        self.compute: dict[str, Any] = {
+            "azEnvironment": "AzurePublicCloud", "customData": "", "location": location, "name": name,
+            "offer": "debian-12", "osProfile": {"adminUsername": "azureuser", "computerName": computer_name,
+                                                "disablePasswordAuthentication": "true"},
+            "osType": "Linux", "provider": "Microsoft.Compute", "publisher": "Debian",
+            "resourceGroupName": resource_group,
+            "resourceId": _resource_id(subscription, resource_group, scale_set, name),
+            "sku": "12-gen2", "subscriptionId": subscription, "tags": "", "tagsList": [], "userData": user_data,
+            "version": "latest", "vmId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{subscription}/{name}")),
+            "vmScaleSetName": scale_set, "vmSize": "Standard_D2s_v5", "zone": "",
+        }
+        """The `compute` document (any field can be changed by a test)."""
+        self.private_ip = private_ip
+        self.custom_data = custom_data
+        """The VM's customData (base64), as ARM was given it: for the harness, never served by IMDS."""
+        self.client_ids = list(client_ids or [])
+        """The user-assigned identities' client ids; empty: any client id is accepted (the old behaviour)."""
         self.incarnation = 1
         self.events: list[dict[str, Any]] = []
         self.not_before: dict[str, float] = {}
@@ -70,13 +110,11 @@ class FakeImds:
         self.refused: list[str] = []
         """Why requests were refused (missing header, api-version)."""
         self.identity_token = "eyJ0eXAi.fake-arm-token"
-        """The access token the identity endpoint issues."""
+        """The access token the identity endpoint issues (unless `jwt_tokens`)."""
+        self.jwt_tokens = False
+        """Issue per-token JWTs instead (claims `aud` = the resource asked for, `appid` = the client id,
+        `xms_mirid`), so the data-plane fakes can refuse a token minted for another resource."""
         self.token_requests: list[dict[str, str]] = []
-        self.compute_name: str | None = None
-        """The VM's name in `/metadata/instance/compute`; None: that path is not served (404)."""
-        self.compute_failures = 0
-        """Answer the next this many compute requests with a 500 (then serve it)."""
-        self.compute_requests = 0
 
     # --- test controls -----------------------------------------------------------------------------------
 
@@ -91,10 +129,6 @@ class FakeImds:
                         "Description": f"{event_type} scheduled by the fake", "EventSource": source,
                         "DurationInSeconds": duration_s})
         return ident
-
-    def set_compute(self, name: str, *, failures: int = 0) -> None:
-        """Serve `/metadata/instance/compute` with this VM name, after `failures` answers of 500."""
-        self.compute_name, self.compute_failures = name, failures
 
     def raw_event(self, event: Any) -> None:
         self.events.append(event)
@@ -120,28 +154,56 @@ class FakeImds:
 
     # --- HTTP ----------------------------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        app = web.Application()
+    def app(self, into: web.Application | None = None) -> web.Application:
+        """The fake's routes, on a new application or `into` (tests/box/linklocal.py mounts several)."""
+        app = web.Application() if into is None else into
         app.router.add_get("/metadata/scheduledevents", self._get)
         app.router.add_post("/metadata/scheduledevents", self._post)
         app.router.add_get("/metadata/identity/oauth2/token", self._token)
-        app.router.add_get("/metadata/instance/compute", self._compute)
+        app.router.add_get("/metadata/instance", self._instance)
+        app.router.add_get("/metadata/instance/compute", self._instance)
+        app.router.add_get("/metadata/instance/compute/{leaf:.+}", self._leaf)
         return app
 
-    async def _compute(self, request: web.Request) -> web.Response:
-        self.compute_requests += 1
+    def _instance_refusal(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Metadata", "").lower() != "true":
+            self.refused.append("Metadata header")
             return web.json_response({"error": "Bad request. Required metadata header not specified"}, status=400)
-        if not request.query.get("api-version"):
-            return web.json_response({"error": "Bad request. api-version was not specified"}, status=400)
-        if self.compute_name is None:
+        if request.query.get("api-version") not in INSTANCE_API_VERSIONS:
+            self.refused.append("api-version")
+            return web.json_response({"error": "Bad request. api-version is invalid or was not specified in the "
+                                      "request.", "newest-versions": sorted(INSTANCE_API_VERSIONS)[-3:]},
+                                     status=400)
+        return None
+
+    def _document(self) -> dict[str, Any]:
+        address = {"privateIpAddress": self.private_ip, "publicIpAddress": ""}
+        interface = {"ipv4": {"ipAddress": [address], "subnet": [{"address": "10.1.0.0", "prefix": "24"}]},
+                     "ipv6": {"ipAddress": []}, "macAddress": "000D3A000000"}
+        return {"compute": self.compute, "network": {"interface": [interface]}}
+
+    async def _instance(self, request: web.Request) -> web.Response:
+        refused = self._instance_refusal(request)
+        if refused is not None:
+            return refused
+        document = self._document()
+        return web.json_response(document["compute"] if request.path.endswith("/compute") else document)
+
+    async def _leaf(self, request: web.Request) -> web.Response:
+        refused = self._instance_refusal(request)
+        if refused is not None:
+            return refused
+        value: Any = self.compute
+        for part in request.match_info["leaf"].strip("/").split("/"):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
             return web.json_response({"error": "Not found"}, status=404)
-        if self.compute_failures > 0:
-            self.compute_failures -= 1
-            return web.json_response({"error": "Internal server error (injected)"}, status=500)
-        scale_set, _, _ = self.compute_name.rpartition("_")
-        return web.json_response({"name": self.compute_name, "vmScaleSetName": scale_set, "osType": "Linux",
-                                  "resourceGroupName": "drainctl-fake", "subscriptionId": "00000000-fake"})
+        if isinstance(value, dict | list):
+            return web.json_response(value)
+        if request.query.get("format") != "text":
+            return web.json_response({"error": "Bad request. Leaf nodes only support text format; use format=text"},
+                                     status=400)
+        return web.Response(text=str(value))
 
     async def _token(self, request: web.Request) -> web.Response:
         self.token_requests.append(dict(request.query))
@@ -152,8 +214,18 @@ class FakeImds:
         if request.query.get("api-version") != "2018-02-01" or not resource:
             return web.json_response({"error": "invalid_request", "error_description": "resource and api-version "
                                       "are required"}, status=400)
+        client_id = request.query.get("client_id") or (self.client_ids[0] if len(self.client_ids) == 1 else "")
+        if self.client_ids and client_id not in self.client_ids:
+            return web.json_response({"error": "invalid_request", "error_description": "Identity not found"},
+                                     status=400)
         now = int(time.time())
-        return web.json_response({"access_token": self.identity_token, "client_id": "00000000-fake", "expires_in":
+        token = self.identity_token
+        if self.jwt_tokens:
+            token = unsigned_jwt({"aud": resource, "appid": client_id or "00000000-fake", "iat": now, "nbf": now,
+                                  "exp": now + 86399, "xms_mirid": self.compute["resourceId"],
+                                  "iss": "https://sts.windows.net/72f988bf-0000-4000-8000-00000000fa4e/"})
+        return web.json_response({"access_token": token, "client_id": client_id or "00000000-fake",
+                                  "expires_in":
                                   "86399", "expires_on": str(now + 86399), "ext_expires_in": "86399",
                                   "not_before": str(now), "resource": resource, "token_type": "Bearer"})
 
@@ -201,6 +273,13 @@ class FakeImds:
                 event["EventStatus"], event["NotBefore"] = "Started", ""
         self.incarnation += 1
         return web.Response(status=200)
+
+
+def _resource_id(subscription: str, group: str, scale_set: str, name: str) -> str:
+    base = f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Compute/"
+    if scale_set:
+        return f"{base}virtualMachineScaleSets/{scale_set}/virtualMachines/{name.rsplit('_', 1)[-1]}"
+    return f"{base}virtualMachines/{name}"
 
 
 def _event_ids(raw: bytes) -> list[str]:
