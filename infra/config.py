@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from controller.core.budget import Budget
 from controller.core.errors import BudgetError, ConfigError
@@ -179,9 +179,50 @@ class DatabaseSettings(_Frozen):
     user: Name = "drainctl"
 
 
+PositiveS = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class ControllerCloudSettings(_Frozen):
+    """What one cloud's controller pair is told beyond what the program derives (infra/rendered.py)."""
+
+    lease_s: PositiveS = 15.0
+    """The Postgres leader lease (controller.yaml `leader.lease_s`): a standby takes over after this long."""
+    renew_s: PositiveS = 2.0
+    """How often the holder renews (`leader.renew_s`); at most a third of lease_s."""
+    sslmode: Literal["require", "prefer", "disable"] = "require"
+    """libpq sslmode of the journal URL (Cloud SQL and Azure Flexible Server both serve TLS)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class GcpControllerSettings(ControllerCloudSettings):
+    poll_interval_s: PositiveS = 5.0
+    """`sources.gcp.poll_interval_s`: how often the MIGs are asked which instances are going away."""
+    discovery_interval_s: PositiveS = 30.0
+    """`sources.gcp.discovery.interval_s`: how often the MIGs' instances are listed (the inventory)."""
+
+
+class AzureControllerSettings(ControllerCloudSettings):
+    interval_s: PositiveS = 30.0
+    """`sources.azure.interval_s`: how often the scale sets' VMs are listed (the inventory)."""
+
+
 class ControllerSettings(_Frozen):
-    settings: dict[str, Any] = Field(default_factory=dict)
-    """Written verbatim into each controller VM's controller.yaml beside the stack's budget."""
+    """`drainctl:controller`: the controller pairs. Each cloud's pair gets only its own part (DESIGN.md §11)."""
+
+    api_port: Port = DEFAULT_API_PORT
+    """The controllers' API (on-call, the agents' pushes) on their static private addresses."""
+    gcp: GcpControllerSettings = GcpControllerSettings()
+    azure: AzureControllerSettings = AzureControllerSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_old_settings(cls, raw: Any) -> Any:
+        if isinstance(raw, Mapping) and "settings" in raw:
+            raise ValueError(
+                "`settings` (one controller.yaml for both clouds) is replaced by the per-cloud parts `gcp:` and "
+                "`azure:` (docs/infra.md)"
+            )
+        return raw
 
 
 @dataclass(frozen=True)
@@ -313,6 +354,7 @@ def _cross_checks(config: StackConfig) -> list[str]:
         *_vpn_hub_checks(config),
         *_azure_timer_checks(config),
         *_gcp_timer_checks(config),
+        *_controller_checks(config),
     ]
 
 
@@ -435,4 +477,33 @@ def _gcp_timer_checks(config: StackConfig) -> list[str]:
             f"({b.lb_idle_timeout_s:g}) and platform_notice_s ({b.platform_notice_s:g}): on the external "
             "Application LB it caps every WebSocket's lifetime, so a shorter cap turns the LB into a reconnect storm"
         )
+    return problems
+
+
+CONTROLLER_HOSTS = (250, 251)
+"""GCP: the controllers' static addresses are these hosts of the hub region's subnet (infra/rendered.py)."""
+
+
+def _controller_checks(config: StackConfig) -> list[str]:
+    """Each cloud's part must belong to a cloud the stack has, and its lease must leave room for renewals."""
+    key, controller = f"{NAMESPACE}:controller", config.controller
+    problems = []
+    for cloud in ("gcp", "azure"):
+        part: ControllerCloudSettings = getattr(controller, cloud)
+        if cloud in controller.model_fields_set and getattr(config, cloud) is None:
+            problems.append(
+                f"{key}.{cloud}: the stack has no {cloud} regions (drop the part or add {NAMESPACE}:{cloud})"
+            )
+        if part.renew_s * 3 > part.lease_s:
+            problems.append(
+                f"{key}.{cloud}.renew_s ({part.renew_s:g}) must be at most a third of lease_s ({part.lease_s:g}): "
+                "the leader must renew several times before a standby may take over"
+            )
+    if config.gcp is not None:
+        for index, region in enumerate(config.gcp.regions):
+            if region.cidr.num_addresses < max(CONTROLLER_HOSTS) + 5:
+                problems.append(
+                    f"{NAMESPACE}:gcp.regions[{index}].cidr: {region.cidr} is too small: the controllers' static "
+                    f"addresses are hosts {CONTROLLER_HOSTS} of the hub region's subnet (use a /24 or larger)"
+                )
     return problems

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from controller.core.errors import ConfigError
+from infra import heredocs
 from infra.config import StackConfig, load_stack_file
 from infra.mocks import OfflineRun, Recorded, run_offline
 from infra.oncall import access_notes, bastion_summary
@@ -49,6 +51,7 @@ def plan(
     console = Console(width=max(Console().width, 200), highlight=False)
     console.print(_inventory(config, run))
     console.print(_routing(run))
+    console.print(_controllers(run))
     for note in edge_notes(config):
         console.print(note)
     for note in access_notes(run):
@@ -115,6 +118,51 @@ def _routing(run: OfflineRun) -> Table:
     for region, hosts in run.outputs.get("routing", {}).items():
         table.add_row(region, hosts["write_host"], hosts["read_host"], hosts.get("read_path", ""))
     return table
+
+
+CONTROLLER_YAML = "/etc/drainctl/controller.yaml"
+
+
+def controller_configs(run: OfflineRun) -> dict[str, dict[str, Any]]:
+    """Controller VM name -> the controller.yaml its rendered boot script writes (boot values left as `$...`)."""
+    configs = {}
+    for resource in run.of_type("gcp:compute/instance:Instance"):
+        script = str(resource.inputs.get("metadataStartupScript", ""))
+        if CONTROLLER_YAML in heredocs.files(script):
+            configs[f"gcp/{resource.name}"] = yaml.safe_load(heredocs.files(script)[CONTROLLER_YAML][0])
+    for resource in run.of_type("azure-native:compute:VirtualMachine"):
+        script = heredocs.azure_script(str(resource.inputs.get("userData", "")))
+        if CONTROLLER_YAML in heredocs.files(script):
+            configs[f"azure/{resource.name}"] = yaml.safe_load(heredocs.files(script)[CONTROLLER_YAML][0])
+    return configs
+
+
+def _controllers(run: OfflineRun) -> Table:
+    """Each controller VM's own settings, read back from its rendered controller.yaml (DESIGN.md §11)."""
+    table = Table(title="controllers (rendered controller.yaml, per cloud)", title_justify="left", box=box.SIMPLE)
+    for column in ("controller", "api", "leader", "watches"):
+        table.add_column(column, overflow="fold")
+    for name, config in controller_configs(run).items():
+        leader = config.get("leader", {})
+        table.add_row(
+            name,
+            str(_get(config, "api.listen")),
+            f"{leader.get('kind')} lease {leader.get('name')} ({leader.get('lease_s'):g} s / renew "
+            f"{leader.get('renew_s'):g} s); journal {config.get('journal')}",
+            "; ".join(_source_summary(cloud, source) for cloud, source in config.get("sources", {}).items()),
+        )
+    return table
+
+
+def _source_summary(cloud: str, source: Mapping[str, Any]) -> str:
+    if cloud == "gcp":
+        groups = ", ".join(f"{g['region']}/{g['name']}" for g in source.get("groups", []))
+        return (
+            f"gcp {source.get('project')}: MIGs {groups}; poll {source.get('poll_interval_s'):g} s, discovery "
+            f"{_get(source, 'discovery.interval_s'):g} s"
+        )
+    sets = ", ".join(f"{s['resource_group']}/{s['name']}" for s in source.get("scale_sets", []))
+    return f"azure: scale sets {sets}; every {source.get('interval_s'):g} s"
 
 
 def _short_type(resource_type: str) -> str:
@@ -284,7 +332,15 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "gcp:compute/firewall:Firewall": _firewall,
     "gcp:compute/subnetwork:Subnetwork": lambda p: f"{p.get('ipCidrRange')}",
     "gcp:compute/managedSslCertificate:ManagedSslCertificate": lambda p: ", ".join(_get(p, "managed.domains", [])),
-    "gcp:compute/instance:Instance": lambda p: f"{p.get('machineType')} {p.get('zone')}; {_get(p, 'labels')}",
+    "gcp:compute/instance:Instance": lambda p: (
+        f"{p.get('machineType')} {p.get('zone')}; {_get(p, 'labels')}; "
+        f"address {(p.get('networkInterfaces') or [{}])[0].get('networkIp', 'ephemeral')}"
+    ),
+    "gcp:compute/address:Address": lambda p: f"{p.get('addressType')} {p.get('address')} (static, controller)",
+    "azure-native:network:NetworkInterface": lambda p: ", ".join(
+        f"{c.get('privateIPAllocationMethod')} {c.get('privateIPAddress', '')}".strip()
+        for c in p.get("ipConfigurations", [])
+    ),
     "gcp:sql/databaseInstance:DatabaseInstance": _sql,
     "gcp:projects/iAMCustomRole:IAMCustomRole": lambda p: ", ".join(p.get("permissions", [])),
     "azure-native:network:LoadBalancer": _azure_lb,

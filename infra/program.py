@@ -8,6 +8,7 @@ Every resource hangs off a component, and every component gets its cloud's provi
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ import pulumi_azure_native as azure
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from infra import interconnect, scripts
+from infra import interconnect, rendered, scripts
 from infra.azure.controller import AzureControllerPair, AzureControllerPairArgs
 from infra.azure.database import FlexibleServerDatabase, FlexibleServerDatabaseArgs
 from infra.azure.fleet import AzureApiFleet, AzureApiFleetArgs
@@ -314,6 +315,7 @@ def _database(
                 network_id=gcp_side.network.network_id,
                 password=secrets.db_password,
                 private_services=gcp_side.network.private_services,
+                journal_databases=_journal_databases(config),
             ),
             pulumi.ResourceOptions(providers={"gcp": gcp_side.providers[placement.primary_region]}),
         ).hosts
@@ -326,9 +328,15 @@ def _database(
             settings=config.database,
             networks=azure_side.networks,
             password=secrets.db_password,
+            journal_databases=_journal_databases(config),
         ),
         pulumi.ResourceOptions(providers={"azure-native": azure_side.providers[placement.primary_region]}),
     ).hosts
+
+
+def _journal_databases(config: StackConfig) -> list[str]:
+    """Each cloud's controller pair keeps its own journal (infra/rendered.py `journal_database`)."""
+    return [rendered.journal_database(config, cloud) for cloud in ("gcp", "azure") if getattr(config, cloud)]
 
 
 def _gcp_fleets(
@@ -340,6 +348,11 @@ def _gcp_fleets(
 ) -> None:
     settings, identity = side.settings, side.identity
     on_hub = pulumi.ResourceOptions(providers={"gcp": side.providers[side.hub]})
+    hub_region = next(region for region in settings.regions if region.name == side.hub)
+    addresses = rendered.gcp_controller_addresses(hub_region.cidr)
+    agent = rendered.agent_config(
+        config, platform="gcp", controllers=[rendered.api_url(a, config.controller.api_port) for a in addresses]
+    )
     checks = GcpHealthChecks(
         "gcp-health", GcpHealthChecksArgs(app_port=config.app.app_port, budget=config.budget), on_hub
     )
@@ -358,10 +371,17 @@ def _gcp_fleets(
                 network_id=side.network.network_id,
                 fleet_email=identity.fleet_email,
                 liveness_check_id=checks.liveness_id,
-                startup_script=_api_script(config, placement, hosts, region.name, secret_commands, platform="gcp"),
+                startup_script=_api_script(
+                    config, placement, hosts, region.name, secret_commands, platform="gcp", agent=agent
+                ),
             ),
             pulumi.ResourceOptions(providers={"gcp": side.providers[region.name]}),
         )
+    targets = pulumi.Output.all(*(fleet.group_name for fleet in fleets.values())).apply(
+        lambda names: rendered.GcpTargets(
+            project=settings.project, groups=tuple(zip(fleets, (str(n) for n in names), strict=True))
+        )
+    )
     edge = GcpEdge(
         "gcp-edge",
         GcpEdgeArgs(
@@ -378,12 +398,15 @@ def _gcp_fleets(
         "gcp-controller",
         GcpControllerPairArgs(
             region=side.hub,
-            zones=next(region for region in settings.regions if region.name == side.hub).zone_names,
+            zones=hub_region.zone_names,
             machine_type=settings.controller_machine_type,
             image=settings.image,
             subnet_id=fleets[side.hub].subnet_id,
             controller_email=identity.controller_email,
-            startup_script=_controller_script(config, placement, hosts, secret_commands),
+            addresses=addresses,
+            startup_scripts=[
+                _controller_script(config, placement, hosts, secret_commands, address, targets) for address in addresses
+            ],
         ),
         pulumi.ResourceOptions(providers={"gcp": side.providers[side.hub]}),
     )
@@ -408,6 +431,12 @@ def _azure_fleets(
         )
 
     fleet_commands = commands(identity.fleet_client_id)
+    hub_region = next(region for region in settings.regions if region.name == side.hub)
+    addresses = rendered.azure_controller_addresses(ipaddress.IPv4Network(carve(hub_region.cidr).controller))
+    agent = rendered.agent_config(
+        config, platform="azure", controllers=[rendered.api_url(a, config.controller.api_port) for a in addresses]
+    )
+    scale_sets: list[pulumi.Output[tuple[str, str]]] = []
     tls_command = pulumi.Output.all(identity.vault_name, identity.fleet_client_id).apply(
         lambda parts: scripts.azure_secret(parts[0], TLS_SECRET, parts[1])
     )
@@ -427,13 +456,23 @@ def _azure_fleets(
                 app_subnet_id=network.app_subnet_id,
                 fleet_identity_id=identity.fleet_identity_id,
                 custom_data=_api_script(
-                    config, placement, hosts, region.name, fleet_commands, platform="azure", tls=tls_command
+                    config, placement, hosts, region.name, fleet_commands, platform="azure", agent=agent,
+                    tls=tls_command,
                 ).apply(scripts.cloud_init),
             ),
             pulumi.ResourceOptions(providers={"azure-native": side.providers[region.name]}),
         )
+        scale_sets.append(pulumi.Output.all(network.resource_group_name, fleet.scale_set_name).apply(
+            lambda parts: (str(parts[0]), str(parts[1]))
+        ))
         outputs.endpoints[f"azure/{region.name}"] = fleet.public_ip
     hub = side.networks[side.hub]
+    targets = pulumi.Output.all(side.subscription_id, identity.controller_client_id, *scale_sets).apply(
+        lambda parts: rendered.AzureTargets(
+            subscription=str(parts[0]), client_id=str(parts[1]), scale_sets=tuple(parts[2:])
+        )
+    )
+    controller_commands = commands(identity.controller_client_id)
     controllers = AzureControllerPair(
         "azure-controller",
         AzureControllerPairArgs(
@@ -445,16 +484,20 @@ def _azure_fleets(
             resource_group_name=hub.resource_group_name,
             subnet_id=hub.controller_subnet_id,
             identity_id=identity.controller_identity_id,
-            user_data=_controller_script(
-                config, placement, hosts, commands(identity.controller_client_id)
-            ).apply(scripts.user_data),
+            addresses=addresses,
+            user_data=[
+                _controller_script(config, placement, hosts, controller_commands, address, targets).apply(
+                    scripts.user_data
+                )
+                for address in addresses
+            ],
         ),
         pulumi.ResourceOptions(providers={"azure-native": side.providers[side.hub]}),
     )
     outputs.controllers["azure"] = controllers.addresses
 
 
-_SECRET_ORDER = ("agent-token", "app-admin-token", "db-password")
+_SECRET_ORDER = ("agent-token", "app-admin-token", "db-password", "api-token", "push-token")
 """The order of `scripts.SecretCommands`' fields."""
 
 
@@ -466,9 +509,11 @@ def _api_script(
     commands: pulumi.Output[scripts.SecretCommands],
     *,
     platform: str,
+    agent: Mapping[str, object],
     tls: pulumi.Output[str] | None = None,
 ) -> pulumi.Output[str]:
     """`platform`: which notices the agent watches (`gcp`: GCE metadata; `azure`: IMDS scheduled events).
+    `agent`: its agent.yaml (infra/rendered.py).
     `tls`: the command printing the TLS PEM, when the VM terminates TLS itself (Azure's L4 load balancer)."""
     write, read = hosts[placement.primary_region], hosts[placement.read_region[region]]
     tls_command: pulumi.Output[str | None] = tls if tls is not None else pulumi.Output.from_input(None)
@@ -480,6 +525,7 @@ def _api_script(
             scripts.DatabaseHosts(write_host=parts[0], read_host=parts[1]),
             parts[2],
             platform=platform,
+            agent=agent,
             tls_certificate=parts[3],
         )
     )
@@ -490,9 +536,17 @@ def _controller_script(
     placement: DatabasePlacement,
     hosts: Mapping[str, pulumi.Output[str]],
     commands: pulumi.Output[scripts.SecretCommands],
+    address: str,
+    targets: pulumi.Output[rendered.GcpTargets] | pulumi.Output[rendered.AzureTargets],
 ) -> pulumi.Output[str]:
-    return pulumi.Output.all(hosts[placement.primary_region], commands).apply(
+    """One controller VM's script: its own address, its own cloud's targets (DESIGN.md §11)."""
+    return pulumi.Output.all(hosts[placement.primary_region], commands, targets).apply(
         lambda parts: scripts.controller_script(
-            config.budget, config.app, config.database, parts[0], config.controller.settings, parts[1]
+            config.budget,
+            config.app,
+            config.database,
+            parts[0],
+            rendered.controller_config(config, address=address, write_host=parts[0], targets=parts[2]),
+            parts[1],
         )
     )

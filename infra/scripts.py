@@ -1,9 +1,9 @@
 """Boot scripts: what every VM installs and runs, rendered from the stack's typed config.
 
 An API server gets the API server and the drainctl agent as systemd units; a controller VM gets `drainctl run`.
-Secrets (agent token, app admin token, database password) are never part of a script, the instance metadata or
-custom data: the script fetches them at boot with the VM's own identity (GCP Secret Manager, Azure Key Vault)
-into root-owned files only the daemons' group `drainctl` can read, and nothing echoes them
+Secrets (agent, app admin, API and push tokens, database password) are never part of a script, the instance
+metadata or custom data: the script fetches them at boot with the VM's own identity (GCP Secret Manager, Azure Key
+Vault) into root-owned files only the daemons' group `drainctl` can read, and nothing echoes them
 (no `set -x`). The policy pack checks that boot scripts carry no
 secret values.
 
@@ -16,6 +16,7 @@ reset; only then is the API server stopped.
 from __future__ import annotations
 
 import base64
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,13 +27,20 @@ import yaml
 
 from controller.core.budget import Budget
 from infra.config import AppSettings, DatabaseSettings
+from infra.rendered import (
+    AGENT_TOKEN_FILE,
+    API_TOKEN_FILE,
+    APP_TOKEN_FILE,
+    BOOT_VALUES,
+    ETC,
+    PUSH_TOKEN_FILE,
+    TLS_ENV,
+    agent_stop_timeout_s,
+)
 
-ETC = "/etc/drainctl"
 USER = "drainctl"
 """The system user the controller's and the agent's units run as (created by the boot script)."""
 VENV = "/opt/drainctl"
-AGENT_TOKEN_FILE = f"{ETC}/agent-token"
-APP_TOKEN_FILE = f"{ETC}/app-admin-token"
 DB_PASSWORD_FILE = f"{ETC}/db-password"
 _EOF = "DRAINCTL_EOF"
 UNITS = Path(__file__).resolve().parents[1] / "deploy" / "systemd"
@@ -46,6 +54,10 @@ class SecretCommands:
     agent_token: str
     app_admin_token: str
     db_password: str
+    api_token: str
+    """The controllers' API token (controllers only)."""
+    push_token: str
+    """The token agents push notices to the controllers with (both roles)."""
 
 
 @dataclass(frozen=True)
@@ -115,22 +127,13 @@ def api_server_script(
     secrets: SecretCommands,
     *,
     platform: str,
+    agent: Mapping[str, Any],
     tls_certificate: str | None = None,
 ) -> str:
     """The API server's boot script: API server + agent as systemd units. `platform` (`gcp` or `azure`) is
     the notices the agent watches: GCE metadata (preempted, maintenance-event) or IMDS scheduled events.
-    `tls_certificate` (Azure): the command printing the TLS PEM; the VM then terminates TLS itself."""
-    agent = {
-        "platform": {"kind": platform},
-        "listen": f"0.0.0.0:{app.agent_port}",
-        "token_file": AGENT_TOKEN_FILE,
-        "service_port": app.app_port,
-        "app": {"drain_url": app.drain_url, "token_file": APP_TOKEN_FILE},
-        "fallback": {
-            "drain_rate_per_s": budget.drain_rate_per_s,
-            "no_progress_window_s": budget.no_progress_window_s,
-        },
-    }
+    `agent`: its agent.yaml (infra/rendered.py). `tls_certificate` (Azure): the command printing the TLS PEM;
+    the VM then terminates TLS itself."""
     stop_s = budget.drain_deadline_s + budget.verify_s + budget.margin_s
     return "\n".join(
         [
@@ -138,16 +141,19 @@ def api_server_script(
             _fetch(AGENT_TOKEN_FILE, secrets.agent_token),
             _fetch(APP_TOKEN_FILE, secrets.app_admin_token),
             _fetch(DB_PASSWORD_FILE, secrets.db_password),
-            _env_file(f"{ETC}/database.env", _database_env(database, hosts)),
-            # The agent's instance name is this host's name, known only at boot.
-            f"cat > {ETC}/agent.yaml <<{_EOF}\n{_yaml(agent, expanded=True)}instance: $(hostname)\n{_EOF}",
+            _fetch(PUSH_TOKEN_FILE, secrets.push_token),
+            _env_file(f"{ETC}/database.env", {**_database_env(database, hosts), **TLS_ENV}),
+            _env_file(f"{ETC}/agent.env", TLS_ENV),
+            # The agent's instance name, its address: known only at boot (infra/rendered.py BOOT_VALUES).
+            *_boot_values(agent),
+            f"cat > {ETC}/agent.yaml <<{_EOF}\n{_yaml(agent, expanded=True)}{_EOF}",
             _unit(
                 "drainctl-api",
                 description="API server (WebSockets, /healthz, /readyz, /metrics)",
                 exec_start=app.api_server_command,
                 extra=[f"EnvironmentFile={ETC}/database.env", f"TimeoutStopSec={stop_s:g}"],
             ),
-            _unit_file("drainctl-agent"),
+            _unit_file("drainctl-agent", stop_timeout_s=agent_stop_timeout_s(budget)),
             *([tls_terminator(budget, app, tls_certificate)] if tls_certificate else []),
             "systemctl daemon-reload",
             "systemctl enable --now drainctl-agent.service drainctl-api.service",
@@ -162,28 +168,33 @@ def controller_script(
     app: AppSettings,
     database: DatabaseSettings,
     write_host: str,
-    settings: Mapping[str, Any],
+    controller: Mapping[str, Any],
     secrets: SecretCommands,
 ) -> str:
-    """A controller VM's boot script: `drainctl run` under systemd; the journal's leader lock picks the active one."""
-    controller = {"budget": budget.as_dict(), **settings}
+    """A controller VM's boot script: `drainctl run` under systemd; the journal's leader lease picks the active
+    one. `controller`: its controller.yaml (infra/rendered.py, this cloud's settings only)."""
     env = {
         "PGHOST": write_host,
         "PGDATABASE": database.name,
         "PGUSER": database.user,
         "PGPASSFILE": f"{ETC}/pgpass",
         "DRAINCTL_AGENT_TOKEN_FILE": AGENT_TOKEN_FILE,
+        **TLS_ENV,
     }
     return "\n".join(
         [
             _preamble(app.drainctl_package),
             _fetch(AGENT_TOKEN_FILE, secrets.agent_token),
             _fetch(DB_PASSWORD_FILE, secrets.db_password),
-            # libpq's password file: host:port:database:user:password, built on the host from the fetched secret.
-            f'(umask 077; printf "%s:5432:%s:%s:%s\\n" {shlex.quote(write_host)} {shlex.quote(database.name)} '
+            _fetch(API_TOKEN_FILE, secrets.api_token),
+            _fetch(PUSH_TOKEN_FILE, secrets.push_token),
+            # libpq's password file: host:port:database:user:password, built on the host from the fetched secret
+            # (any database: the journal's is the pair's own, infra/rendered.py journal_database).
+            f'(umask 077; printf "%s:5432:%s:%s:%s\\n" {shlex.quote(write_host)} \'*\' '
             f'{shlex.quote(database.user)} "$(cat {DB_PASSWORD_FILE})" > {ETC}/pgpass && chown {USER}: {ETC}/pgpass)',
             _env_file(f"{ETC}/controller.env", env),
-            f"cat > {ETC}/controller.yaml <<'{_EOF}'\n{_yaml(controller)}{_EOF}",
+            *_boot_values(controller),
+            f"cat > {ETC}/controller.yaml <<{_EOF}\n{_yaml(controller, expanded=True)}{_EOF}",
             _unit_file("drainctl-controller"),
             "systemctl daemon-reload",
             "systemctl enable --now drainctl-controller.service",
@@ -315,9 +326,16 @@ def _env_file(path: str, values: Mapping[str, str]) -> str:
     return f"cat > {path} <<'{_EOF}'\n{body}{_EOF}"
 
 
-def _unit_file(name: str) -> str:
-    """A unit of deploy/systemd/ (which uses the same paths: /opt/drainctl, /etc/drainctl), as a here-document."""
+def _unit_file(name: str, *, stop_timeout_s: float | None = None) -> str:
+    """A unit of deploy/systemd/ (which uses the same paths: /opt/drainctl, /etc/drainctl), as a here-document.
+
+    `stop_timeout_s` replaces its one `TimeoutStopSec=` line (the agent's, derived from the budget): substituted
+    in the unit rather than a drop-in, so the one file on the VM says what systemd does at shutdown."""
     text = (UNITS / f"{name}.service").read_text(encoding="utf-8")
+    if stop_timeout_s is not None:
+        text, count = re.subn(r"(?m)^TimeoutStopSec=.*$", f"TimeoutStopSec={stop_timeout_s:g}", text)
+        if count != 1:
+            raise ValueError(f"{name}.service must have exactly one TimeoutStopSec= line, has {count}")
     if _EOF in text:
         raise ValueError(f"{name}.service must not contain {_EOF}: it ends the here-document")
     return f"cat > /etc/systemd/system/{name}.service <<'{_EOF}'\n{text.rstrip()}\n{_EOF}"
@@ -344,10 +362,21 @@ def _unit(name: str, *, description: str, exec_start: str, extra: list[str], bef
     return f"cat > /etc/systemd/system/{name}.service <<'{_EOF}'\n" + "\n".join(lines) + f"\n{_EOF}"
 
 
+_BOOT_VALUE = re.compile(r"\$(" + "|".join(BOOT_VALUES) + r")\b")
+
+
+def _boot_values(config: Mapping[str, Any]) -> list[str]:
+    """Shell assignments of the values known only on the VM that `config` names (a failed command stops the
+    script: set -e)."""
+    text = _yaml(config)
+    return [f"{name}=$({command})" for name, command in BOOT_VALUES.items() if re.search(rf"\${name}\b", text)]
+
+
 def _yaml(value: Any, *, expanded: bool = False) -> str:
-    """YAML for a here-document; `expanded` ones (unquoted delimiter) must hold no shell metacharacters."""
+    """YAML for a here-document; `expanded` ones (unquoted delimiter) hold no shell metacharacters but the
+    boot values (`$vm_host`, ...: infra/rendered.py)."""
     text = yaml.safe_dump(value, sort_keys=False, default_flow_style=False)
-    if expanded and any(char in text for char in "$`\\"):
+    if expanded and any(char in _BOOT_VALUE.sub("", text) for char in "$`\\"):
         raise ValueError("this YAML must not contain $, ` or \\: the shell expands its here-document")
     if _EOF in text:
         raise ValueError(f"this YAML must not contain {_EOF}: it ends the here-document")

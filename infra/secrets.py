@@ -14,9 +14,11 @@ _PASSWORD_SPECIALS = "-_.~!#%^*+="
 
 
 class GeneratedSecrets(pulumi.ComponentResource):
-    """Agent token, app admin token, database password."""
+    """Agent token, app admin token, database password, the controllers' API token and the agents' push token."""
 
     agent_token: pulumi.Output[str]
+    api_token: pulumi.Output[str]
+    push_token: pulumi.Output[str]
     app_admin_token: pulumi.Output[str]
     db_password: pulumi.Output[str]
 
@@ -27,12 +29,20 @@ class GeneratedSecrets(pulumi.ComponentResource):
         self.app_admin_token = random.RandomPassword(
             f"{name}-app-admin-token", length=48, special=False, opts=child
         ).result
+        self.api_token = random.RandomPassword(f"{name}-api-token", length=48, special=False, opts=child).result
+        self.push_token = random.RandomPassword(f"{name}-push-token", length=48, special=False, opts=child).result
         self.db_password = random.RandomPassword(
             f"{name}-db-password", length=32, special=True, override_special=_PASSWORD_SPECIALS, min_special=2,
             opts=child,
         ).result
         self.register_outputs(
-            {"agent_token": self.agent_token, "app_admin_token": self.app_admin_token, "db_password": self.db_password}
+            {
+                "agent_token": self.agent_token,
+                "app_admin_token": self.app_admin_token,
+                "db_password": self.db_password,
+                "api_token": self.api_token,
+                "push_token": self.push_token,
+            }
         )
 
     def named(self) -> dict[str, pulumi.Output[str]]:
@@ -41,4 +51,6 @@ class GeneratedSecrets(pulumi.ComponentResource):
             "agent-token": self.agent_token,
             "app-admin-token": self.app_admin_token,
             "db-password": self.db_password,
+            "api-token": self.api_token,
+            "push-token": self.push_token,
         }

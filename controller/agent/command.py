@@ -37,15 +37,20 @@ def run(
                                                          "of the config, else text).")] = None,
     log_level: Annotated[LogLevel | None, typer.Option("--log-level", help="debug, info, warning or error "
                                                        "(default: log.level of the config, else info).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Validate the config and its token files and exit (0 and "
+                                        "`ok`, or one line and 2); start nothing.")] = False,
 ) -> None:
-    """Run the node agent (`drainctl agent --config agent.yaml`)."""
+    """Run the node agent (`drainctl agent --config agent.yaml`; `--check`: only validate it)."""
     if ctx.invoked_subcommand is not None:
         return
     if config is None:
         raise ConfigError("agent: --config PATH is required (the agent's YAML config, see docs/agent.md)")
+    settings = load_settings(config)
+    if check:
+        print("ok")
+        return
     from controller.agent.serving import serve
 
-    settings = load_settings(config)
     log = settings.config.log
     serve(settings, log=log.model_copy(update={k: v for k, v in (("format", log_format), ("level", log_level)) if v}))
 

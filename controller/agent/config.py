@@ -100,7 +100,8 @@ class AzurePlatform(_Frozen):
     kind: Literal["azure"]
     imds_url: HttpUrl = "http://169.254.169.254"
     resource_name: Annotated[str, Field(min_length=1)] | None = None
-    """This VM's name as Scheduled Events lists it in `Resources`; None: the agent's `instance`."""
+    """This VM's name as Scheduled Events lists it in `Resources`; None: IMDS `compute.name`, asked at start (the
+    agent's `instance` when IMDS refuses)."""
     poll_s: PositiveSeconds = 1.0
     """How often the events document is read (Azure recommends about once a second)."""
     timeout_s: PositiveSeconds = 5.0

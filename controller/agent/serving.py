@@ -99,7 +99,7 @@ def watch_platform(agent: NodeAgent, settings: AgentSettings) -> None:
     metrics = WatchMetrics(agent.metrics.registry)
     if isinstance(platform, AzurePlatform):
         events = azure_events.ScheduledEventsWatcher(
-            _imds_client(platform), agent, resource_name=platform.resource_name or config.instance,
+            _imds_client(platform), agent, resource_name=platform.resource_name, fallback_name=config.instance,
             metrics=metrics.of(azure_events.SOURCE), poll_s=platform.poll_s, retry_max_s=platform.retry_max_s,
             drain_on_freeze=platform.drain_on_freeze,
         )

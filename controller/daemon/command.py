@@ -1,4 +1,5 @@
-"""`drainctl run --config controller.yaml`: parse the config at the edge, then run the daemon."""
+"""`drainctl run --config controller.yaml`: parse the config at the edge, then run the daemon (`--check`: only
+validate it, controller/daemon/checking.py)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,17 @@ def run(
                                                          "of the config, else text).")] = None,
     log_level: Annotated[LogLevel | None, typer.Option("--log-level", help="debug, info, warning or error "
                                                        "(default: log.level of the config, else info).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Validate the config and exit (0 and `ok`, or one "
+                                        "line and 2); start nothing.")] = False,
 ) -> None:
     """Run the drain controller: watch lifecycle events, drain, verify, reset, release; serve the API."""
     settings = load_config(config)
+    if check:
+        from controller.daemon.checking import check as check_config
+
+        check_config(settings, config)
+        print("ok")
+        return
     if settings.api is None:
         raise ConfigError(f"{config}: api: required by `drainctl run` (listen: HOST:PORT, token_file: PATH)")
     from controller.daemon.serving import serve

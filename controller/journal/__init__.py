@@ -17,7 +17,7 @@ from controller.core.errors import ConfigError
 from controller.core.ports import Journal
 from controller.journal.sqlite import SqliteJournal
 
-__all__ = ["SqliteJournal", "open_journal"]
+__all__ = ["SqliteJournal", "check_location", "open_journal"]
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):/")
 """`scheme://...` (a `Path` keeps one slash of the two)."""
@@ -41,6 +41,33 @@ def open_journal(location: Path | str, *, password_file: Path | None = None) -> 
     if password_file is not None:
         raise ConfigError("journal_password_file: only a postgresql:// journal takes a password")
     return SqliteJournal(Path(location))
+
+
+def check_location(location: Path | str, *, password_file: Path | None = None) -> str:
+    """What `open_journal` would refuse before it connects (`drainctl run --check`): `postgres` or `sqlite`.
+
+    Opens nothing and reads no password: a bad scheme, an unparsable URL or a password in it is one line."""
+    url = _URL.match(str(location))
+    if url is not None and url["scheme"] in POSTGRES_SCHEMES and isinstance(location, str):
+        try:
+            from psycopg import ProgrammingError
+            from psycopg.conninfo import conninfo_to_dict
+        except ImportError as exc:
+            raise ConfigError(
+                "journal: a postgresql:// journal needs psycopg: pip install 'drainctl[postgres]'"
+            ) from exc
+        try:
+            parts = conninfo_to_dict(location)
+        except ProgrammingError as exc:
+            raise ConfigError(f"journal: not a usable postgresql:// URL: {exc}") from exc
+        if "password" in parts:
+            raise ConfigError("journal: the URL holds a password; put it in journal_password_file (or PGPASSFILE)")
+        return "postgres"
+    if url is not None:
+        raise ConfigError(f"journal: {str(location)!r}: this drainctl has no {url['scheme']} journal")
+    if password_file is not None:
+        raise ConfigError("journal_password_file: only a postgresql:// journal takes a password")
+    return "sqlite"
 
 
 def _postgres(url: str, password_file: Path | None) -> Journal:

@@ -1,8 +1,9 @@
 """The controller's footprint on Azure: two VMs (active and standby) running `drainctl run` under systemd.
 
 They sit in the hub region's controller subnet (the only source every region's NSG lets reach the agent port),
-in two availability zones, with the controller's user-assigned identity and no public address. Both run the
-same unit; the journal's leader lock makes one active and the other a hot standby.
+in two availability zones, with the controller's user-assigned identity, no public address and a static private
+address the program picks (the agents' push URLs and the on-call path name it). Both run the same unit; the
+Postgres leader lease in the shared journal makes one active and the other a hot standby.
 
 The boot script is in `userData` (mutable), not `osProfile.customData` (immutable after creation: ARM 409
 PropertyChangeNotAllowed; FACTS.md, https://learn.microsoft.com/azure/virtual-machines/user-data). customData is
@@ -34,8 +35,10 @@ class AzureControllerPairArgs:
     resource_group_name: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
     identity_id: pulumi.Input[str]
-    user_data: pulumi.Input[str]
-    """The rendered boot script, base64 (mutable); customData is the constant `scripts.vm_bootstrap()`."""
+    addresses: Sequence[str]
+    """Static private address of each role in the controller subnet (infra/rendered.py)."""
+    user_data: Sequence[pulumi.Input[str]]
+    """Each role's rendered boot script, base64 (mutable); customData is the constant `scripts.vm_bootstrap()`."""
     zones: Sequence[str] = ("1", "2")
 
 
@@ -57,7 +60,8 @@ class AzureControllerPair(pulumi.ComponentResource):
                     azure.network.NetworkInterfaceIPConfigurationArgs(
                         name="ipconfig",
                         subnet=azure.network.SubnetArgs(id=args.subnet_id),
-                        private_ip_allocation_method="Dynamic",
+                        private_ip_allocation_method="Static",
+                        private_ip_address=args.addresses[index],
                     )
                 ],
                 opts=child,
@@ -102,11 +106,9 @@ class AzureControllerPair(pulumi.ComponentResource):
                 network_profile=compute.NetworkProfileArgs(
                     network_interfaces=[compute.NetworkInterfaceReferenceArgs(id=nic.id, primary=True)]
                 ),
-                user_data=args.user_data,
+                user_data=args.user_data[index],
                 tags={"drainctl-role": f"controller-{role}"},
                 opts=child,
             )
-            self.addresses.append(
-                nic.ip_configurations.apply(lambda configs: (configs or [])[0].private_ip_address or "")
-            )
+            self.addresses.append(pulumi.Output.all(nic.id, args.addresses[index]).apply(lambda parts: str(parts[1])))
         self.register_outputs({"addresses": self.addresses})

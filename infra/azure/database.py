@@ -7,7 +7,7 @@ comes from pulumi_random and is marked a secret output (the provider does not ma
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -26,6 +26,8 @@ class FlexibleServerDatabaseArgs:
     networks: Mapping[str, AzureRegionNetwork]
     """Region -> network; every Azure region of the stack (the zone is linked to all of them)."""
     password: pulumi.Input[str]
+    journal_databases: Sequence[str] = ()
+    """One journal database per cloud's controller pair (infra/rendered.py `journal_database`)."""
 
 
 class FlexibleServerDatabase(pulumi.ComponentResource):
@@ -83,6 +85,15 @@ class FlexibleServerDatabase(pulumi.ComponentResource):
             charset="UTF8",
             opts=child,
         )
+        for journal in args.journal_databases:
+            azure.dbforpostgresql.Database(
+                f"{name}-{journal.replace('_', '-')}",
+                resource_group_name=primary_net.resource_group_name,
+                server_name=primary.name,
+                database_name=journal,
+                charset="UTF8",
+                opts=child,
+            )
         hosts = {primary_region: primary.fully_qualified_domain_name}
         for region in args.placement.replica_regions:
             network = args.networks[region]

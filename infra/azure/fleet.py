@@ -78,6 +78,8 @@ def notice_iso8601(seconds: float) -> str:
 
 class AzureApiFleet(pulumi.ComponentResource):
     public_ip: pulumi.Output[str]
+    scale_set_name: pulumi.Output[str]
+    """The scale set's name, as the controllers' `sources.azure.scale_sets` name it."""
 
     def __init__(self, name: str, args: AzureApiFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("drainctl:azure:ApiFleet", name, None, opts)
@@ -155,14 +157,15 @@ class AzureApiFleet(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        self._scale_set(name, args, pool_id=lb_id.apply(lambda base: f"{base}/backendAddressPools/{POOL}"),
-                        after=balancer)
+        self.scale_set_name = self._scale_set(
+            name, args, pool_id=lb_id.apply(lambda base: f"{base}/backendAddressPools/{POOL}"), after=balancer
+        ).name
         self.public_ip = address.ip_address.apply(lambda ip: ip or "")
         self.register_outputs({"public_ip": self.public_ip, "load_balancer": balancer.id})
 
     def _scale_set(
         self, name: str, args: AzureApiFleetArgs, *, pool_id: pulumi.Output[str], after: pulumi.Resource
-    ) -> None:
+    ) -> azure.compute.VirtualMachineScaleSet:
         compute = azure.compute
         percent = upgrade_percent(args.region.capacity)
         health = ApplicationHealthSettings(
@@ -172,7 +175,7 @@ class AzureApiFleet(pulumi.ComponentResource):
             intervalInSeconds=5,
             numberOfProbes=1,
         )
-        compute.VirtualMachineScaleSet(
+        return compute.VirtualMachineScaleSet(
             f"{name}-vmss",
             resource_group_name=args.resource_group_name,
             location=args.region.name,

@@ -33,13 +33,13 @@ CONTROLLER_ACTIONS = (
 )
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 """Built-in role "Key Vault Secrets User" (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles)."""
-FLEET_SECRETS = ("agent-token", "app-admin-token", "db-password")
+FLEET_SECRETS = ("agent-token", "app-admin-token", "db-password", "push-token")
 TLS_SECRET = "tls-certificate"
 """The API's TLS certificate and key (one PEM) for the VMs' TLS terminator. The stack creates the secret with a
 placeholder and never updates its value (`ignore_changes`): the SRE imports the real PEM once
 (`az keyvault secret set --vault-name <vault> -n tls-certificate -f api.pem`, see docs/infra.md)."""
 TLS_PLACEHOLDER = "replace me: az keyvault secret set -n tls-certificate -f <cert+key PEM>"
-CONTROLLER_SECRETS = ("agent-token", "db-password")
+CONTROLLER_SECRETS = ("agent-token", "db-password", "api-token", "push-token")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The controller's footprint on GCP: two VMs (active and standby) running `drainctl run` under systemd.
 
-Both run the same unit; the journal's leader lock (Postgres advisory lock) makes one active and the other a hot
-standby. They sit in two zones of one region, carry the controller's service account (the identity the firewall
-opens the agent port to) and have no external address.
+Both run the same unit; the Postgres leader lease (a row in the shared journal, docs/ha.md) makes one active and the
+other a hot standby. They sit in two zones of one region, carry the controller's service account (the identity the
+firewall opens the agent port to) and have no external address. Their private addresses are static, reserved by the
+program (`gcp.compute.Address`, INTERNAL, in the hub subnet): the agents' controller.yaml push URLs and the
+on-call path name them, so they must survive a VM's replacement.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ class GcpControllerPairArgs:
     image: str
     subnet_id: pulumi.Input[str]
     controller_email: pulumi.Input[str]
-    startup_script: pulumi.Input[str]
+    addresses: Sequence[str]
+    """Static private address of each role (infra/rendered.py)."""
+    startup_scripts: Sequence[pulumi.Input[str]]
+    """Each role's boot script (its controller.yaml names its own address)."""
 
 
 class GcpControllerPair(pulumi.ComponentResource):
@@ -36,6 +41,14 @@ class GcpControllerPair(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.addresses = []
         for index, role in enumerate(ROLES):
+            address = gcp.compute.Address(
+                f"{name}-{role}-address",
+                region=args.region,
+                subnetwork=args.subnet_id,
+                address_type="INTERNAL",
+                address=args.addresses[index],
+                opts=child,
+            )
             instance = gcp.compute.Instance(
                 f"{name}-{role}",
                 zone=args.zones[index % len(args.zones)],
@@ -43,14 +56,16 @@ class GcpControllerPair(pulumi.ComponentResource):
                 boot_disk=gcp.compute.InstanceBootDiskArgs(
                     initialize_params=gcp.compute.InstanceBootDiskInitializeParamsArgs(image=args.image)
                 ),
-                network_interfaces=[gcp.compute.InstanceNetworkInterfaceArgs(subnetwork=args.subnet_id)],
+                network_interfaces=[
+                    gcp.compute.InstanceNetworkInterfaceArgs(subnetwork=args.subnet_id, network_ip=address.address)
+                ],
                 service_account=gcp.compute.InstanceServiceAccountArgs(
                     email=args.controller_email, scopes=["cloud-platform"]
                 ),
-                metadata_startup_script=args.startup_script,
+                metadata_startup_script=args.startup_scripts[index],
                 allow_stopping_for_update=True,
                 labels={"drainctl-role": f"controller-{role}"},
                 opts=child,
             )
-            self.addresses.append(instance.network_interfaces.apply(lambda nics: nics[0].network_ip or ""))
+            self.addresses.append(pulumi.Output.all(address.address, instance.id).apply(lambda parts: str(parts[0])))
         self.register_outputs({"addresses": self.addresses})

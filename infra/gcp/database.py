@@ -11,7 +11,7 @@ The application user's password comes from pulumi_random and stays a secret (sql
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -36,6 +36,8 @@ class CloudSqlDatabaseArgs:
     password: pulumi.Input[str]
     private_services: pulumi.Resource | None
     """The VPC peering for private IP; instances wait for it."""
+    journal_databases: Sequence[str] = ()
+    """One journal database per cloud's controller pair (infra/rendered.py `journal_database`)."""
 
 
 class CloudSqlDatabase(pulumi.ComponentResource):
@@ -69,6 +71,8 @@ class CloudSqlDatabase(pulumi.ComponentResource):
             )
             hosts[region] = replica.private_ip_address
         gcp.sql.Database(f"{name}-db", instance=primary.name, name=args.settings.name, opts=child)
+        for journal in args.journal_databases:
+            gcp.sql.Database(f"{name}-{journal.replace('_', '-')}", instance=primary.name, name=journal, opts=child)
         gcp.sql.User(
             f"{name}-user", instance=primary.name, name=args.settings.user, password=args.password, opts=child
         )

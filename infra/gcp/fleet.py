@@ -59,6 +59,8 @@ class GcpApiFleetArgs:
 class GcpApiFleet(pulumi.ComponentResource):
     subnet_id: pulumi.Output[str]
     instance_group: pulumi.Output[str]
+    group_name: pulumi.Output[str]
+    """The regional MIG's name, as the controllers' `sources.gcp.groups` name it."""
 
     def __init__(self, name: str, args: GcpApiFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("drainctl:gcp:ApiFleet", name, None, opts)
@@ -142,4 +144,5 @@ class GcpApiFleet(pulumi.ComponentResource):
         )
         self.subnet_id = subnet.id
         self.instance_group = group.instance_group
+        self.group_name = group.name
         self.register_outputs({"subnet_id": self.subnet_id, "instance_group": self.instance_group})

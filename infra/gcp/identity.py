@@ -28,8 +28,8 @@ CONTROLLER_PERMISSIONS = (
     "compute.instances.list",
 )
 FLEET_ROLES = ("roles/logging.logWriter", "roles/monitoring.metricWriter")
-FLEET_SECRETS = ("agent-token", "app-admin-token", "db-password")
-CONTROLLER_SECRETS = ("agent-token", "db-password")
+FLEET_SECRETS = ("agent-token", "app-admin-token", "db-password", "push-token")
+CONTROLLER_SECRETS = ("agent-token", "db-password", "api-token", "push-token")
 
 
 @dataclass(frozen=True)

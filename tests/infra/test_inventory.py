@@ -216,7 +216,7 @@ def test_database_password_is_a_secret_and_no_generated_secret_leaks(built: Buil
                 assert "administratorLoginPassword" in server.secret_paths
     generated = [p.outputs["result"] for p in run.of_type("random:index/randomPassword:RandomPassword")]
     vpn_keys = 2 if config.gcp and config.azure else 0  # one IKE pre-shared key per tunnel
-    assert len(generated) == 3 + vpn_keys
+    assert len(generated) == 5 + vpn_keys  # agent, app admin, API and push tokens; the database password
     for resource in run.custom():
         for path, text in _strings(resource.inputs):
             if any(path == secret or path.startswith(secret + ".") for secret in resource.secret_paths):

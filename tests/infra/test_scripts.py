@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from controller.agent.config import parse_config
-from infra import scripts
+from infra import heredocs, rendered, scripts
 from infra.config import StackConfig
 from infra.mocks import OfflineRun
 
@@ -42,7 +42,8 @@ def test_rendered_scripts_are_valid_bash(built: Built) -> None:
 
 def test_agent_config_is_accepted_by_the_agent(built: Built) -> None:
     config, script = _api_script(built)
-    raw = yaml.safe_load(_heredoc(script, "/etc/drainctl/agent.yaml").replace("$(hostname)", "api-0001"))
+    values = {"vm_host": "api-0001", "vm_address": "10.1.2.3"}
+    raw = yaml.safe_load(heredocs.expand(_heredoc(script, "/etc/drainctl/agent.yaml"), values))
     agent = parse_config(raw, where="agent.yaml")
     assert agent.listen_port == config.app.agent_port
     assert agent.service_port == config.app.app_port
@@ -53,12 +54,14 @@ def test_agent_config_is_accepted_by_the_agent(built: Built) -> None:
 
 
 def test_agent_holds_the_shutdown_until_the_api_server_is_drained(built: Built) -> None:
-    _, script = _api_script(built)
+    config, script = _api_script(built)
     agent_unit = _heredoc(script, "/etc/systemd/system/drainctl-agent.service")
     api_unit = _heredoc(script, "/etc/systemd/system/drainctl-api.service")
     assert "After=network-online.target drainctl-api.service" in agent_unit  # stopped before the API server...
     assert "ExecStop=/opt/drainctl/bin/drainctl agent hold" in agent_unit  # ...and its stop waits for the drain
-    assert agent_unit == (scripts.UNITS / "drainctl-agent.service").read_text().rstrip()  # deploy/systemd's unit
+    shipped = (scripts.UNITS / "drainctl-agent.service").read_text().rstrip()  # deploy/systemd's unit...
+    stop_s = rendered.agent_stop_timeout_s(config.budget)  # ...with the stop timeout the budget needs
+    assert agent_unit == re.sub(r"(?m)^TimeoutStopSec=.*$", f"TimeoutStopSec={stop_s:g}", shipped)
     assert "AmbientCapabilities=CAP_NET_ADMIN" in agent_unit  # ss -K needs it
     assert "EnvironmentFile=/etc/drainctl/database.env" in api_unit
     assert "systemctl enable --now drainctl-agent.service drainctl-api.service" in script
@@ -84,7 +87,8 @@ def test_azure_custom_data_is_cloud_init_running_the_same_script(built: Built) -
         assert "drainctl agent --config /etc/drainctl/agent.yaml" in boot["content"]
         assert "azure_secret " in boot["content"]  # secrets come from Key Vault at boot
         agent = parse_config(
-            yaml.safe_load(_heredoc(boot["content"], "/etc/drainctl/agent.yaml").replace("$(hostname)", "vm0")),
+            yaml.safe_load(heredocs.expand(_heredoc(boot["content"], "/etc/drainctl/agent.yaml"),
+                                           {"vm_host": "vm0", "vm_address": "10.1.2.3", "vm_name": "api_0"})),
             where="agent.yaml",
         )
         assert agent.platform.kind == "azure", "an Azure agent watches IMDS scheduled events"
@@ -93,7 +97,8 @@ def test_azure_custom_data_is_cloud_init_running_the_same_script(built: Built) -
 def test_controller_yaml_carries_the_stacks_budget(built: Built) -> None:
     config, run = built("production")
     (active, _) = run.of_type("gcp:compute/instance:Instance")
-    controller = yaml.safe_load(_heredoc(active.inputs["metadataStartupScript"], "/etc/drainctl/controller.yaml"))
+    text = _heredoc(active.inputs["metadataStartupScript"], "/etc/drainctl/controller.yaml")
+    controller = yaml.safe_load(heredocs.expand(text, {"vm_host": "ctl-a"}))
     assert controller["budget"] == config.budget.as_dict()
 
 

@@ -8,6 +8,11 @@ events whose `Resources` name this VM count. Terminate, Preempt, Reboot and Rede
 Freeze is reported (log, metric) and drained only with `drain_on_freeze`. Unknown types and malformed events
 are logged and skipped; a failed or malformed read is logged, counted, and read again after a pause.
 
+Naming: events list VMs by their Azure name (`<scale set>_<instance id>` in a scale set), not the host name. Without
+`resource_name` in the config the watcher asks IMDS once at start (`GET {imds}/metadata/instance/compute?api-version=
+2021-02-01`, its `name`), retrying a temporary failure with backoff; an IMDS that refuses (4xx: not Azure, an old
+fake) leaves the agent's `instance` as the name, with a warning.
+
 Approving: `AzureRelease` is the agent's `PlatformRelease`: when a notice from Azure is released (by the
 controller through the agent's API, or by the agent's own fallback), it posts
 `{"StartRequests": [{"EventId": ...}]}`. The book releases a notice once, so StartRequests goes out once per
@@ -39,6 +44,8 @@ from controller.core.retrying import backoff_s
 SOURCE = "azure"
 API_VERSION = "2020-07-01"
 PATH = "/metadata/scheduledevents"
+COMPUTE_PATH = "/metadata/instance/compute"
+COMPUTE_API_VERSION = "2021-02-01"
 log = logging.getLogger("drainctl.agent.watchers.azure")
 
 KINDS = {"Terminate": "terminate", "Preempt": "preempt", "Reboot": "reboot", "Redeploy": "redeploy"}
@@ -115,6 +122,15 @@ class ScheduledEventsClient:
             raise ImdsMalformed("scheduled events: DocumentIncarnation or Events missing or of the wrong type")
         return Document(incarnation, events)
 
+    async def vm_name(self) -> str:
+        """This VM's name as Azure knows it (instance metadata `compute.name`)."""
+        where = f"GET {COMPUTE_PATH}"
+        response = await send(self._http, _ERRORS, "GET", COMPUTE_PATH, params={"api-version": COMPUTE_API_VERSION})
+        name = _ERRORS.json_object(response, where).get("name")
+        if not isinstance(name, str) or not name:
+            raise ImdsMalformed(f"{where}: no `name` in the instance metadata")
+        return name
+
     async def approve(self, event_id: str) -> None:
         await self._call("POST", json={"StartRequests": [{"EventId": event_id}]})
 
@@ -185,8 +201,9 @@ class ScheduledEventsWatcher:
         client: ScheduledEventsClient,
         agent: NoticeTaker,
         *,
-        resource_name: str,
+        resource_name: str | None,
         metrics: WatchCounters,
+        fallback_name: str = "",
         poll_s: float = 1.0,
         retry_max_s: float = 10.0,
         drain_on_freeze: bool = False,
@@ -194,7 +211,8 @@ class ScheduledEventsWatcher:
     ) -> None:
         self._client = client
         self._agent = agent
-        self._resource = resource_name
+        self._resource = resource_name or ""
+        self._fallback_name = fallback_name
         self._metrics = metrics
         self._poll_s = poll_s
         self._retry_max_s = retry_max_s
@@ -206,10 +224,32 @@ class ScheduledEventsWatcher:
         self._last_error = ""
 
     async def run(self) -> None:
+        if not self._resource:
+            self._resource = await self.learn_name()
         log.info("watching Azure scheduled events for %s every %g s", self._resource, self._poll_s)
         while True:
             delay_s = await self.poll_once()
             await asyncio.sleep(delay_s)
+
+    async def learn_name(self) -> str:
+        """`compute.name` from IMDS, retried while IMDS fails temporarily; the fallback name if it refuses."""
+        failures = 0
+        while True:
+            try:
+                name = await self._client.vm_name()
+            except PermanentError as exc:
+                log.warning("scheduled events: IMDS gives no VM name (%s); matching events to %r", exc,
+                            self._fallback_name)
+                return self._fallback_name
+            except DrainctlError as exc:
+                failures += 1
+                hint_s = exc.delay_s if isinstance(exc, TemporaryError) else None
+                delay_s = backoff_s(failures, initial_s=self._poll_s, max_s=self._retry_max_s, hint_s=hint_s)
+                log.warning("scheduled events: cannot read this VM's name (%s); again in %.1f s", exc, delay_s)
+                await asyncio.sleep(delay_s)
+                continue
+            log.info("scheduled events: this VM is %r (IMDS compute.name)", name)
+            return name
 
     async def poll_once(self) -> float:
         """Read the document once and handle what is new; how long to wait before the next read."""
