@@ -91,6 +91,17 @@ class GcpNetwork(pulumi.ComponentResource):
             opts=child,
         )
         gcp.compute.Firewall(
+            f"{name}-allow-fleet-push-to-api",
+            network=vpc.id,
+            direction="INGRESS",
+            priority=1000,
+            source_service_accounts=fleet,
+            target_service_accounts=[args.controller_email],
+            allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[str(args.api_port)])],
+            description="The node agents push their notices to the controllers' API (POST /v1/pushes, push token).",
+            opts=child,
+        )
+        gcp.compute.Firewall(
             f"{name}-allow-iap-to-api",
             network=vpc.id,
             direction="INGRESS",

@@ -134,3 +134,13 @@ def test_the_path_opens_the_api_port_the_stack_config_names() -> None:
     gcp_note, azure_note = access_notes(run)
     assert "-> tcp:9444 on " in gcp_note and "-> tcp:9444 (" in azure_note
     assert {cloud["api_port"] for cloud in run.outputs["access"].values()} == {9444}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_fleet_reaches_the_controllers_api_port_to_push_its_notices(built: Built, stack: str) -> None:
+    """GCP denies ingress by default: without this rule every agent's push would be dropped."""
+    _, run = built(stack)
+    (rule,) = [r for r in run.of_type("gcp:compute/firewall:Firewall")
+               if r.inputs.get("sourceServiceAccounts") == [_account(run, "fleet")]
+               and r.inputs.get("targetServiceAccounts") == [_account(run, "controller")]]
+    assert rule.inputs["allows"] == [{"protocol": "tcp", "ports": [API_PORT]}] and rule.inputs["direction"] == "INGRESS"
