@@ -33,9 +33,11 @@ from infra.rendered import (
     APP_TOKEN_FILE,
     BOOT_VALUES,
     ETC,
+    ONCALL_CONTEXTS,
     PUSH_TOKEN_FILE,
     TLS_ENV,
     agent_stop_timeout_s,
+    oncall_contexts,
 )
 
 USER = "drainctl"
@@ -195,6 +197,7 @@ def controller_script(
             _env_file(f"{ETC}/controller.env", env),
             *_boot_values(controller),
             f"cat > {ETC}/controller.yaml <<{_EOF}\n{_yaml(controller, expanded=True)}{_EOF}",
+            f"cat > {ONCALL_CONTEXTS} <<'{_EOF}'\n{_yaml(oncall_contexts(controller))}{_EOF}",
             _unit_file("drainctl-controller"),
             "systemctl daemon-reload",
             "systemctl enable --now drainctl-controller.service",

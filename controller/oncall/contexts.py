@@ -2,7 +2,7 @@
 
 From a laptop on-call reaches several controllers (each cloud's pair, through an IAP or Bastion
 tunnel: docs/runbook.md). The contexts file (`$DRAINCTL_CONTEXTS`, else
-`~/.config/drainctl/contexts.yaml`) names them:
+`~/.config/drainctl/contexts.yaml`, else /etc/drainctl/contexts.yaml) names them:
 
     current: production-gcp
     contexts:
@@ -31,6 +31,8 @@ from controller.core.settings import Frozen, HttpUrl, first_error, load_yaml
 
 CONTEXTS_ENV = "DRAINCTL_CONTEXTS"
 DEFAULT_CONTEXTS = Path("~/.config/drainctl/contexts.yaml")
+SYSTEM_CONTEXTS = Path("/etc/drainctl/contexts.yaml")
+"""Read when the user has no contexts file: a controller VM's own (`sudo drainctl status` there)."""
 _CURRENT_LINE = re.compile(r"^current:.*$", re.MULTILINE)
 
 ContextName = Annotated[
@@ -63,9 +65,13 @@ class Chosen:
 
 
 def contexts_path() -> tuple[Path, bool]:
-    """The contexts file, and whether it was named explicitly (`$DRAINCTL_CONTEXTS`)."""
+    """The contexts file, and whether it was named explicitly (`$DRAINCTL_CONTEXTS`): else the user's, else
+    the system's (`SYSTEM_CONTEXTS`, written on each controller VM by its boot script) when only that exists."""
     named = os.environ.get(CONTEXTS_ENV)
-    return (Path(named).expanduser(), True) if named else (DEFAULT_CONTEXTS.expanduser(), False)
+    if named:
+        return Path(named).expanduser(), True
+    users = DEFAULT_CONTEXTS.expanduser()
+    return (SYSTEM_CONTEXTS if not users.exists() and SYSTEM_CONTEXTS.exists() else users), False
 
 
 def load(path: Path) -> Contexts:

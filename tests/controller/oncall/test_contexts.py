@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from controller.oncall import contexts
 from testbed.harness.ports import free_port
 from tests.controller.api.stacks import Ran
 from tests.controller.oncall.conftest import Cli
@@ -98,3 +101,14 @@ def test_the_default_contexts_file_is_in_the_home_directory(cli: Cli, tmp_path: 
     default.write_text("contexts: {}\n", encoding="utf-8")
     line = _one_line(cli("--context", "production-gcp", "status", env={"HOME": str(tmp_path)}))
     assert line == f"drainctl: --context: no context 'production-gcp' in {default} (it has none)"
+
+
+def test_without_a_users_file_a_controller_vms_own_contexts_file_is_read(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a controller VM (`sudo drainctl status`), the boot script's /etc/drainctl/contexts.yaml names it."""
+    system = tmp_path / "etc-contexts.yaml"
+    system.write_text("contexts: {}\n", encoding="utf-8")
+    monkeypatch.setattr(contexts, "SYSTEM_CONTEXTS", system)
+    line = _one_line(cli("--context", "this-controller", "status", env={"HOME": str(tmp_path / "home")}))
+    assert line == f"drainctl: --context: no context 'this-controller' in {system} (it has none)"
