@@ -325,7 +325,7 @@ _JSON = "python3 -c 'import json, sys; print(json.load(sys.stdin)"
 """The preamble parses JSON with the image's python3 (every Debian image has it; jq is not installed)."""
 
 # Bearer tokens go to curl on stdin (`-H @-`), never on its command line (readable by any local user in /proc).
-_FUNCTIONS = f"""\
+SHELL_FUNCTIONS = f"""\
 retry() {{  # max_seconds, command...: 1 s backoff doubling to 15 s; the arguments name things, never secrets
   local budget=$1 delay=1 start=$SECONDS
   shift
@@ -397,7 +397,7 @@ def _preamble() -> str:
             "#!/bin/bash",
             f"{RENDERED_MARKER} Idempotent; never echoes secrets (no set -x).",
             "set -euo pipefail",
-            _FUNCTIONS,
+            SHELL_FUNCTIONS,
             # The daemons' system user: the units run as `drainctl` (deploy/systemd/), never as root.
             f"id -u {USER} >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
             f"--home-dir /nonexistent --shell /usr/sbin/nologin {USER}",
