@@ -213,3 +213,22 @@ def test_retry_gives_up_after_its_budget_naming_what_failed(tmp_path: Path) -> N
     result = _bash(tmp_path, "retry 2 false never-works\n")
     assert result.returncode != 0
     assert re.search(r"drainctl: gave up after \d+ s: false never-works", result.stderr), result.stderr
+
+
+def test_the_production_plan_shows_the_artifact_objects_their_stores_and_grants(built: Built) -> None:
+    from rich.console import Console
+
+    from infra import plan
+
+    config, run = built("production")
+    console = Console(width=400, record=True, highlight=False)
+    console.print(plan._inventory(config, run))
+    out = " ".join(console.export_text().split())
+    object_name = f"drainctl/wheelhouse-{_wheelhouse_sha256()[:16]}.tar.gz"
+    assert f"gcp:storage.BucketObject gcp-artifacts-{_wheelhouse_sha256()[:16]} global {object_name} <- " \
+        "dist/wheelhouse.tar.gz" in out
+    assert f"azure-native:storage.Blob azure-artifacts-{_wheelhouse_sha256()[:16]} centralus {object_name}" in out
+    assert "uniform bucket-level access True, public access prevention enforced" in out
+    assert "anonymous blob access False, HTTPS only True, TLS >= TLS1_2" in out
+    assert "roles/storage.objectViewer -> serviceAccount:drainctl-api@mock.iam.gserviceaccount.com" in out
+    assert "Storage Blob Data Reader on azure-artifacts-container-id -> principal-azure-identity-fleet" in out
