@@ -232,3 +232,54 @@ def test_the_production_plan_shows_the_artifact_objects_their_stores_and_grants(
     assert "anonymous blob access False, HTTPS only True, TLS >= TLS1_2" in out
     assert "roles/storage.objectViewer -> serviceAccount:drainctl-api@mock.iam.gserviceaccount.com" in out
     assert "Storage Blob Data Reader on azure-artifacts-container-id -> principal-azure-identity-fleet" in out
+
+
+FAKE_CURL = r"""
+curl() {  # answers like the documented endpoints; records its command line and what came on stdin
+  local out="" url="" arg previous=""
+  for arg in "$@"; do
+    [ "$previous" = "-o" ] && out=$arg
+    case $arg in http*) url=$arg ;; esac
+    previous=$arg
+  done
+  printf '%s\n' "$*" >> calls
+  cat >> stdin_seen
+  case $url in
+    *computeMetadata*) echo '{"access_token": "tok-gcp", "expires_in": 3599, "token_type": "Bearer"}' ;;
+    *secretmanager*) printf '{"name": "x", "payload": {"data": "%s"}}\n' "$(printf 's3cr3t value' | base64)" ;;
+    *storage.googleapis.com*) printf 'object bytes' > "$out" ;;
+    *169.254.169.254*) echo '{"access_token": "tok-azure", "token_type": "Bearer"}' ;;
+    *vault.azure.net*) echo '{"value": "kv value", "id": "x"}' ;;
+    *blob.core.windows.net*) printf 'blob bytes' > "$out" ;;
+  esac
+}
+"""
+
+
+def test_the_cloud_helpers_send_tokens_on_stdin_and_decode_what_the_apis_return(tmp_path: Path) -> None:
+    """A unit test of the helpers' own requests and parsing (curl replaced by a recorder, as MockTransport would);
+    the box runs them against the wire-level fakes."""
+    body = FAKE_CURL + (
+        "gcp_secret proj drainctl-agent-token > gcp.txt\n"
+        "gcp_object bkt drainctl/wheelhouse-x.tar.gz obj.tar.gz\n"
+        "azure_secret vault1 agent-token cid-1 > azure.txt\n"
+        "azure_blob acct artifacts drainctl/wheelhouse-x.tar.gz cid-1 blob.tar.gz\n"
+    )
+    result = subprocess.run(["bash", "-c", "set -euo pipefail\n" + scripts.SHELL_FUNCTIONS + body], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "gcp.txt").read_text() == "s3cr3t value\n"
+    assert (tmp_path / "azure.txt").read_text() == "kv value\n"
+    assert (tmp_path / "obj.tar.gz").read_text() == "object bytes"
+    assert (tmp_path / "blob.tar.gz").read_text() == "blob bytes"
+    calls = (tmp_path / "calls").read_text()
+    assert "tok-" not in calls  # a bearer token never shows on a command line (/proc/*/cmdline)
+    stdin = (tmp_path / "stdin_seen").read_text()
+    assert "Authorization: Bearer tok-gcp" in stdin and "Authorization: Bearer tok-azure" in stdin
+    assert "https://secretmanager.googleapis.com/v1/projects/proj/secrets/drainctl-agent-token/versions/latest:access" \
+        in calls
+    assert "https://storage.googleapis.com/storage/v1/b/bkt/o/drainctl%2Fwheelhouse-x.tar.gz?alt=media" in calls
+    assert "resource=https://vault.azure.net --data-urlencode client_id=cid-1" in calls
+    assert "resource=https://storage.azure.com/ --data-urlencode client_id=cid-1" in calls
+    assert "x-ms-version: 2021-08-06" in calls
+    assert "https://acct.blob.core.windows.net/artifacts/drainctl/wheelhouse-x.tar.gz" in calls
