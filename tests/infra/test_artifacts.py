@@ -82,6 +82,14 @@ def test_old_app_keys_and_a_wrong_app_hash_are_refused_with_one_line(tmp_path: P
     document["drainctl:app"]["drainctl_package"] = "drainctl==0.1.0"
     with pytest.raises(ConfigError, match=r"drainctl:app: drainctl_package was replaced by nothing: every VM"):
         parse_document(document)
+    for server, says in (
+        ({"command": "portal start"}, "command must start with an absolute path, got 'portal start'"),
+        ({"command": "/opt/app/run", "artifact": "portal.tar.gz"}, "artifact and sha256 go together"),
+    ):
+        document = stack_document("staging")
+        document["drainctl:app"]["server"] = server
+        with pytest.raises(ConfigError, match=f"drainctl:app.server: {re.escape(says)}"):
+            parse_document(document)
     archive = tmp_path / "portal.tar.gz"
     archive.write_bytes(b"not the expected bytes")
     document = stack_document("staging")
