@@ -13,7 +13,7 @@ DEBIAN_PACKAGES := haproxy:haproxy prometheus:prometheus nft:nftables ss:iproute
   systemd-analyze:systemd promtool:prometheus \
   /usr/lib/postgresql/*/bin/initdb:postgresql
 
-.PHONY: setup system-deps venv js-deps test lint demo plan bench clean
+.PHONY: setup system-deps venv js-deps test lint demo plan bench clean dist lock
 
 setup: system-deps venv
 
@@ -49,17 +49,25 @@ lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: setup js-deps lint
+test: setup js-deps lint dist
 	$(VENV)/bin/pytest
 
 demo: setup
 	$(VENV)/bin/drainctl demo
 
-plan: venv
+plan: venv dist
 	@$(PY) -m infra.plan $(STACK)
+
+# The wheel and the wheelhouse the stack uploads and every VM installs from, offline (infra/dist.py); a second
+# run with unchanged sources and locks does nothing. `make lock` re-resolves deploy/*.lock (after a dependency change).
+dist: venv
+	@$(PY) -m infra.dist
+
+lock: venv
+	$(PY) -m infra.dist lock
 
 bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(JS_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(JS_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache dist

@@ -16,6 +16,7 @@ from infra.program import build
 
 try:
     config = from_pulumi_runtime(stack=pulumi.get_stack())
+    outputs = build(config)  # reads dist/ (infra/artifacts.py): a missing `make dist` is a ConfigError too
 except ConfigError as exc:
     raise pulumi.RunError(str(exc)) from None  # one line, no traceback
-build(config).export()
+outputs.export()

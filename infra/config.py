@@ -28,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,13 +75,41 @@ class _Frozen(BaseModel):
 _T = TypeVar("_T", bound=_Frozen)
 
 
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", strict=True)]
+
+
+class ServerSettings(_Frozen):
+    """The API server the VMs run (`drainctl:app.server`): a command already on the image (`{command}`; the boot
+    script checks it is executable), or an archive the stack uploads like the wheelhouse (`{artifact, sha256,
+    command}`: a .tar.gz, checked against `sha256` at plan time and at boot, extracted into /opt/app)."""
+
+    command: Text
+    """ExecStart of the API server's systemd unit; its first word must be an absolute path."""
+    artifact: Path | None = None
+    """The archive to upload, relative to the repository root (or absolute)."""
+    sha256: Sha256 | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> ServerSettings:
+        if (self.artifact is None) != (self.sha256 is None):
+            raise ValueError("artifact and sha256 go together (the archive and the hash it must have)")
+        words = shlex.split(self.command)
+        if not words or not words[0].startswith("/"):
+            raise ValueError(f"command must start with an absolute path, got {self.command!r}")
+        return self
+
+
+_REPLACED_APP_KEYS = {
+    "api_server_command": "server: {command: ...}",
+    "drainctl_package": "nothing: every VM installs drainctl from the stack's own wheelhouse (`make dist`)",
+}
+
+
 class AppSettings(_Frozen):
     """What runs on every API server, and where it listens."""
 
-    api_server_command: Text
-    """ExecStart of the API server's systemd unit (the portal in production, the reference server in staging)."""
-    drainctl_package: Text = "drainctl"
-    """pip requirement installed on every VM for the agent and the controller, e.g. `drainctl==0.1.0`."""
+    server: ServerSettings
+    """The API server (the portal in production, the reference server from the drainctl wheel in staging)."""
     app_port: Port = 4000
     """WebSockets, `/healthz`, `/readyz` and `/metrics` on every API server."""
     drain_url: Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9.:\[\]/_-]+$", strict=True)] = "http://127.0.0.1:4001/admin/drain"
@@ -92,6 +121,14 @@ class AppSettings(_Frozen):
     balancer forwards 443 here. Health probes stay on the plain app port."""
     domain: Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.[a-z]+$", strict=True)]
     """Public hostname of the API, for the managed certificate."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_keys(cls, data: Any) -> Any:
+        for key, replacement in _REPLACED_APP_KEYS.items():
+            if isinstance(data, Mapping) and key in data:
+                raise ValueError(f"{key} was replaced by {replacement} (see docs/infra.md)")
+        return data
 
 
 class RateLimit(_Frozen):

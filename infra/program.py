@@ -18,7 +18,8 @@ import pulumi_azure_native as azure
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from infra import interconnect, rendered, scripts
+from infra import artifacts, interconnect, rendered, scripts
+from infra.azure.artifacts import AzureArtifactStore, AzureArtifactStoreArgs
 from infra.azure.controller import AzureControllerPair, AzureControllerPairArgs
 from infra.azure.database import FlexibleServerDatabase, FlexibleServerDatabaseArgs
 from infra.azure.fleet import AzureApiFleet, AzureApiFleetArgs
@@ -33,6 +34,7 @@ from infra.azure.vpn import (
     AzureVpnLinksArgs,
 )
 from infra.config import AzureSettings, GcpSettings, StackConfig
+from infra.gcp.artifacts import GcpArtifactStore, GcpArtifactStoreArgs
 from infra.gcp.controller import GcpControllerPair, GcpControllerPairArgs
 from infra.gcp.database import CloudSqlDatabase, CloudSqlDatabaseArgs
 from infra.gcp.edge import GcpEdge, GcpEdgeArgs, GcpHealthChecks, GcpHealthChecksArgs
@@ -73,6 +75,7 @@ class _Gcp:
     providers: dict[str, gcp.Provider]
     identity: GcpIdentity
     network: GcpNetwork
+    store: GcpArtifactStore | None = None
 
 
 @dataclass
@@ -83,10 +86,12 @@ class _Azure:
     networks: dict[str, AzureRegionNetwork]
     identity: AzureIdentity
     subscription_id: pulumi.Output[str]
+    store: AzureArtifactStore | None = None
 
 
 def build(config: StackConfig) -> StackOutputs:
     placement = place_database(config)
+    shipped = artifacts.load(config.app.server)  # first: a missing `make dist` stops the program before anything
     secrets = GeneratedSecrets("secrets")
     vpn = interconnect.needs_vpn(config)
     gcp_side = _gcp_foundation(config, placement, secrets) if config.gcp else None
@@ -94,6 +99,9 @@ def build(config: StackConfig) -> StackOutputs:
     gateway = _interconnect(placement, gcp_side, azure_side) if gcp_side and azure_side and vpn else None
     if azure_side:
         _azure_peering(azure_side, gateway)
+        azure_side.store = _azure_store(config, azure_side, shipped)
+    if gcp_side:
+        gcp_side.store = _gcp_store(gcp_side, shipped)
     hosts = _database(config, placement, secrets, gcp_side, azure_side)
     primary = hosts[placement.primary_region]
     paths = interconnect.read_paths(config, placement, azure_side.hub if azure_side else None)
@@ -372,8 +380,10 @@ def _gcp_fleets(
                 fleet_email=identity.fleet_email,
                 liveness_check_id=checks.liveness_id,
                 startup_script=_api_script(
-                    config, placement, hosts, region.name, secret_commands, platform="gcp", agent=agent
+                    config, placement, hosts, region.name, secret_commands, platform="gcp", agent=agent,
+                    install=_gcp_install(side, extras=""),
                 ),
+                depends_on=[*_uploads(side), *identity.reads["fleet"]],
             ),
             pulumi.ResourceOptions(providers={"gcp": side.providers[region.name]}),
         )
@@ -405,8 +415,13 @@ def _gcp_fleets(
             controller_email=identity.controller_email,
             addresses=addresses,
             startup_scripts=[
-                _controller_script(config, placement, hosts, secret_commands, address, targets) for address in addresses
+                _controller_script(
+                    config, placement, hosts, secret_commands, address, targets,
+                    install=_gcp_install(side, extras="postgres,gcp"),
+                )
+                for address in addresses
             ],
+            depends_on=[*_uploads(side), *identity.reads["controller"]],
         ),
         pulumi.ResourceOptions(providers={"gcp": side.providers[side.hub]}),
     )
@@ -457,8 +472,9 @@ def _azure_fleets(
                 fleet_identity_id=identity.fleet_identity_id,
                 custom_data=_api_script(
                     config, placement, hosts, region.name, fleet_commands, platform="azure", agent=agent,
-                    tls=tls_command,
+                    tls=tls_command, install=_azure_install(side, identity.fleet_client_id, extras=""),
                 ).apply(scripts.cloud_init),
+                depends_on=[*_uploads(side), *identity.reads["fleet"]],
             ),
             pulumi.ResourceOptions(providers={"azure-native": side.providers[region.name]}),
         )
@@ -486,11 +502,13 @@ def _azure_fleets(
             identity_id=identity.controller_identity_id,
             addresses=addresses,
             user_data=[
-                _controller_script(config, placement, hosts, controller_commands, address, targets).apply(
-                    scripts.user_data
-                )
+                _controller_script(
+                    config, placement, hosts, controller_commands, address, targets,
+                    install=_azure_install(side, identity.controller_client_id, extras="postgres,azure"),
+                ).apply(scripts.user_data)
                 for address in addresses
             ],
+            depends_on=[*_uploads(side), *identity.reads["controller"]],
         ),
         pulumi.ResourceOptions(providers={"azure-native": side.providers[side.hub]}),
     )
@@ -510,6 +528,7 @@ def _api_script(
     *,
     platform: str,
     agent: Mapping[str, object],
+    install: pulumi.Input[scripts.Install],
     tls: pulumi.Output[str] | None = None,
 ) -> pulumi.Output[str]:
     """`platform`: which notices the agent watches (`gcp`: GCE metadata; `azure`: IMDS scheduled events).
@@ -517,7 +536,7 @@ def _api_script(
     `tls`: the command printing the TLS PEM, when the VM terminates TLS itself (Azure's L4 load balancer)."""
     write, read = hosts[placement.primary_region], hosts[placement.read_region[region]]
     tls_command: pulumi.Output[str | None] = tls if tls is not None else pulumi.Output.from_input(None)
-    return pulumi.Output.all(write, read, commands, tls_command).apply(
+    return pulumi.Output.all(write, read, commands, tls_command, install).apply(
         lambda parts: scripts.api_server_script(
             config.budget,
             config.app,
@@ -527,6 +546,7 @@ def _api_script(
             platform=platform,
             agent=agent,
             tls_certificate=parts[3],
+            install=parts[4],
         )
     )
 
@@ -538,9 +558,11 @@ def _controller_script(
     commands: pulumi.Output[scripts.SecretCommands],
     address: str,
     targets: pulumi.Output[rendered.GcpTargets] | pulumi.Output[rendered.AzureTargets],
+    *,
+    install: pulumi.Input[scripts.Install],
 ) -> pulumi.Output[str]:
     """One controller VM's script: its own address, its own cloud's targets (DESIGN.md §11)."""
-    return pulumi.Output.all(hosts[placement.primary_region], commands, targets).apply(
+    return pulumi.Output.all(hosts[placement.primary_region], commands, targets, install).apply(
         lambda parts: scripts.controller_script(
             config.budget,
             config.app,
@@ -548,5 +570,69 @@ def _controller_script(
             parts[0],
             rendered.controller_config(config, address=address, write_host=parts[0], targets=parts[2]),
             parts[1],
+            install=parts[3],
         )
     )
+
+
+def _gcp_store(side: _Gcp, shipped: artifacts.Artifacts) -> GcpArtifactStore:
+    """The bucket the GCP VMs install from, readable by the fleet's and the controllers' accounts only."""
+    return GcpArtifactStore(
+        "gcp-artifacts",
+        GcpArtifactStoreArgs(
+            project=side.settings.project,
+            location=side.hub,
+            artifacts=shipped,
+            readers={"fleet": side.identity.fleet_email, "controller": side.identity.controller_email},
+        ),
+        pulumi.ResourceOptions(providers={"gcp": side.providers[side.hub]}),
+    )
+
+
+def _azure_store(config: StackConfig, side: _Azure, shipped: artifacts.Artifacts) -> AzureArtifactStore:
+    """The container the Azure VMs install from, readable by the fleet's and the controllers' identities only."""
+    return AzureArtifactStore(
+        "azure-artifacts",
+        AzureArtifactStoreArgs(
+            stack=config.stack,
+            location=side.hub,
+            resource_group_name=side.networks[side.hub].resource_group_name,
+            subscription_id=side.subscription_id,
+            artifacts=shipped,
+            readers={
+                "fleet": side.identity.fleet_principal_id,
+                "controller": side.identity.controller_principal_id,
+            },
+        ),
+        pulumi.ResourceOptions(providers={"azure-native": side.providers[side.hub]}),
+    )
+
+
+def _uploads(side: _Gcp | _Azure) -> list[pulumi.Resource]:
+    assert side.store is not None
+    return side.store.uploads
+
+
+def _gcp_install(side: _Gcp, *, extras: str) -> scripts.Install:
+    assert side.store is not None
+    bucket, shipped = side.store.bucket, side.store.artifacts
+    wheelhouse, app = shipped.wheelhouse, shipped.app
+    return scripts.Install(
+        wheelhouse=scripts.gcp_artifact(bucket, wheelhouse.object_name, wheelhouse.sha256),
+        extras=extras,
+        app=scripts.gcp_artifact(bucket, app.object_name, app.sha256) if app else None,
+    )
+
+
+def _azure_install(side: _Azure, client_id: pulumi.Output[str], *, extras: str) -> pulumi.Output[scripts.Install]:
+    assert side.store is not None
+    store = side.store
+    wheelhouse, app = store.artifacts.wheelhouse, store.artifacts.app
+
+    def install(account: str, client: str) -> scripts.Install:
+        def fetch(artifact: artifacts.Artifact) -> scripts.ArtifactFetch:
+            return scripts.azure_artifact(account, store.container, artifact.object_name, client, artifact.sha256)
+
+        return scripts.Install(wheelhouse=fetch(wheelhouse), extras=extras, app=fetch(app) if app else None)
+
+    return pulumi.Output.all(store.account_name, client_id).apply(lambda parts: install(parts[0], parts[1]))

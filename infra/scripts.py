@@ -7,6 +7,12 @@ Vault) into root-owned files only the daemons' group `drainctl` can read, and no
 (no `set -x`). The policy pack checks that boot scripts carry no
 secret values.
 
+drainctl itself comes from the stack's own wheelhouse (`make dist`, uploaded by the stack, infra/artifacts.py):
+the script fetches it with the VM's identity, keeps it only if its sha256 is the one rendered here, and installs
+offline (`pip install --no-index`); no package index is ever asked. Every network call goes through `retry`
+(bounded backoff), because the grants a VM reads through may be younger than the VM. The shell functions
+(`SHELL_FUNCTIONS`) speak the clouds' documented REST endpoints with curl and parse JSON with the image's python3.
+
 The agent's and the controller's units are the files in `deploy/systemd/`, written verbatim. Unit ordering
 matters for the drain: the agent is ordered `After=` the API server, so on shutdown systemd stops the agent
 first, and its stop is held (`drainctl agent hold`) until the API server's sockets are drained and verified, or
@@ -69,13 +75,53 @@ class DatabaseHosts:
 
 
 def gcp_secret(project: str, secret_id: str) -> str:
-    """Read a Secret Manager secret with the VM's service account (gcloud ships on Google's Debian images)."""
-    return f"gcloud secrets versions access latest --project {shlex.quote(project)} --secret {shlex.quote(secret_id)}"
+    """Read a Secret Manager secret with the VM's service account (`gcp_secret` is defined by the preamble: the
+    REST API with the metadata server's token; no gcloud needed)."""
+    return f"gcp_secret {shlex.quote(project)} {shlex.quote(secret_id)}"
 
 
 def azure_secret(vault_name: str, secret_name: str, client_id: str) -> str:
     """Read a Key Vault secret with the VM's user-assigned identity (`azure_secret` is defined by the preamble)."""
     return f"azure_secret {shlex.quote(vault_name)} {shlex.quote(secret_name)} {shlex.quote(client_id)}"
+
+
+@dataclass(frozen=True)
+class ArtifactFetch:
+    """One artifact as a VM fetches it: the preamble function call that writes it (its output path appended), the
+    sha256 rendered into the script, and the local file name."""
+
+    command: str
+    sha256: str
+    file_name: str
+
+
+def gcp_artifact(bucket: str, object_name: str, sha256: str) -> ArtifactFetch:
+    """An object of the stack's bucket, read with the VM's service account (`gcp_object`)."""
+    return ArtifactFetch(
+        command=f"gcp_object {shlex.quote(bucket)} {shlex.quote(object_name)}",
+        sha256=sha256,
+        file_name=object_name.rpartition("/")[2],
+    )
+
+
+def azure_artifact(account: str, container: str, blob: str, client_id: str, sha256: str) -> ArtifactFetch:
+    """A blob of the stack's container, read with the VM's user-assigned identity (`azure_blob`)."""
+    return ArtifactFetch(
+        command=f"azure_blob {shlex.quote(account)} {shlex.quote(container)} {shlex.quote(blob)} "
+        f"{shlex.quote(client_id)}",
+        sha256=sha256,
+        file_name=blob.rpartition("/")[2],
+    )
+
+
+@dataclass(frozen=True)
+class Install:
+    """What a VM installs before its units: the wheelhouse (always) and the app server's archive (if any)."""
+
+    wheelhouse: ArtifactFetch
+    extras: str = ""
+    """drainctl's extras for this host (`postgres,gcp` on a GCP controller; none on an API server)."""
+    app: ArtifactFetch | None = None
 
 
 TLS_PEM = f"{ETC}/tls.pem"
@@ -111,7 +157,7 @@ def tls_terminator(budget: Budget, app: AppSettings, fetch_certificate: str) -> 
     )
     return "\n".join(
         [
-            "command -v haproxy >/dev/null || { apt-get update -q && apt-get install -y -q haproxy; }",
+            f"command -v haproxy >/dev/null || retry {FETCH_BUDGET_S} apt_install haproxy",
             _fetch(TLS_PEM, fetch_certificate),
             f"cat > /etc/haproxy/haproxy.cfg <<'{_EOF}'\n{config}\n{_EOF}",
             "install -d /etc/systemd/system/haproxy.service.d",
@@ -130,16 +176,20 @@ def api_server_script(
     *,
     platform: str,
     agent: Mapping[str, Any],
+    install: Install,
     tls_certificate: str | None = None,
 ) -> str:
     """The API server's boot script: API server + agent as systemd units. `platform` (`gcp` or `azure`) is
     the notices the agent watches: GCE metadata (preempted, maintenance-event) or IMDS scheduled events.
-    `agent`: its agent.yaml (infra/rendered.py). `tls_certificate` (Azure): the command printing the TLS PEM;
-    the VM then terminates TLS itself."""
+    `agent`: its agent.yaml (infra/rendered.py). `install`: the artifacts to fetch and install offline
+    (infra/artifacts.py). `tls_certificate` (Azure): the command printing the TLS PEM; the VM then terminates
+    TLS itself."""
     stop_s = budget.drain_deadline_s + budget.verify_s + budget.margin_s
     return "\n".join(
         [
-            _preamble(app.drainctl_package),
+            _preamble(),
+            _install(install),
+            _app_server(install, app.server.command),
             _fetch(AGENT_TOKEN_FILE, secrets.agent_token),
             _fetch(APP_TOKEN_FILE, secrets.app_admin_token),
             _fetch(DB_PASSWORD_FILE, secrets.db_password),
@@ -152,7 +202,7 @@ def api_server_script(
             _unit(
                 "drainctl-api",
                 description="API server (WebSockets, /healthz, /readyz, /metrics)",
-                exec_start=app.api_server_command,
+                exec_start=app.server.command,
                 extra=[f"EnvironmentFile={ETC}/database.env", f"TimeoutStopSec={stop_s:g}"],
             ),
             _unit_file("drainctl-agent", stop_timeout_s=agent_stop_timeout_s(budget)),
@@ -172,6 +222,8 @@ def controller_script(
     write_host: str,
     controller: Mapping[str, Any],
     secrets: SecretCommands,
+    *,
+    install: Install,
 ) -> str:
     """A controller VM's boot script: `drainctl run` under systemd; the journal's leader lease picks the active
     one. `controller`: its controller.yaml (infra/rendered.py, this cloud's settings only)."""
@@ -185,7 +237,8 @@ def controller_script(
     }
     return "\n".join(
         [
-            _preamble(app.drainctl_package),
+            _preamble(),
+            _install(install),
             _fetch(AGENT_TOKEN_FILE, secrets.agent_token),
             _fetch(DB_PASSWORD_FILE, secrets.db_password),
             _fetch(API_TOKEN_FILE, secrets.api_token),
@@ -277,41 +330,159 @@ def user_data(script: str) -> str:
     return base64.b64encode(script.encode()).decode()
 
 
-_AZURE_SECRET_FUNCTION = """\
-azure_secret() {  # vault, secret name, identity client id -> the secret's value on stdout
+FETCH_BUDGET_S = 600
+"""How long a boot keeps retrying one fetch (a secret, an artifact, a package): the grants a VM reads through may
+be minutes younger than the VM (IAM is eventually consistent; the first answer is often 403)."""
+WHEELHOUSE_DIR = "/var/lib/drainctl/wheelhouse"
+APP_DIR = "/opt/app"
+GCP_METADATA = "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token"
+GCP_SECRETS = "https://secretmanager.googleapis.com/v1/projects"
+GCP_STORAGE = "https://storage.googleapis.com/storage/v1/b"
+AZURE_IMDS_TOKEN = "http://169.254.169.254/metadata/identity/oauth2/token"
+AZURE_BLOB_VERSION = "2021-08-06"
+
+_LIMITS = "--connect-timeout 10 --max-time 60"
+_OBJECT_LIMITS = "--connect-timeout 10 --max-time 900"
+"""No single attempt hangs: curl's own connect timeout is 300 s and it has no total limit (retry bounds the sum)."""
+_JSON = "python3 -c 'import json, sys; print(json.load(sys.stdin)"
+"""The preamble parses JSON with the image's python3 (every Debian image has it; jq is not installed)."""
+
+# Bearer tokens go to curl on stdin (`-H @-`), never on its command line (readable by any local user in /proc).
+SHELL_FUNCTIONS = f"""\
+retry() {{  # max_seconds, command...: 1 s backoff doubling to 15 s; the arguments name things, never secrets
+  local budget=$1 delay=1 start=$SECONDS
+  shift
+  until "$@"; do
+    if (( SECONDS - start + delay > budget )); then
+      echo "drainctl: gave up after $((SECONDS - start)) s: $*" >&2
+      return 1
+    fi
+    sleep "$delay"
+    delay=$(( delay * 2 > 15 ? 15 : delay * 2 ))
+  done
+}}
+gcp_token() {{  # -> an access token of the VM's service account (metadata server)
+  curl -sSf {_LIMITS} -H 'Metadata-Flavor: Google' "{GCP_METADATA}" \\
+    | {_JSON}["access_token"])'
+}}
+gcp_secret() {{  # project, secret id -> the secret's latest version on stdout (Secret Manager REST API)
+  local token value
+  token=$(gcp_token) || return 1
+  value=$(curl -sSf {_LIMITS} -H @- "{GCP_SECRETS}/$1/secrets/$2/versions/latest:access" \\
+    <<<"Authorization: Bearer $token" \\
+    | {_JSON}["payload"]["data"])') || return 1
+  value=$(base64 -d <<<"$value") || return 1
+  printf '%s\\n' "$value"
+}}
+gcp_object() {{  # bucket, object name, output file (Cloud Storage JSON API, alt=media)
+  local token name
+  token=$(gcp_token) || return 1
+  name=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$2") || return 1
+  curl -sSf {_OBJECT_LIMITS} -o "$3" -H @- "{GCP_STORAGE}/$1/o/$name?alt=media" <<<"Authorization: Bearer $token"
+}}
+azure_token() {{  # resource, identity client id -> an access token of that user-assigned identity (IMDS)
+  curl -sSf {_LIMITS} -H Metadata:true -G "{AZURE_IMDS_TOKEN}" --data-urlencode api-version=2018-02-01 \\
+    --data-urlencode "resource=$1" --data-urlencode "client_id=$2" \\
+    | {_JSON}["access_token"])'
+}}
+azure_secret() {{  # vault, secret name, identity client id -> the secret's value on stdout (Key Vault)
+  local token value
+  token=$(azure_token https://vault.azure.net "$3") || return 1
+  value=$(curl -sSf {_LIMITS} -H @- "https://$1.vault.azure.net/secrets/$2?api-version=7.4" \\
+    <<<"Authorization: Bearer $token" \\
+    | {_JSON}["value"])') || return 1
+  printf '%s\\n' "$value"
+}}
+azure_blob() {{  # account, container, blob, identity client id, output file (Blob service, Entra token)
   local token
-  token=$(curl -sSf -H Metadata:true -G "http://169.254.169.254/metadata/identity/oauth2/token" \\
-    --data-urlencode api-version=2018-02-01 --data-urlencode resource=https://vault.azure.net \\
-    --data-urlencode "client_id=$3" \\
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
-  curl -sSf -H "Authorization: Bearer $token" "https://$1.vault.azure.net/secrets/$2?api-version=7.4" \\
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["value"])'
-}"""
+  token=$(azure_token https://storage.azure.com/ "$4") || return 1
+  curl -sSf {_OBJECT_LIMITS} -o "$5" -H 'x-ms-version: {AZURE_BLOB_VERSION}' -H @- \\
+    "https://$1.blob.core.windows.net/$2/$3" \\
+    <<<"Authorization: Bearer $token"
+}}
+fetch_verified() {{  # sha256, output file, fetch command... (given the output path last): kept only if the hash matches
+  local sha=$1 out=$2
+  shift 2
+  if [ -f "$out" ] && printf '%s  %s\\n' "$sha" "$out" | sha256sum -c --status; then return 0; fi
+  retry {FETCH_BUDGET_S} "$@" "$out.part" || return 1
+  if ! printf '%s  %s\\n' "$sha" "$out.part" | sha256sum -c --status; then
+    rm -f "$out.part"
+    echo "drainctl: $out: its sha256 is not the one this script was rendered with ($sha)" >&2
+    return 1
+  fi
+  mv "$out.part" "$out"
+}}
+apt_install() {{  # Debian packages, from the image's signed archive
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+}}"""
 
 
-def _preamble(package: str) -> str:
+def _preamble() -> str:
     return "\n".join(
         [
             "#!/bin/bash",
             f"{RENDERED_MARKER} Idempotent; never echoes secrets (no set -x).",
             "set -euo pipefail",
-            _AZURE_SECRET_FUNCTION,
+            SHELL_FUNCTIONS,
             # The daemons' system user: the units run as `drainctl` (deploy/systemd/), never as root.
             f"id -u {USER} >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
             f"--home-dir /nonexistent --shell /usr/sbin/nologin {USER}",
             f"install -d -m 0750 -g {USER} {ETC}",
-            "if ! { command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1; }; then",
-            "  apt-get update -q && apt-get install -y -q python3-venv",
-            "fi",
-            f"test -x {VENV}/bin/pip || python3 -m venv {VENV}",
-            f"{VENV}/bin/pip install --quiet --upgrade {shlex.quote(package)}",
+            "install -d -m 0700 /var/lib/drainctl",
         ]
     )
 
 
+def _install(install: Install) -> str:
+    """The wheelhouse, fetched and checked, then drainctl from it alone (`--no-index`): no package index is asked,
+    so nobody who registers a name there can run code on the fleet. Skipped when this wheelhouse is installed."""
+    wheelhouse = install.wheelhouse
+    archive = f"/var/lib/drainctl/{wheelhouse.file_name}"
+    requirement = f"drainctl[{install.extras}]" if install.extras else "drainctl"
+    stamp = f"{VENV}/.wheelhouse.sha256"
+    return "\n".join(
+        [
+            f"fetch_verified {wheelhouse.sha256} {archive} {wheelhouse.command}",
+            # Debian splits ensurepip out of python3 (package python3-venv): `venv --help` works without it.
+            "python3 -c 'import ensurepip' >/dev/null 2>&1 || retry "
+            f"{FETCH_BUDGET_S} apt_install python3-venv",
+            f'if [ "$(cat {stamp} 2>/dev/null)" != {wheelhouse.sha256} ]; then',
+            f"  rm -rf {WHEELHOUSE_DIR} && tar -xzf {archive} -C /var/lib/drainctl",
+            f"  test -x {VENV}/bin/pip || python3 -m venv {VENV}",
+            f"  {VENV}/bin/pip install --quiet --no-index --find-links {WHEELHOUSE_DIR} --force-reinstall "
+            f"{shlex.quote(requirement)}",
+            f"  echo {wheelhouse.sha256} > {stamp}",
+            "fi",
+        ]
+    )
+
+
+def _app_server(install: Install, command: str) -> str:
+    """The app server's archive (if the stack ships one) into /opt/app, then a check that its command runs here."""
+    executable = shlex.split(command)[0]
+    lines = []
+    if install.app is not None:
+        app = install.app
+        archive = f"/var/lib/drainctl/{app.file_name}"
+        lines += [
+            f"fetch_verified {app.sha256} {archive} {app.command}",
+            f'if [ "$(cat {APP_DIR}/.sha256 2>/dev/null)" != {app.sha256} ]; then',
+            f"  rm -rf {APP_DIR}.new && install -d {APP_DIR}.new && tar -xzf {archive} -C {APP_DIR}.new",
+            f"  echo {app.sha256} > {APP_DIR}.new/.sha256 && rm -rf {APP_DIR} && mv {APP_DIR}.new {APP_DIR}",
+            "fi",
+        ]
+    message = f"drainctl: the API server {executable} (drainctl:app.server.command) is not an executable file here"
+    lines.append(f"test -x {shlex.quote(executable)} || {{ echo {shlex.quote(message)} >&2; exit 1; }}")
+    return "\n".join(lines)
+
+
 def _fetch(path: str, command: str) -> str:
-    """Root-owned, readable by the daemons' group only (mode 0640), replaced atomically."""
-    return f"(umask 027; {command} > {path}.new && chgrp {USER} {path}.new && mv {path}.new {path})"
+    """Root-owned, readable by the daemons' group only (mode 0640), replaced atomically; retried, because the
+    grant that allows the read may not exist yet when the VM boots."""
+    return (
+        f"(umask 027; retry {FETCH_BUDGET_S} {command} > {path}.new && chgrp {USER} {path}.new "
+        f"&& mv {path}.new {path})"
+    )
 
 
 def _database_env(database: DatabaseSettings, hosts: DatabaseHosts) -> dict[str, str]:

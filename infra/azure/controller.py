@@ -40,6 +40,8 @@ class AzureControllerPairArgs:
     user_data: Sequence[pulumi.Input[str]]
     """Each role's rendered boot script, base64 (mutable); customData is the constant `scripts.vm_bootstrap()`."""
     zones: Sequence[str] = ("1", "2")
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the VMs read at boot (artifacts, secret versions, the grants to read them): created first."""
 
 
 class AzureControllerPair(pulumi.ComponentResource):
@@ -108,7 +110,7 @@ class AzureControllerPair(pulumi.ComponentResource):
                 ),
                 user_data=args.user_data[index],
                 tags={"drainctl-role": f"controller-{role}"},
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
             )
             self.addresses.append(pulumi.Output.all(nic.id, args.addresses[index]).apply(lambda parts: str(parts[1])))
         self.register_outputs({"addresses": self.addresses})

@@ -24,6 +24,7 @@ What the incident taught, encoded here:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, TypedDict
 
@@ -69,6 +70,8 @@ class AzureApiFleetArgs:
     app_subnet_id: pulumi.Input[str]
     fleet_identity_id: pulumi.Input[str]
     custom_data: pulumi.Input[str]
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the VMs read at boot (artifacts, secret versions, the grants to read them): created first."""
 
 
 def notice_iso8601(seconds: float) -> str:
@@ -262,5 +265,5 @@ class AzureApiFleet(pulumi.ComponentResource):
                 ),
             ),
             tags={"drainctl-role": "api"},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[after]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[after, *args.depends_on]),
         )

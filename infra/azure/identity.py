@@ -61,6 +61,10 @@ class AzureIdentity(pulumi.ComponentResource):
     controller_identity_id: pulumi.Output[str]
     controller_client_id: pulumi.Output[str]
     vault_name: pulumi.Output[str]
+    fleet_principal_id: pulumi.Output[str]
+    controller_principal_id: pulumi.Output[str]
+    reads: dict[str, list[pulumi.Resource]]
+    """Reader (`fleet`, `controller`) -> the secrets and grants its VMs read at boot (the VMs depend on them)."""
 
     def __init__(self, name: str, args: AzureIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("drainctl:azure:Identity", name, None, opts)
@@ -119,6 +123,7 @@ class AzureIdentity(pulumi.ComponentResource):
             f"{KEY_VAULT_SECRETS_USER}"
         )
         readers = {"fleet": (fleet, FLEET_SECRETS), "controller": (controller, CONTROLLER_SECRETS)}
+        self.reads = {reader: [] for reader in readers}
         for secret_name, value in args.secrets.items():
             secret = azure.keyvault.Secret(
                 f"{name}-{secret_name}",
@@ -130,14 +135,15 @@ class AzureIdentity(pulumi.ComponentResource):
             )
             for reader, (identity, allowed) in readers.items():
                 if secret_name in allowed:
-                    azure.authorization.RoleAssignment(
+                    self.reads[reader].append(secret)
+                    self.reads[reader] += [azure.authorization.RoleAssignment(
                         f"{name}-{secret_name}-{reader}",
                         scope=secret.id,
                         role_definition_id=reader_role,
                         principal_id=identity.principal_id,
                         principal_type="ServicePrincipal",
                         opts=child,
-                    )
+                    )]
         tls = azure.keyvault.Secret(
             f"{name}-{TLS_SECRET}",
             resource_group_name=args.resource_group_name,
@@ -150,14 +156,16 @@ class AzureIdentity(pulumi.ComponentResource):
                 parent=self, ignore_changes=["properties"], additional_secret_outputs=["properties"]
             ),
         )
-        azure.authorization.RoleAssignment(
+        self.reads["fleet"] += [tls, azure.authorization.RoleAssignment(
             f"{name}-{TLS_SECRET}-fleet",
             scope=tls.id,
             role_definition_id=reader_role,
             principal_id=fleet.principal_id,
             principal_type="ServicePrincipal",
             opts=child,
-        )
+        )]
+        self.fleet_principal_id = fleet.principal_id
+        self.controller_principal_id = controller.principal_id
         self.fleet_identity_id = fleet.id
         self.fleet_client_id = fleet.client_id
         self.controller_identity_id = controller.id

@@ -31,6 +31,8 @@ class GcpControllerPairArgs:
     """Static private address of each role (infra/rendered.py)."""
     startup_scripts: Sequence[pulumi.Input[str]]
     """Each role's boot script (its controller.yaml names its own address)."""
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the VMs read at boot (artifacts, secret versions, the grants to read them): created first."""
 
 
 class GcpControllerPair(pulumi.ComponentResource):
@@ -65,7 +67,7 @@ class GcpControllerPair(pulumi.ComponentResource):
                 metadata_startup_script=args.startup_scripts[index],
                 allow_stopping_for_update=True,
                 labels={"drainctl-role": f"controller-{role}"},
-                opts=child,
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.depends_on))),
             )
             self.addresses.append(pulumi.Output.all(address.address, instance.id).apply(lambda parts: str(parts[0])))
         self.register_outputs({"addresses": self.addresses})

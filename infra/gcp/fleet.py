@@ -23,6 +23,7 @@ What the incident taught, encoded here:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -54,6 +55,8 @@ class GcpApiFleetArgs:
     fleet_email: pulumi.Input[str]
     liveness_check_id: pulumi.Input[str]
     startup_script: pulumi.Input[str]
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the VMs read at boot (artifacts, secret versions, the grants to read them): created first."""
 
 
 class GcpApiFleet(pulumi.ComponentResource):
@@ -103,7 +106,7 @@ class GcpApiFleet(pulumi.ComponentResource):
                 ),
             ),
             labels={"drainctl-role": "api"},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         surge = max_surge(len(args.region.zones), args.region.min_replicas)
         group = gcp.compute.RegionInstanceGroupManager(

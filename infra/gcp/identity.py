@@ -44,6 +44,8 @@ class GcpIdentity(pulumi.ComponentResource):
     controller_email: pulumi.Output[str]
     secret_ids: dict[str, pulumi.Output[str]]
     """Secret name -> Secret Manager secret id, for the boot scripts."""
+    reads: dict[str, list[pulumi.Resource]]
+    """Reader (`fleet`, `controller`) -> the secret versions and grants its VMs read at boot (they depend on them)."""
 
     def __init__(self, name: str, args: GcpIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("drainctl:gcp:Identity", name, None, opts)
@@ -80,6 +82,7 @@ class GcpIdentity(pulumi.ComponentResource):
                 opts=child,
             )
         self.secret_ids = {}
+        self.reads = {"fleet": [], "controller": []}
         for secret_name, value in args.secrets.items():
             secret = gcp.secretmanager.Secret(
                 f"{name}-{secret_name}",
@@ -88,18 +91,20 @@ class GcpIdentity(pulumi.ComponentResource):
                 replication=gcp.secretmanager.SecretReplicationArgs(auto=gcp.secretmanager.SecretReplicationAutoArgs()),
                 opts=child,
             )
-            gcp.secretmanager.SecretVersion(f"{name}-{secret_name}-v", secret=secret.id, secret_data=value, opts=child)
+            version = gcp.secretmanager.SecretVersion(
+                f"{name}-{secret_name}-v", secret=secret.id, secret_data=value, opts=child
+            )
             readers = [("fleet", fleet)] if secret_name in FLEET_SECRETS else []
             readers += [("controller", controller)] if secret_name in CONTROLLER_SECRETS else []
             for reader, account in readers:
-                gcp.secretmanager.SecretIamMember(
+                self.reads[reader] += [version, gcp.secretmanager.SecretIamMember(
                     f"{name}-{secret_name}-{reader}",
                     project=args.project,
                     secret_id=secret.secret_id,
                     role="roles/secretmanager.secretAccessor",
                     member=account.email.apply(lambda email: f"serviceAccount:{email}"),
                     opts=child,
-                )
+                )]
             self.secret_ids[secret_name] = secret.secret_id
         self.fleet_email = fleet.email
         self.controller_email = controller.email

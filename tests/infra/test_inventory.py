@@ -100,7 +100,7 @@ def test_every_gcp_template_has_graceful_shutdown_for_the_budgets_notice(built: 
         assert shutdown["maxDuration"]["seconds"] == config.budget.platform_notice_s
         script = template.inputs["metadataStartupScript"]
         assert "drainctl agent --config /etc/drainctl/agent.yaml" in script
-        assert "ExecStart=" + config.app.api_server_command in script
+        assert "ExecStart=" + config.app.server.command in script
 
 
 @pytest.mark.parametrize("stack", STACKS)
