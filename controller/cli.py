@@ -18,6 +18,7 @@ from controller.core.errors import ConfigError, DrainctlError
 from controller.daemon.command import run as run_command
 from controller.oncall import commands as oncall
 from controller.oncall import versioning
+from controller.oncall.context_command import context as context_command
 
 app = typer.Typer(
     name="drainctl",
@@ -36,6 +37,7 @@ app.command("reset")(oncall.reset)
 app.command("show")(oncall.show)
 app.command("cancel")(oncall.cancel)
 app.command("version")(versioning.version)
+app.add_typer(context_command, name="context")
 
 PLUGINS = "drainctl.cli"
 """Entry-point group of packages that add commands (the testbed adds `drainctl demo` and `drainctl testbed`):

@@ -40,12 +40,12 @@ class Artifacts:
         return (self.wheelhouse, self.app) if self.app else (self.wheelhouse,)
 
 
-def load(server: ServerSettings, *, wheelhouse: Path = WHEELHOUSE) -> Artifacts:
+def load(server: ServerSettings, *, wheelhouse: Path | None = None) -> Artifacts:
     """The stack's artifacts, read and hashed now; a missing or changed file is one `ConfigError` line."""
-    return Artifacts(wheelhouse=load_wheelhouse(wheelhouse), app=_app(server))
+    return Artifacts(wheelhouse=load_wheelhouse(wheelhouse or WHEELHOUSE), app=_app(server))
 
 
-def load_wheelhouse(path: Path = WHEELHOUSE) -> Artifact:
+def load_wheelhouse(path: Path) -> Artifact:
     sha256 = _sha256(path, missing="run `make dist` first (it builds the wheel and the wheelhouse the VMs install)")
     return Artifact(path=path, sha256=sha256, object_name=f"{WHEELHOUSE_PREFIX}{sha256[:16]}.tar.gz")
 

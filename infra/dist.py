@@ -57,7 +57,8 @@ TARGET = (
 _SOURCES = ("controller", "testbed")
 SOURCE_DATE_EPOCH = "315532800"
 """1980-01-01, the earliest time a zip entry holds: the wheel's bytes depend on its content only, so a commit that
-changes no packaged file (docs, infra) ships the same wheelhouse and rolls no VM."""
+changes no packaged file (controller/, testbed/, pyproject.toml, README.md: the long description) ships the same
+wheelhouse and rolls no VM."""
 
 
 class DistError(Exception):
@@ -106,7 +107,7 @@ def lock() -> None:
 
 def _inputs_digest() -> str:
     digest = hashlib.sha256()
-    files = [REPO / "pyproject.toml", LOCK, BUILD_LOCK, Path(__file__)]
+    files = [REPO / "pyproject.toml", REPO / "README.md", LOCK, BUILD_LOCK, Path(__file__)]  # README: the metadata
     for top in _SOURCES:
         files += sorted(p for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for path in files:
@@ -140,6 +141,7 @@ def _build_wheel(python: Path) -> Path:
     env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
     _run([str(python), "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
           "--no-build-isolation", "-w", str(out), str(REPO)], "build the drainctl wheel", env=env)
+    shutil.rmtree(REPO / "build", ignore_errors=True)
     (wheel,) = out.glob("drainctl-*.whl")
     DIST.mkdir(exist_ok=True)
     shutil.copy2(wheel, wheel_path())

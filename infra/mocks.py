@@ -48,6 +48,8 @@ class Recorded:
     region: str
     """`region`/`location`/zone input, else (Azure) the region of the resource's provider, else `global`."""
     outputs: Mapping[str, Any]
+    depends_on: frozenset[str] = frozenset()
+    """Names of the resources this one waits for (explicit `depends_on` and the inputs' own resources)."""
 
 
 @dataclass
@@ -75,6 +77,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 if (resource.type, resource.name) == (resource_type, name):
                     paths = resource.secret_paths | outputs
                     self.resources[index] = dataclasses.replace(resource, secret_paths=paths)
+
+    def add_dependencies(self, resource_type: str, name: str, names: frozenset[str]) -> None:
+        with self._lock:
+            for index, resource in enumerate(self.resources):
+                if (resource.type, resource.name) == (resource_type, name):
+                    self.resources[index] = dataclasses.replace(resource, depends_on=resource.depends_on | names)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         secret_paths: set[str] = set()
@@ -119,6 +127,8 @@ class EngineLikeMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        names = frozenset(str(urn).rpartition("::")[2] for urn in request.dependencies)
+        self._recording.add_dependencies(request.type, request.name, names)
         secret = frozenset(request.additionalSecretOutputs)
         if not secret or request.type == "pulumi:pulumi:Stack":
             return response
@@ -154,7 +164,8 @@ def run_offline(config: StackConfig) -> OfflineRun:
     def program() -> pulumi.Output[None]:
         outputs = build(config)
         resolved = pulumi.Output.from_input(
-            {"routing": outputs.routing, "endpoints": outputs.endpoints, "controllers": outputs.controllers}
+            {"routing": outputs.routing, "endpoints": outputs.endpoints, "controllers": outputs.controllers,
+             "access": outputs.access}
         )
         return resolved.apply(run.outputs.update)
 

@@ -25,8 +25,12 @@ from rich.table import Table
 
 from controller.core.errors import ConfigError
 from infra import heredocs
+from infra.azure.artifacts import STORAGE_BLOB_DATA_READER
+from infra.azure.identity import KEY_VAULT_SECRETS_USER
 from infra.config import StackConfig, load_stack_file
+from infra.dist import REPO
 from infra.mocks import OfflineRun, Recorded, run_offline
+from infra.oncall import access_notes, bastion_summary
 from infra.policy.validators import RESOURCE_RULES, STACK_RULES, Context
 
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
@@ -52,6 +56,8 @@ def plan(
     console.print(_routing(run))
     console.print(_controllers(run))
     for note in edge_notes(config):
+        console.print(note)
+    for note in access_notes(run):
         console.print(note)
     violations = policy_violations(config, run)
     for violation in violations:
@@ -309,7 +315,43 @@ def _peering(p: Mapping[str, Any]) -> str:
     )
 
 
+def _artifact(p: Mapping[str, Any]) -> str:
+    """An uploaded artifact: its content-addressed name, the local file and its size."""
+    name = p.get("name") or p.get("blobName")
+    path = Path(str(_get(p, "source.path", "")))
+    size = f"{path.stat().st_size / 2**20:.1f} MiB" if path.is_file() else "file missing"
+    shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    return f"{name} <- {shown} ({size}); the boot scripts check its sha256"
+
+
+_ROLE_NAMES = {
+    STORAGE_BLOB_DATA_READER: "Storage Blob Data Reader",
+    KEY_VAULT_SECRETS_USER: "Key Vault Secrets User",
+}
+
+
+def _role_assignment(p: Mapping[str, Any]) -> str:
+    role = str(p.get("roleDefinitionId", "")).rpartition("/")[2]
+    scope = str(p.get("scope", "")).rpartition("/providers/")[2] or p.get("scope")
+    return f"{_ROLE_NAMES.get(role, 'custom role')} on {scope} -> {p.get('principalId')}"
+
+
 _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "gcp:storage/bucket:Bucket": lambda p: (
+        f"{p.get('name')} in {p.get('location')}; uniform bucket-level access {p.get('uniformBucketLevelAccess')}, "
+        f"public access prevention {p.get('publicAccessPrevention')}"
+    ),
+    "gcp:storage/bucketObject:BucketObject": _artifact,
+    "gcp:storage/bucketIAMMember:BucketIAMMember": lambda p: f"{p.get('role')} -> {p.get('member')}",
+    "azure-native:storage:StorageAccount": lambda p: (
+        f"{p.get('accountName')} {_get(p, 'sku.name')}; anonymous blob access {p.get('allowBlobPublicAccess')}, "
+        f"HTTPS only {p.get('enableHttpsTrafficOnly')}, TLS >= {p.get('minimumTlsVersion')}"
+    ),
+    "azure-native:storage:BlobContainer": lambda p: (
+        f"{p.get('containerName')} in {p.get('accountName')}; public access {p.get('publicAccess')}"
+    ),
+    "azure-native:storage:Blob": _artifact,
+    "azure-native:authorization:RoleAssignment": _role_assignment,
     "gcp:compute/instanceTemplate:InstanceTemplate": _template,
     "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager": _mig,
     "gcp:compute/regionAutoscaler:RegionAutoscaler": lambda p: (
@@ -363,6 +405,7 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
         "inbound DNS endpoint " + ", ".join(c.get("privateIpAddress", "") for c in p.get("ipConfigurations", []))
     ),
     "azure-native:keyvault:Vault": _vault,
+    "azure-native:network:BastionHost": bastion_summary,
     "gcp:compute/router:Router": _gcp_router,
     "gcp:compute/haVpnGateway:HaVpnGateway": lambda p: "HA VPN (2 interfaces)",
     "gcp:compute/externalVpnGateway:ExternalVpnGateway": lambda p: (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_azure_native as azure
@@ -39,8 +40,9 @@ from infra.gcp.database import CloudSqlDatabase, CloudSqlDatabaseArgs
 from infra.gcp.edge import GcpEdge, GcpEdgeArgs, GcpHealthChecks, GcpHealthChecksArgs
 from infra.gcp.fleet import GcpApiFleet, GcpApiFleetArgs
 from infra.gcp.identity import GcpIdentity, GcpIdentityArgs
-from infra.gcp.network import GcpNetwork, GcpNetworkArgs
+from infra.gcp.network import IAP_TCP_RANGE, GcpNetwork, GcpNetworkArgs
 from infra.gcp.vpn import DnsForwarding, GcpVpn, GcpVpnArgs
+from infra.oncall import api_port
 from infra.placement import DatabasePlacement, place_database
 from infra.secrets import GeneratedSecrets
 
@@ -56,11 +58,14 @@ class StackOutputs:
     """`gcp` -> the global LB address; `azure/<region>` -> that region's LB address."""
     controllers: dict[str, list[pulumi.Output[str]]] = field(default_factory=dict)
     """Cloud -> private addresses of its controller VMs (active first)."""
+    access: dict[str, dict[str, pulumi.Input[Any]]] = field(default_factory=dict)
+    """Cloud -> on-call's private path to its controllers' API (docs/runbook.md): IAP or the Bastion's name."""
 
     def export(self) -> None:
         pulumi.export("routing", self.routing)
         pulumi.export("endpoints", self.endpoints)
         pulumi.export("controllers", self.controllers)
+        pulumi.export("access", self.access)
 
 
 @dataclass
@@ -106,6 +111,7 @@ def build(config: StackConfig) -> StackOutputs:
             for region, source in placement.read_region.items()
         }
     )
+    outputs.access = _access(config, gcp_side, azure_side)
     if gcp_side:
         _gcp_fleets(config, gcp_side, placement, hosts, outputs)
     if azure_side:
@@ -136,6 +142,7 @@ def _gcp_foundation(config: StackConfig, placement: DatabasePlacement, secrets: 
             fleet_email=identity.fleet_email,
             controller_email=identity.controller_email,
             private_services_cidr=settings.private_services_cidr if placement.cloud == "gcp" else None,
+            api_port=api_port(config),
         ),
         on_hub,
     )
@@ -164,6 +171,8 @@ def _azure_foundation(
                 controller_cidr=carve(hub_region.cidr).controller,
                 hub=region.name == hub,
                 vpn=vpn and region.name == hub,
+                api_port=api_port(config),
+                bastion_cidr=carve(hub_region.cidr).bastion,
             ),
             pulumi.ResourceOptions(providers={"azure-native": providers[region.name]}),
         )
@@ -196,6 +205,20 @@ def _azure_foundation(
         identity=identity,
         subscription_id=client.subscription_id,
     )
+
+
+def _access(config: StackConfig, gcp_side: _Gcp | None, azure_side: _Azure | None) -> dict[str, dict[str, Any]]:
+    """The `access` export: how on-call reaches each cloud's controllers' API port (docs/runbook.md)."""
+    access: dict[str, dict[str, Any]] = {}
+    if gcp_side:
+        access["gcp"] = {"path": "iap", "project": gcp_side.settings.project, "source_range": IAP_TCP_RANGE,
+                         "api_port": api_port(config)}
+    if azure_side:
+        hub = azure_side.networks[azure_side.hub]
+        assert hub.bastion is not None  # the hub network always has one
+        access["azure"] = {"path": "bastion", "bastion": hub.bastion.name,
+                           "resource_group": hub.resource_group_name, "api_port": api_port(config)}
+    return access
 
 
 def _azure_peering(side: _Azure, gateway: AzureVpnGateway | None) -> None:

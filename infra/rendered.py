@@ -14,7 +14,7 @@ variables (`BOOT_VALUES`) the boot script's unquoted here-documents expand.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +118,17 @@ def controller_config(
             "advertise_url": api_url(address, port),
         },
     }
+
+
+ONCALL_CONTEXTS = f"{ETC}/contexts.yaml"
+"""The on-call CLI's system-wide contexts file (controller/oncall/contexts.py): on a controller VM,
+`sudo drainctl status` asks this controller, on its private address, with its API token."""
+
+
+def oncall_contexts(controller: Mapping[str, Any]) -> dict[str, Any]:
+    """The contexts file of a controller VM: one context, this controller."""
+    url = controller["leader"]["advertise_url"]
+    return {"current": "this-controller", "contexts": {"this-controller": {"url": url, "token_file": API_TOKEN_FILE}}}
 
 
 def _source(

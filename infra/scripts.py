@@ -7,6 +7,12 @@ Vault) into root-owned files only the daemons' group `drainctl` can read, and no
 (no `set -x`). The policy pack checks that boot scripts carry no
 secret values.
 
+drainctl itself comes from the stack's own wheelhouse (`make dist`, uploaded by the stack, infra/artifacts.py):
+the script fetches it with the VM's identity, keeps it only if its sha256 is the one rendered here, and installs
+offline (`pip install --no-index`); no package index is ever asked. Every network call goes through `retry`
+(bounded backoff), because the grants a VM reads through may be younger than the VM. The shell functions
+(`SHELL_FUNCTIONS`) speak the clouds' documented REST endpoints with curl and parse JSON with the image's python3.
+
 The agent's and the controller's units are the files in `deploy/systemd/`, written verbatim. Unit ordering
 matters for the drain: the agent is ordered `After=` the API server, so on shutdown systemd stops the agent
 first, and its stop is held (`drainctl agent hold`) until the API server's sockets are drained and verified, or
@@ -33,9 +39,11 @@ from infra.rendered import (
     APP_TOKEN_FILE,
     BOOT_VALUES,
     ETC,
+    ONCALL_CONTEXTS,
     PUSH_TOKEN_FILE,
     TLS_ENV,
     agent_stop_timeout_s,
+    oncall_contexts,
 )
 
 USER = "drainctl"
@@ -149,7 +157,7 @@ def tls_terminator(budget: Budget, app: AppSettings, fetch_certificate: str) -> 
     )
     return "\n".join(
         [
-            "command -v haproxy >/dev/null || { apt-get update -q && apt-get install -y -q haproxy; }",
+            f"command -v haproxy >/dev/null || retry {FETCH_BUDGET_S} apt_install haproxy",
             _fetch(TLS_PEM, fetch_certificate),
             f"cat > /etc/haproxy/haproxy.cfg <<'{_EOF}'\n{config}\n{_EOF}",
             "install -d /etc/systemd/system/haproxy.service.d",
@@ -242,6 +250,7 @@ def controller_script(
             _env_file(f"{ETC}/controller.env", env),
             *_boot_values(controller),
             f"cat > {ETC}/controller.yaml <<{_EOF}\n{_yaml(controller, expanded=True)}{_EOF}",
+            f"cat > {ONCALL_CONTEXTS} <<'{_EOF}'\n{_yaml(oncall_contexts(controller))}{_EOF}",
             _unit_file("drainctl-controller"),
             "systemctl daemon-reload",
             "systemctl enable --now drainctl-controller.service",
@@ -332,11 +341,14 @@ GCP_STORAGE = "https://storage.googleapis.com/storage/v1/b"
 AZURE_IMDS_TOKEN = "http://169.254.169.254/metadata/identity/oauth2/token"
 AZURE_BLOB_VERSION = "2021-08-06"
 
+_LIMITS = "--connect-timeout 10 --max-time 60"
+_OBJECT_LIMITS = "--connect-timeout 10 --max-time 900"
+"""No single attempt hangs: curl's own connect timeout is 300 s and it has no total limit (retry bounds the sum)."""
 _JSON = "python3 -c 'import json, sys; print(json.load(sys.stdin)"
 """The preamble parses JSON with the image's python3 (every Debian image has it; jq is not installed)."""
 
 # Bearer tokens go to curl on stdin (`-H @-`), never on its command line (readable by any local user in /proc).
-_FUNCTIONS = f"""\
+SHELL_FUNCTIONS = f"""\
 retry() {{  # max_seconds, command...: 1 s backoff doubling to 15 s; the arguments name things, never secrets
   local budget=$1 delay=1 start=$SECONDS
   shift
@@ -350,13 +362,14 @@ retry() {{  # max_seconds, command...: 1 s backoff doubling to 15 s; the argumen
   done
 }}
 gcp_token() {{  # -> an access token of the VM's service account (metadata server)
-  curl -sSf -H 'Metadata-Flavor: Google' "{GCP_METADATA}" \\
+  curl -sSf {_LIMITS} -H 'Metadata-Flavor: Google' "{GCP_METADATA}" \\
     | {_JSON}["access_token"])'
 }}
 gcp_secret() {{  # project, secret id -> the secret's latest version on stdout (Secret Manager REST API)
   local token value
   token=$(gcp_token) || return 1
-  value=$(curl -sSf -H @- "{GCP_SECRETS}/$1/secrets/$2/versions/latest:access" <<<"Authorization: Bearer $token" \\
+  value=$(curl -sSf {_LIMITS} -H @- "{GCP_SECRETS}/$1/secrets/$2/versions/latest:access" \\
+    <<<"Authorization: Bearer $token" \\
     | {_JSON}["payload"]["data"])') || return 1
   value=$(base64 -d <<<"$value") || return 1
   printf '%s\\n' "$value"
@@ -365,24 +378,26 @@ gcp_object() {{  # bucket, object name, output file (Cloud Storage JSON API, alt
   local token name
   token=$(gcp_token) || return 1
   name=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$2") || return 1
-  curl -sSf -o "$3" -H @- "{GCP_STORAGE}/$1/o/$name?alt=media" <<<"Authorization: Bearer $token"
+  curl -sSf {_OBJECT_LIMITS} -o "$3" -H @- "{GCP_STORAGE}/$1/o/$name?alt=media" <<<"Authorization: Bearer $token"
 }}
 azure_token() {{  # resource, identity client id -> an access token of that user-assigned identity (IMDS)
-  curl -sSf -H Metadata:true -G "{AZURE_IMDS_TOKEN}" --data-urlencode api-version=2018-02-01 \\
+  curl -sSf {_LIMITS} -H Metadata:true -G "{AZURE_IMDS_TOKEN}" --data-urlencode api-version=2018-02-01 \\
     --data-urlencode "resource=$1" --data-urlencode "client_id=$2" \\
     | {_JSON}["access_token"])'
 }}
 azure_secret() {{  # vault, secret name, identity client id -> the secret's value on stdout (Key Vault)
   local token value
   token=$(azure_token https://vault.azure.net "$3") || return 1
-  value=$(curl -sSf -H @- "https://$1.vault.azure.net/secrets/$2?api-version=7.4" <<<"Authorization: Bearer $token" \\
+  value=$(curl -sSf {_LIMITS} -H @- "https://$1.vault.azure.net/secrets/$2?api-version=7.4" \\
+    <<<"Authorization: Bearer $token" \\
     | {_JSON}["value"])') || return 1
   printf '%s\\n' "$value"
 }}
 azure_blob() {{  # account, container, blob, identity client id, output file (Blob service, Entra token)
   local token
   token=$(azure_token https://storage.azure.com/ "$4") || return 1
-  curl -sSf -o "$5" -H 'x-ms-version: {AZURE_BLOB_VERSION}' -H @- "https://$1.blob.core.windows.net/$2/$3" \\
+  curl -sSf {_OBJECT_LIMITS} -o "$5" -H 'x-ms-version: {AZURE_BLOB_VERSION}' -H @- \\
+    "https://$1.blob.core.windows.net/$2/$3" \\
     <<<"Authorization: Bearer $token"
 }}
 fetch_verified() {{  # sha256, output file, fetch command... (given the output path last): kept only if the hash matches
@@ -408,7 +423,7 @@ def _preamble() -> str:
             "#!/bin/bash",
             f"{RENDERED_MARKER} Idempotent; never echoes secrets (no set -x).",
             "set -euo pipefail",
-            _FUNCTIONS,
+            SHELL_FUNCTIONS,
             # The daemons' system user: the units run as `drainctl` (deploy/systemd/), never as root.
             f"id -u {USER} >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
             f"--home-dir /nonexistent --shell /usr/sbin/nologin {USER}",

@@ -33,6 +33,7 @@ SUCCESSFUL_OUTCOMES = frozenset({"graceful", "forced"})
 
 
 def drain(
+    ctx: typer.Context,
     instance: Annotated[str, typer.Argument(help="The instance to drain, as the controller's inventory names it.")],
     deadline: Annotated[
         float | None,
@@ -56,7 +57,7 @@ def drain(
     """Drain INSTANCE gracefully, then reset what is left at the deadline (or when the drain stops moving)."""
     _positive("--deadline", deadline)
     _positive("--rate", rate)
-    with connect(controller, token_file) as client:
+    with connect(ctx) as client:
         body = client.drain(instance, deadline_s=deadline, rate_per_s=rate, dry_run=dry_run)
         if dry_run:
             _show(body, as_json, lambda: views.dry_run_lines(body))
@@ -70,6 +71,7 @@ def drain(
 
 
 def status(
+    ctx: typer.Context,
     instance: Annotated[
         str | None, typer.Argument(help="One instance, described field by field with its latest journal lines.")
     ] = None,
@@ -80,7 +82,7 @@ def status(
 ) -> None:
     """Every instance the controller knows (or INSTANCE), with its latest drain: phase, sockets, time to reset."""
     form = chosen(output, as_json)
-    with connect(controller, token_file) as client:
+    with connect(ctx) as client:
         if instance is not None:
             one = client.instance(instance)
             journal = client.drain_record(int(one["drain_id"]))["journal"] if one.get("drain_id") else []
@@ -99,6 +101,7 @@ def status(
 
 
 def history(
+    ctx: typer.Context,
     output: OutputOption = Output.TEXT,
     as_json: JsonOption = False,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many drains to show.")] = 20,
@@ -108,7 +111,7 @@ def history(
 ) -> None:
     """Past and running drains, most recent first: outcome, sockets before and reset, how long they took."""
     form = chosen(output, as_json)
-    with connect(controller, token_file) as client:
+    with connect(ctx) as client:
         drains = client.history(limit=limit, instance=instance)
     if machine(form):
         emit({"drains": drains}, form)
@@ -117,6 +120,7 @@ def history(
 
 
 def show(
+    ctx: typer.Context,
     drain: Annotated[int, typer.Argument(help="The drain's id (the DRAIN column of status and history).", min=1)],
     output: OutputOption = Output.TEXT,
     as_json: JsonOption = False,
@@ -125,7 +129,7 @@ def show(
 ) -> None:
     """The journal of one drain as a timeline: each step with its time, phase change and detail."""
     form = chosen(output, as_json)
-    with connect(controller, token_file) as client:
+    with connect(ctx) as client:
         record = client.drain_record(drain)
     if machine(form):
         emit(record, form)
@@ -138,6 +142,7 @@ def show(
 
 
 def cancel(
+    ctx: typer.Context,
     instance: Annotated[str, typer.Argument(help="The instance whose running drain to cancel.")],
     as_json: JsonOption = False,
     controller: ControllerOption = DEFAULT_CONTROLLER,
@@ -146,12 +151,13 @@ def cancel(
     """Cancel INSTANCE's running drain before any reset (refused once its reset has begun).
 
     Nothing more is done to the host; a platform's notice is left to its deadline (released then)."""
-    with connect(controller, token_file) as client:
+    with connect(ctx) as client:
         body = client.cancel(instance)
     _show(body, as_json, lambda: [views.cancel_line(body)])
 
 
 def reset(
+    ctx: typer.Context,
     instance: Annotated[str, typer.Argument(help="The instance whose sockets to reset.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
@@ -161,7 +167,7 @@ def reset(
     """Reset every socket of INSTANCE now with TCP RSTs (clients reconnect elsewhere); a running drain is forced."""
     if not yes and not sys.stdin.isatty():
         raise ConfigError(f"refusing to reset {instance} without confirmation: no terminal to ask on; pass --yes")
-    with connect(controller, token_file) as client:
+    with connect(ctx) as client:
         if not yes:
             _confirm(client, instance)
         body = client.reset(instance)

@@ -1,6 +1,7 @@
 """`drainctl --version` and `drainctl version`: the installed package's version, from its metadata.
 
-The root callback also carries the `drainctl` command's own help; it does nothing else.
+The root callback also carries the `drainctl` command's own help and the global `--context` option (read by
+controller/oncall/connecting.py from the root context's parameters); it does nothing else.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from importlib.metadata import version as package_version
 from typing import Annotated
 
 import typer
+
+from controller.oncall.connecting import ContextOption
 
 PACKAGE = "drainctl"
 
@@ -37,5 +40,6 @@ def root(
     show_version: Annotated[
         bool, typer.Option("--version", callback=_eager, is_eager=True, help="Print drainctl's version and exit.")
     ] = False,
+    context: ContextOption = None,
 ) -> None:
     """Drain WebSocket servers before their platform deletes them."""

@@ -10,6 +10,14 @@ is required) and the DNS Private Resolver's inbound subnet (delegated to `Micros
 (https://learn.microsoft.com/azure/vpn-gateway/vpn-gateway-about-vpn-gateway-settings#gwsub,
 https://learn.microsoft.com/azure/dns/dns-private-resolver-overview#subnet-restrictions)
 
+On-call's private path (docs/runbook.md) is an Azure Bastion in the hub: Standard SKU with native-client
+tunneling (`az network bastion tunnel` to a controller VM's API port), in its own `AzureBastionSubnet` (the name is
+required; /26 or larger) with a Standard static public IP. The controller subnet's NSG lets the Bastion subnet reach
+the API port and nothing else there, and every app subnet's NSG refuses the Bastion subnet outright: the tunnel
+reaches a controller's API and no other port of any VM. IP-based connection stays off (tunnels name a VM).
+(https://learn.microsoft.com/azure/bastion/configuration-settings#subnet,
+https://learn.microsoft.com/azure/bastion/connect-vm-native-client-linux#tunnel)
+
 `AzurePeering` peers the hub VNet (the controllers' and the database primary's region) with every other region,
 both directions, so the controllers reach every agent and replicas reach their primary on private addresses.
 With a VPN gateway in the hub, the hub side allows gateway transit and the spokes use the remote gateway, so
@@ -26,11 +34,18 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native as azure
 
+from infra.config import DEFAULT_API_PORT
+
 POSTGRES_DELEGATION = "Microsoft.DBforPostgreSQL/flexibleServers"
 RESOLVER_DELEGATION = "Microsoft.Network/dnsResolvers"
 KEY_VAULT_ENDPOINT = "Microsoft.KeyVault"
 GATEWAY_SUBNET = "GatewaySubnet"
+BASTION_SUBNET = "AzureBastionSubnet"
+BASTION_PREFIX = 26
+"""Azure Bastion's smallest subnet (Standard SKU)."""
 NSG_APP_PRIORITY, NSG_CONTROLLER_PRIORITY, NSG_DENY_AGENT_PRIORITY = 200, 300, 400
+NSG_DENY_BASTION_PRIORITY = 350
+NSG_BASTION_API_PRIORITY, NSG_BASTION_DENY_PRIORITY = 200, 300
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,8 @@ class RegionSubnets:
     controller: str
     gateway: str
     resolver_inbound: str
+    bastion: str
+    """`AzureBastionSubnet` (hub only): the first /26 past the subnets above."""
 
     @property
     def resolver_inbound_ip(self) -> str:
@@ -52,12 +69,18 @@ class RegionSubnets:
 
 def carve(cidr: ipaddress.IPv4Network) -> RegionSubnets:
     app, database, controller, gateway, resolver_inbound, *_ = cidr.subnets(prefixlen_diff=4)
+    taken = (app, database, controller, gateway, resolver_inbound)
+    bastion = next(
+        block for block in cidr.subnets(new_prefix=max(BASTION_PREFIX, cidr.prefixlen))
+        if not any(block.overlaps(used) for used in taken)
+    )
     return RegionSubnets(
         app=str(app),
         database=str(database),
         controller=str(controller),
         gateway=str(gateway),
         resolver_inbound=str(resolver_inbound),
+        bastion=str(bastion),
     )
 
 
@@ -74,6 +97,10 @@ class AzureRegionNetworkArgs:
     """The hub hosts the controller VMs: their subnet gets a NAT gateway for egress (package installs)."""
     vpn: bool = False
     """The hub terminates the VPN to GCP: add GatewaySubnet and the DNS resolver's inbound subnet."""
+    api_port: int = DEFAULT_API_PORT
+    """The controllers' API port: the only port the hub's Bastion may reach (on the controller subnet)."""
+    bastion_cidr: str | None = None
+    """The hub's `AzureBastionSubnet`: every app subnet's NSG refuses it (the Bastion reaches controllers only)."""
 
 
 class AzureRegionNetwork(pulumi.ComponentResource):
@@ -87,6 +114,8 @@ class AzureRegionNetwork(pulumi.ComponentResource):
     gateway_subnet_id: pulumi.Output[str]
     resolver_inbound_subnet_id: pulumi.Output[str]
     subnets: RegionSubnets
+    bastion: azure.network.BastionHost | None
+    """The hub's Bastion (on-call's tunnels to the controllers' API); None elsewhere."""
 
     def __init__(self, name: str, args: AzureRegionNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("drainctl:azure:Network", name, None, opts)
@@ -101,6 +130,10 @@ class AzureRegionNetwork(pulumi.ComponentResource):
         )
         subnets = carve(args.cidr)
         controller_egress = self._nat_gateway(name, args, group.name) if args.hub else None
+        controller_nsg = self._controller_nsg(name, args, group.name, subnets) if args.hub else None
+        bastion_subnets = (
+            [azure.network.SubnetArgs(name=BASTION_SUBNET, address_prefix=subnets.bastion)] if args.hub else []
+        )
         vault_endpoint = [azure.network.ServiceEndpointPropertiesFormatArgs(service=KEY_VAULT_ENDPOINT)]
         vpn_subnets = (
             [
@@ -135,9 +168,11 @@ class AzureRegionNetwork(pulumi.ComponentResource):
                     name="controller",
                     address_prefix=subnets.controller,
                     nat_gateway=controller_egress,
+                    network_security_group=controller_nsg,
                     service_endpoints=vault_endpoint,
                 ),
                 *vpn_subnets,
+                *bastion_subnets,
             ],
             opts=child,
         )
@@ -151,6 +186,7 @@ class AzureRegionNetwork(pulumi.ComponentResource):
         self.gateway_subnet_id = vnet.id.apply(lambda vnet_id: f"{vnet_id}/subnets/{GATEWAY_SUBNET}")
         self.resolver_inbound_subnet_id = vnet.id.apply(lambda vnet_id: f"{vnet_id}/subnets/resolver-inbound")
         self.subnets = subnets
+        self.bastion = self._bastion(name, args, group.name, vnet) if args.hub else None
         self.register_outputs(
             {
                 "resource_group_name": self.resource_group_name,
@@ -160,6 +196,51 @@ class AzureRegionNetwork(pulumi.ComponentResource):
             }
         )
 
+
+    def _controller_nsg(
+        self, name: str, args: AzureRegionNetworkArgs, group: pulumi.Input[str], subnets: RegionSubnets
+    ) -> azure.network.NetworkSecurityGroupArgs:
+        nsg = azure.network.NetworkSecurityGroup(
+            f"{name}-controller-nsg",
+            resource_group_name=group,
+            location=args.location,
+            security_rules=_controller_rules(args.api_port, subnets.bastion),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return azure.network.NetworkSecurityGroupArgs(id=nsg.id)
+
+    def _bastion(
+        self, name: str, args: AzureRegionNetworkArgs, group: pulumi.Input[str], vnet: azure.network.VirtualNetwork
+    ) -> azure.network.BastionHost:
+        child = pulumi.ResourceOptions(parent=self)
+        address = azure.network.PublicIPAddress(
+            f"{name}-bastion-ip",
+            resource_group_name=group,
+            location=args.location,
+            sku=azure.network.PublicIPAddressSkuArgs(name="Standard"),
+            public_ip_allocation_method="Static",
+            opts=child,
+        )
+        return azure.network.BastionHost(
+            f"{name}-bastion",
+            resource_group_name=group,
+            location=args.location,
+            sku=azure.network.SkuArgs(name="Standard"),
+            enable_tunneling=True,
+            enable_ip_connect=False,
+            enable_shareable_link=False,
+            enable_file_copy=False,
+            ip_configurations=[
+                azure.network.BastionHostIPConfigurationArgs(
+                    name="bastion",
+                    subnet=azure.network.SubResourceArgs(
+                        id=vnet.id.apply(lambda vnet_id: f"{vnet_id}/subnets/{BASTION_SUBNET}")
+                    ),
+                    public_ip_address=azure.network.SubResourceArgs(id=address.id),
+                )
+            ],
+            opts=child,
+        )
 
     def _nat_gateway(
         self, name: str, args: AzureRegionNetworkArgs, group: pulumi.Input[str]
@@ -204,7 +285,40 @@ def _app_rules(args: AzureRegionNetworkArgs) -> list[azure.network.SecurityRuleA
         rule("allow-tls-from-internet", NSG_APP_PRIORITY, "Allow", "Internet", args.tls_port),
         rule("allow-controller-to-agent", NSG_CONTROLLER_PRIORITY, "Allow", args.controller_cidr, args.agent_port),
         rule("deny-agent-port", NSG_DENY_AGENT_PRIORITY, "Deny", "*", args.agent_port),
+        *([_deny_all("deny-bastion", NSG_DENY_BASTION_PRIORITY, args.bastion_cidr)] if args.bastion_cidr else []),
     ]
+
+
+def _controller_rules(api_port: int, bastion_cidr: str) -> list[azure.network.SecurityRuleArgs]:
+    """The Bastion subnet reaches the controllers' API port, and nothing else on the controller subnet."""
+    return [
+        azure.network.SecurityRuleArgs(
+            name="allow-bastion-to-api",
+            priority=NSG_BASTION_API_PRIORITY,
+            direction="Inbound",
+            access="Allow",
+            protocol="Tcp",
+            source_address_prefix=bastion_cidr,
+            source_port_range="*",
+            destination_address_prefix="*",
+            destination_port_range=str(api_port),
+        ),
+        _deny_all("deny-bastion-elsewhere", NSG_BASTION_DENY_PRIORITY, bastion_cidr),
+    ]
+
+
+def _deny_all(name: str, priority: int, source: str) -> azure.network.SecurityRuleArgs:
+    return azure.network.SecurityRuleArgs(
+        name=name,
+        priority=priority,
+        direction="Inbound",
+        access="Deny",
+        protocol="*",
+        source_address_prefix=source,
+        source_port_range="*",
+        destination_address_prefix="*",
+        destination_port_range="*",
+    )
 
 
 @dataclass(frozen=True)

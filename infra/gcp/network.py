@@ -7,6 +7,9 @@ account, and the agent port is opened by identity (the controller's service acco
   (https://cloud.google.com/load-balancing/docs/health-check-concepts#ip-ranges)
 - allow   controller service account -> agent port (priority 900)
 - deny    0.0.0.0/0 -> agent port (priority 1000), so a broader allow added later cannot open it.
+- allow   IAP TCP forwarding's range 35.235.240.0/20 -> the controllers' API port only (priority 1000): on-call's
+  private path from a laptop (`gcloud compute start-iap-tunnel`, docs/runbook.md); the controllers have no
+  external address. (https://cloud.google.com/iap/docs/using-tcp-forwarding#create-firewall-rule)
 
 When the database is Cloud SQL, the VPC also gets private services access (a peering range), so instances have
 private addresses only. The range is pinned (`drainctl:gcp.private_services_cidr`, config.py checks it overlaps
@@ -22,7 +25,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.config import DEFAULT_API_PORT
+
 HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
+IAP_TCP_RANGE = "35.235.240.0/20"
+"""Where IAP TCP forwarding's connections come from (https://cloud.google.com/iap/docs/using-tcp-forwarding)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class GcpNetworkArgs:
     controller_email: pulumi.Input[str]
     private_services_cidr: ipaddress.IPv4Network | None
     """Reserve this peering range for Cloud SQL private IP (only when the database is on GCP)."""
+    api_port: int = DEFAULT_API_PORT
+    """The controllers' API port: the only port IAP's tunnels may reach, on the controllers only."""
 
 
 class GcpNetwork(pulumi.ComponentResource):
@@ -79,6 +88,28 @@ class GcpNetwork(pulumi.ComponentResource):
             target_service_accounts=fleet,
             denies=[gcp.compute.FirewallDenyArgs(protocol="tcp", ports=[str(args.agent_port)])],
             description="Everything but the controller is refused at the agent port.",
+            opts=child,
+        )
+        gcp.compute.Firewall(
+            f"{name}-allow-fleet-push-to-api",
+            network=vpc.id,
+            direction="INGRESS",
+            priority=1000,
+            source_service_accounts=fleet,
+            target_service_accounts=[args.controller_email],
+            allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[str(args.api_port)])],
+            description="The node agents push their notices to the controllers' API (POST /v1/pushes, push token).",
+            opts=child,
+        )
+        gcp.compute.Firewall(
+            f"{name}-allow-iap-to-api",
+            network=vpc.id,
+            direction="INGRESS",
+            priority=1000,
+            source_ranges=[IAP_TCP_RANGE],
+            target_service_accounts=[args.controller_email],
+            allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[str(args.api_port)])],
+            description="On-call reaches the controllers' API through IAP TCP forwarding, nothing else.",
             opts=child,
         )
         self.private_services = None

@@ -30,6 +30,10 @@ The lessons of the review against the providers' schemas (issue 13), one rule ea
   (https://cloud.google.com/compute/docs/instance-groups/regional-mig-distribution-shape).
 - `key_vault_closed`: a Key Vault's network rules deny by default
   (https://learn.microsoft.com/azure/key-vault/general/network-security).
+- `offline_install` (issue 12): a boot script installs Python packages only from the stack's own wheelhouse
+  (`pip install --no-index`), never by name from a package index (whoever registers the name there would run
+  code as root on every VM), and every artifact it fetches (`gcp_object`, `azure_blob`) goes through
+  `fetch_verified <sha256>`, which keeps the file only if its hash is the one rendered into the script.
 - `cross_cloud_path` (stack-wide): fleets in both clouds mean reads across them: the stack creates the HA VPN
   (two tunnels, two BGP peers), an active-active BGP Azure gateway with two connections, and the DNS forwarding
   (database on Azure) or the exported private services routes (database on GCP).
@@ -43,6 +47,8 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 from controller.core.budget import Budget
 from infra import proximity
@@ -269,6 +275,52 @@ def key_vault_closed(resource_type: str, props: Props, ctx: Context) -> list[str
     return []
 
 
+_PIP_INSTALL = re.compile(r"(?:\bpip(?:3(?:\.\d+)?)?|-m\s+pip)\s+install\b[^\n]*")
+_FETCHERS = ("gcp_object", "azure_blob")
+_VERIFIED_FETCH = re.compile(r"^\s*fetch_verified\s+[0-9a-f]{64}\s+\S+\s+(?:gcp_object|azure_blob)\s")
+
+
+def offline_install(resource_type: str, props: Props, ctx: Context) -> list[str]:
+    problems: list[str] = []
+    for path in BOOT_SCRIPTS.get(resource_type, ()):
+        for text in _texts(_get(props, path)):
+            for script in _cloud_config_files(text):
+                problems += _install_problems(path, script)
+    return sorted(set(problems))
+
+
+def _cloud_config_files(text: str) -> list[str]:
+    """A cloud-config (Azure custom data) is YAML: check the files it writes, not its quoted text."""
+    if not text.startswith("#cloud-config"):
+        return [text]
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return [text]
+    files = document.get("write_files") if isinstance(document, Mapping) else None
+    return [str(item.get("content", "")) for item in files or [] if isinstance(item, Mapping)] or [text]
+
+
+def _install_problems(path: str, text: str) -> list[str]:
+    problems = [
+        f"{path} runs `{match.group(0).strip()[:80]}` without --no-index: it installs by name from a package "
+        "index; install from the stack's wheelhouse (`pip install --no-index --find-links ...`)"
+        for match in _PIP_INSTALL.finditer(text)
+        if "--no-index" not in match.group(0)
+    ]
+    for line in text.splitlines():
+        words = line.split()
+        calls = [word for word in words if word in _FETCHERS]
+        if not calls or line.lstrip().startswith(tuple(f"{name}()" for name in _FETCHERS)):
+            continue
+        if not _VERIFIED_FETCH.match(line):
+            problems.append(
+                f"{path} fetches an artifact with {calls[0]} outside `fetch_verified <sha256>`: nothing checks "
+                "its hash before it is installed"
+            )
+    return problems
+
+
 RESOURCE_RULES: Mapping[str, tuple[str, ResourceRule]] = {
     "lb-timeouts": ("Load balancers cut idle flows with RST at the budget's idle timeout.", lb_timeouts),
     "termination-notices": ("Termination notices outlast drain + verify + margin.", termination_notices),
@@ -281,6 +333,7 @@ RESOURCE_RULES: Mapping[str, tuple[str, ResourceRule]] = {
     "upgrade-fits-capacity": ("Rolling upgrades admit one unhealthy VM; scale sets span zones.", upgrade_fits_capacity),
     "surge-fits-zones": ("A regional MIG's fixed surge is 0 or at least its pinned zones.", surge_fits_zones),
     "key-vault-closed": ("Key Vaults deny by default and admit only the stack's subnets.", key_vault_closed),
+    "offline-install": ("Boot scripts install only the stack's own hash-checked artifacts.", offline_install),
 }
 
 

@@ -108,7 +108,7 @@ class World:
         # The journal URLs say sslmode=require: the server speaks TLS (the box CA's leaf will do).
         server.options = server.tls_files(self.ca.cert_path, self.ca.key_path)
         server.restart()
-        server.allow_hosts("0.0.0.0/0")
+        server.allow("0.0.0.0/0")
         user = database.user
         if user != "drainctl":
             server.psql(f'CREATE ROLE "{user}" LOGIN')

@@ -24,8 +24,6 @@ It speaks the documented shapes (learn.microsoft.com/azure/virtual-machines/linu
     The identity endpoint, with `client_ids` set: only those user-assigned identities (a `client_id` of none
     of them, or none given while there are several: 400 invalid_request "Identity not found"); with
     `jwt_tokens`, each token is an (unsigned) JWT whose `aud` is the resource asked for.
-    Compute metadata is served once the VM has a name (`name=` or `set_compute(name, failures=n)`: n answers
-    of 500 first); a FakeImds made without one answers 404 there (as an IMDS not serving it).
 
 Every change of the document moves `DocumentIncarnation`. Faults: `fail_next(n, status, retry_after)` (500,
 429...), `malformed_next(n)` (a 200 whose body is not JSON), `raw_event(...)` (anything as an event: unknown
@@ -80,17 +78,17 @@ class FakeImds:
     """One VM's IMDS. The identity (`name`, `computer_name`, `user_data`, `client_ids`...) is what the instance
     and identity endpoints answer; tests/box/linklocal.py serves one per VM, told apart by the caller's address."""
 
-    def __init__(self, *, name: str | None = None, computer_name: str = "api000000", user_data: str = "",
+    def __init__(self, *, name: str = "api_0", computer_name: str = "api000000", user_data: str = "",
                  custom_data: str = "", client_ids: list[str] | None = None, scale_set: str = "",
                  resource_group: str = "rg", subscription: str = "00000000-0000-0000-0000-000000000000",
                  location: str = "centralus", private_ip: str = "10.1.0.4") -> None:
         self.compute: dict[str, Any] = {
-            "azEnvironment": "AzurePublicCloud", "customData": "", "location": location, "name": name or "",
+            "azEnvironment": "AzurePublicCloud", "customData": "", "location": location, "name": name,
             "offer": "debian-12", "osProfile": {"adminUsername": "azureuser", "computerName": computer_name,
                                                 "disablePasswordAuthentication": "true"},
             "osType": "Linux", "provider": "Microsoft.Compute", "publisher": "Debian",
             "resourceGroupName": resource_group,
-            "resourceId": _resource_id(subscription, resource_group, scale_set, name or ""),
+            "resourceId": _resource_id(subscription, resource_group, scale_set, name),
             "sku": "12-gen2", "subscriptionId": subscription, "tags": "", "tagsList": [], "userData": user_data,
             "version": "latest", "vmId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{subscription}/{name}")),
             "vmScaleSetName": scale_set, "vmSize": "Standard_D2s_v5", "zone": "",
@@ -117,11 +115,6 @@ class FakeImds:
         """Issue per-token JWTs instead (claims `aud` = the resource asked for, `appid` = the client id,
         `xms_mirid`), so the data-plane fakes can refuse a token minted for another resource."""
         self.token_requests: list[dict[str, str]] = []
-        self.compute_name: str | None = name
-        """The VM's name in `/metadata/instance/compute`; None: that path is not served (404)."""
-        self.compute_failures = 0
-        """Answer the next this many compute requests with a 500 (then serve it)."""
-        self.compute_requests = 0
 
     # --- test controls -----------------------------------------------------------------------------------
 
@@ -136,11 +129,6 @@ class FakeImds:
                         "Description": f"{event_type} scheduled by the fake", "EventSource": source,
                         "DurationInSeconds": duration_s})
         return ident
-
-    def set_compute(self, name: str, *, failures: int = 0) -> None:
-        """Serve `/metadata/instance/compute` with this VM name, after `failures` answers of 500."""
-        self.compute_name, self.compute_failures = name, failures
-        self.compute["name"] = name
 
     def raw_event(self, event: Any) -> None:
         self.events.append(event)
@@ -194,25 +182,15 @@ class FakeImds:
                      "ipv6": {"ipAddress": []}, "macAddress": "000D3A000000"}
         return {"compute": self.compute, "network": {"interface": [interface]}}
 
-    def _unnamed_or_failing(self) -> web.Response | None:
-        """404 while the VM has no name; the injected 500s of `set_compute(..., failures=n)`."""
-        self.compute_requests += 1
-        if self.compute_name is None:
-            return web.json_response({"error": "Not found"}, status=404)
-        if self.compute_failures > 0:
-            self.compute_failures -= 1
-            return web.json_response({"error": "Internal server error (injected)"}, status=500)
-        return None
-
     async def _instance(self, request: web.Request) -> web.Response:
-        refused = self._instance_refusal(request) or self._unnamed_or_failing()
+        refused = self._instance_refusal(request)
         if refused is not None:
             return refused
         document = self._document()
         return web.json_response(document["compute"] if request.path.endswith("/compute") else document)
 
     async def _leaf(self, request: web.Request) -> web.Response:
-        refused = self._instance_refusal(request) or self._unnamed_or_failing()
+        refused = self._instance_refusal(request)
         if refused is not None:
             return refused
         value: Any = self.compute

@@ -17,6 +17,8 @@ It speaks the documented shapes (https://kubernetes.io/docs/reference/using-api/
            involvedObject's namespace is not {ns} or a required field (name, involvedObject, reason) is missing
     GET    /api/v1/namespaces/{ns}/events?fieldSelector=involvedObject.name=N      EventList
 
+A Service's reach is `endpoints(selector)` (the Ready pods its selector matches).
+
 Errors are `Status` objects. resourceVersion is one global counter (like etcd's revision: any write moves it).
 Deleting a pod sets deletionTimestamp = now + grace and deletionGracePeriodSeconds, as the real API server does;
 the pod object goes away once its finalizers are empty and its "kubelet" is done (at the deletionTimestamp, or
@@ -255,6 +257,17 @@ class FakeKubernetes:
     def open_watches(self) -> int:
         """Watches being served whose client is still connected."""
         return sum(1 for watcher in self.watchers if watcher.connected)
+
+    def endpoints(self, selector: dict[str, str], namespace: str = "default") -> list[str]:
+        """The pods a Service with this selector reaches (what the EndpointSlice controller lists as ready): its
+        labels all match, the pod is Ready and not being deleted."""
+        def reached(pod: dict[str, Any]) -> bool:
+            labels, conditions = pod["metadata"].get("labels") or {}, pod["status"].get("conditions") or []
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+            matched = all(labels.get(key) == value for key, value in selector.items())
+            return matched and ready and "deletionTimestamp" not in pod["metadata"]
+
+        return sorted(name for (ns, name), pod in self.pods.items() if ns == namespace and reached(pod))
 
     def lease(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
         found = self.leases.get((namespace, name))

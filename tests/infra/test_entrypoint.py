@@ -47,7 +47,7 @@ def test_entry_point_builds_and_exports_the_routing_table(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     count, outputs = result.stdout.strip().split(" ", 1)
     assert int(count) > 100
-    assert outputs == "['controllers', 'endpoints', 'routing']"
+    assert outputs == "['access', 'controllers', 'endpoints', 'routing']"
 
 
 def test_entry_point_refuses_a_bad_config_with_one_line(tmp_path: Path) -> None:

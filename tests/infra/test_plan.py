@@ -51,6 +51,8 @@ def test_production_plan_shows_the_vpn_the_dns_forwarding_the_tls_termination_an
     assert "health extension 1.0 http /readyz" in out
     assert "rule 443->4443 idle 4 min tcpReset True; probe Http /readyz port 4000" in out
     assert "HAProxy on each VM terminates TLS with the Key Vault certificate" in out
+    assert "GCP on-call access: IAP TCP forwarding from 35.235.240.0/20 -> tcp:9300 on " in out
+    assert "Azure on-call access: Bastion azure-centralus-bastion (Standard; tunneling True" in out
 
 
 def test_bad_stack_config_is_one_line_naming_the_key_and_exit_2(tmp_path: Path) -> None:

@@ -39,6 +39,8 @@ def _b64(text: str) -> str:
 
 
 RENDERED = "#!/bin/bash\n# drainctl boot script, rendered by infra/scripts.py. Idempotent.\nset -euo pipefail\n"
+VERIFIED_FETCH = f"fetch_verified {'0' * 64} /var/lib/drainctl/w.tar.gz gcp_object bucket drainctl/w.tar.gz\n"
+OFFLINE_PIP = "/opt/drainctl/bin/pip install --quiet --no-index --find-links /var/lib/drainctl/wheelhouse drainctl\n"
 
 
 def _armor(interval: int) -> dict[str, Any]:
@@ -139,6 +141,12 @@ CASES: list[tuple[v.ResourceRule, str, dict[str, Any], dict[str, Any], str, tupl
      "distributionPolicyZones is not pinned", ()),
     (v.key_vault_closed, v.AZURE_VAULT, {"properties": {"networkAcls": {"defaultAction": "Deny"}}},
      {"properties": {"enableRbacAuthorization": True}}, "Key Vault is open to every network", ()),
+    (v.offline_install, v.GCP_TEMPLATE, {"metadataStartupScript": RENDERED + VERIFIED_FETCH + OFFLINE_PIP},
+     {"metadataStartupScript": RENDERED + VERIFIED_FETCH + "/opt/drainctl/bin/pip install --quiet drainctl==0.1.0\n"},
+     "without --no-index: it installs by name from a package index", ()),
+    (v.offline_install, v.AZURE_VM, {"userData": _b64(RENDERED + VERIFIED_FETCH + OFFLINE_PIP)},
+     {"userData": _b64(RENDERED + "azure_blob acct artifacts drainctl/w.tar.gz cid /tmp/w.tar.gz\n" + OFFLINE_PIP)},
+     "fetches an artifact with azure_blob outside `fetch_verified <sha256>`", ()),
 ]
 
 

@@ -233,3 +233,16 @@ def test_the_plan_shows_each_controllers_own_settings(built: Built) -> None:
         cloud = row.split("/")[0].strip()
         assert f"lease drainctl-{cloud}" in row
         assert ("MIGs" in row) == (cloud == "gcp") and ("scale sets" in row) == (cloud == "azure"), row
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_controller_vm_has_a_contexts_file_naming_itself(built: Built, stack: str) -> None:
+    """`sudo drainctl status` on a controller VM asks that controller, on its private address, with its token."""
+    _, run = built(stack)
+    for cloud, name, text in configs(run, CONTROLLER_YAML):
+        (script,) = [s for c, n, s in scripts_of(run) if (c, n) == (cloud, name)]
+        body, expanded = heredocs.files(script)[rendered.ONCALL_CONTEXTS]
+        context = yaml.safe_load(body)
+        assert not expanded and context["current"] == "this-controller", name
+        assert context["contexts"]["this-controller"] == {
+            "url": yaml.safe_load(text)["leader"]["advertise_url"], "token_file": rendered.API_TOKEN_FILE}

@@ -223,7 +223,7 @@ class KubernetesApi:
         self._timeout_s = request_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kubernetes")
 
-    async def list_pods(self, namespace: str, label_selector: str) -> PodList:
+    async def list_pods(self, namespace: str, label_selector: str, *, timeout_s: float | None = None) -> PodList:
         """Every pod matching the selector, page by page (a continue token that expired is `Gone`)."""
         pods: list[Pod] = []
         skipped: list[str] = []
@@ -231,7 +231,7 @@ class KubernetesApi:
         while True:
             page = await self._json(
                 "list pods", self._core.list_namespaced_pod, namespace, label_selector=label_selector or None,
-                limit=LIST_PAGE_SIZE, _continue=token,
+                limit=LIST_PAGE_SIZE, _continue=token, timeout_s=timeout_s,
             )
             items, meta = _list_parts(page)
             for item in items:
@@ -275,11 +275,13 @@ class KubernetesApi:
     async def get_pod(self, namespace: str, name: str) -> Pod:
         return Pod.from_json(await self._json("get pod", self._core.read_namespaced_pod, name, namespace))
 
-    async def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Pod:
+    async def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any], *,
+                        timeout_s: float | None = None) -> Pod:
         """A JSON merge patch (RFC 7386); put `metadata.resourceVersion` in it to fail with `Conflict` if the
         pod changed since it was read."""
         raw = await self._json(
-            "patch pod", self._core.patch_namespaced_pod, name, namespace, dict(patch), _content_type=MERGE_PATCH
+            "patch pod", self._core.patch_namespaced_pod, name, namespace, dict(patch), _content_type=MERGE_PATCH,
+            timeout_s=timeout_s,
         )
         return Pod.from_json(raw)
 

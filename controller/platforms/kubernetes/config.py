@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from controller.core.settings import Frozen, HttpUrl, Seconds, TokenFile
 
 FINALIZER_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 
 
 
@@ -58,6 +59,10 @@ class LeaderConfig(Frozen):
     """A standby takes over when the lease was not renewed for this long."""
     renew_s: Seconds = 2.0
     """How often the holder renews and standbys look; at most a third of lease_duration_s."""
+    pod_label: Annotated[str, Field(pattern=LABEL_KEY)] | None = None
+    """The leader sets this label to "true" on its own pod ("false" when it stops leading), for a Service
+    that selects it (`labelling.py`); the pod is named by the environment's DRAINCTL_POD_NAME and
+    DRAINCTL_POD_NAMESPACE (the downward API). None: no label."""
 
     @model_validator(mode="after")
     def _renew_fits(self) -> LeaderConfig:

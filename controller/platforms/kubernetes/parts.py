@@ -4,15 +4,18 @@ One API client serves the source (list+watch), the hold and release (finalizer p
 watched pods (`PodDirectory`) feed the shared inventory: each pod joins it in the configured pool when first
 seen and leaves it when gone (a pod named like a static instance stays that instance: the config wins); its
 host is the agent sidecar at the pod IP. A drain's start and end become Events on its pod (`events.py`).
+With `leader.pod_label`, the Lease holder labels its own pod for the controller's Service (`labelling.py`).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
-from controller.core.ports import Releaser
+from controller.core.errors import ConfigError
+from controller.core.ports import LeaderElector, Releaser
 from controller.platforms.kubernetes import api as kubernetes_client
 from controller.platforms.kubernetes import watching as kubernetes_source
 from controller.platforms.kubernetes.api import Pod
@@ -20,9 +23,13 @@ from controller.platforms.kubernetes.config import KubernetesSourceConfig, Leade
 from controller.platforms.kubernetes.directory import PodDirectory
 from controller.platforms.kubernetes.events import PodEvents
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease
+from controller.platforms.kubernetes.labelling import LabelledElector, PodLabel
 from controller.platforms.kubernetes.leases import LeaseElector, LeaseSettings
 from controller.platforms.kubernetes.pods import PodHosts, PreStopRelease
 from controller.plugins import Context, Parts, Runnable
+
+POD_NAME_ENV = "DRAINCTL_POD_NAME"
+POD_NAMESPACE_ENV = "DRAINCTL_POD_NAMESPACE"
 
 
 def connect(settings: KubernetesSourceConfig, context: Context) -> Parts:
@@ -33,19 +40,31 @@ def connect(settings: KubernetesSourceConfig, context: Context) -> Parts:
     identity = (lease.identity if lease is not None else None) or f"{socket.gethostname()}-{secrets.token_hex(4)}"
     api = kubernetes_client.connect(settings.api_url, user_agent=f"drainctl/{identity}",
                                     request_timeout_s=settings.request_timeout_s)
-    elector = None
-    if lease is not None:
-        elector = LeaseElector(api, LeaseSettings(
-            namespace=lease.namespace, name=lease.name, identity=identity,
-            lease_duration_s=lease.lease_duration_s, renew_s=lease.renew_s,
-        ))
+    elector = None if lease is None else _elector(api, lease, identity, os.environ)
     if not settings.enabled:
         return Parts(leader=elector, close=_closer(api))
     return _watching(settings, context, api, elector, identity)
 
 
+def _elector(api: kubernetes_client.KubernetesApi, lease: LeaderConfig, identity: str,
+             environ: Mapping[str, str]) -> LeaderElector:
+    """The Lease elector; with `pod_label`, one that labels this replica's pod (named by the downward API)."""
+    elector = LeaseElector(api, LeaseSettings(
+        namespace=lease.namespace, name=lease.name, identity=identity,
+        lease_duration_s=lease.lease_duration_s, renew_s=lease.renew_s,
+    ))
+    if lease.pod_label is None:
+        return elector
+    pod, namespace = environ.get(POD_NAME_ENV, ""), environ.get(POD_NAMESPACE_ENV, "")
+    if not pod or not namespace:
+        raise ConfigError(f"leader.pod_label: {POD_NAME_ENV} and {POD_NAMESPACE_ENV} must name this "
+                          "controller's pod (the downward API; see deploy/kubernetes/deployment.yaml)")
+    label = PodLabel(namespace=namespace, pod=pod, key=lease.pod_label, timeout_s=max(0.5, lease.renew_s))
+    return LabelledElector(elector, api, label)
+
+
 def _watching(settings: KubernetesSourceConfig, context: Context, api: kubernetes_client.KubernetesApi,
-              elector: LeaseElector | None, identity: str) -> Parts:
+              elector: LeaderElector | None, identity: str) -> Parts:
     pods = PodDirectory()
     token = settings.agent_token.get_secret_value() if settings.agent_token is not None else ""
     hosts = PodHosts(pods, agent_port=settings.agent_port, token=token, timeout_s=context.agent_timeout_s,

@@ -31,6 +31,7 @@ from testbed.harness import Fleet
 from testbed.harness.fleet import DRAINCTL
 from testbed.harness.ports import free_port
 from tests.controller.api.stacks import Controller, Ran, Stack, drainctl
+from tests.controller.oncall.conftest import Cli
 from tests.support import AGENT_TOKEN, wait_until, write_secret
 
 pytestmark = pytest.mark.e2e
@@ -141,6 +142,37 @@ def test_output_formats_and_rfc3339_times(controller: Controller) -> None:
     assert drainctl("show", str(drain_id), "-o", "json", controller=controller).json()["drain"]["id"] == drain_id
     assert "unknown drain '999999'" in _one_line(drainctl("show", "999999", controller=controller), 2)
     drainctl("cancel", "E", controller=controller)
+
+
+def test_a_context_reaches_the_controller_and_what_is_typed_wins(
+    controller: Controller, cli: Cli, tmp_path: Path
+) -> None:
+    nowhere = f"http://{free_port()}"
+    write_secret(tmp_path / "wrong.token", "not-the-controller-token")
+    contexts = tmp_path / "contexts.yaml"
+    contexts.write_text(yaml.safe_dump({"current": "elsewhere", "contexts": {
+        "here": {"url": controller.url, "token_file": str(controller.token_file)},
+        "elsewhere": {"url": nowhere, "token_file": str(controller.token_file)},
+        "wrong-token": {"url": controller.url, "token_file": "wrong.token"},
+    }}), encoding="utf-8")
+    env = {"DRAINCTL_CONTEXTS": str(contexts)}
+    ran = drainctl("--context", "here", "status", "-o", "json", env=env)  # the console script, as on a laptop
+    assert ran.code == 0 and [i["instance"] for i in ran.json()["instances"]] == list(INSTANCES), ran.stderr
+
+    def instances(*args: str, **more: str) -> list[str]:
+        ran = cli(*args, "-o", "json", env={**env, **more})
+        assert ran.code == 0, (args, ran.stderr)
+        return [i["instance"] for i in ran.json()["instances"]]
+
+    assert instances("status", DRAINCTL_CONTEXT="here") == list(INSTANCES)
+    assert instances("--context", "here", "status", DRAINCTL_CONTROLLER=nowhere) == list(INSTANCES)
+    assert instances("status", "--controller", controller.url) == list(INSTANCES)  # over `current: elsewhere`
+    assert instances("--context", "wrong-token", "status", "--token-file", str(controller.token_file))
+    refused = cli("--context", "wrong-token", "status", env=env)
+    line = _one_line(refused, 2)
+    assert "refused the token" in line and f"context 'wrong-token' in {contexts}" in line
+    assert "not-the-controller-token" not in refused.stdout + refused.stderr
+    assert f"cannot reach the controller at {nowhere}" in _one_line(cli("status", env=env), 1)
 
 
 # --- writing --------------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ NOTICE_S = 40.0
 
 @pytest.fixture
 def imds() -> Iterator[Handle[FakeImds]]:
-    with serve(FakeImds(), name="fake-imds") as fake:
+    with serve(FakeImds(name="vm-a"), name="fake-imds") as fake:  # the agent asks IMDS for its Azure name
         yield fake
 
 

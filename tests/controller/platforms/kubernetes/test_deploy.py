@@ -19,6 +19,7 @@ from controller.core.announcements import Journaled
 from controller.core.models import Drain, EventKind, Phase, Transition
 from controller.platforms.kubernetes.events import PodEvents
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease
+from controller.platforms.kubernetes.labelling import LabelledElector, PodLabel
 from controller.platforms.kubernetes.leases import LeaseElector, LeaseSettings
 from tests.controller.platforms.kubernetes.support import FINALIZER, api_for, watching
 from tests.fakes.kubernetes import Handle, Request, serve
@@ -47,7 +48,8 @@ def test_the_deployment_runs_two_replicas_as_the_service_account_with_the_config
     objects: dict[str, dict[str, Any]],
 ) -> None:
     assert set(objects) == {"ServiceAccount/drainctl", "Role/drainctl", "RoleBinding/drainctl",
-                            "ConfigMap/drainctl-config", "Deployment/drainctl", "PodDisruptionBudget/drainctl"}
+                            "ConfigMap/drainctl-config", "Deployment/drainctl", "PodDisruptionBudget/drainctl",
+                            "Service/drainctl"}
     deployment = objects["Deployment/drainctl"]["spec"]
     pod = deployment["template"]["spec"]
     assert deployment["replicas"] == 2 and pod["serviceAccountName"] == "drainctl"
@@ -79,6 +81,22 @@ def test_the_example_config_is_a_valid_controller_yaml_for_the_same_namespace(
     assert lease_rule[0]["resourceNames"] == [leader.name]
 
 
+def test_the_service_selects_the_leaders_label_and_both_replicas_stay_ready_for_rollouts_and_the_pdb(
+    objects: dict[str, dict[str, Any]],
+) -> None:
+    config = yaml.safe_load(objects["ConfigMap/drainctl-config"]["data"]["controller.yaml"])
+    deployment = objects["Deployment/drainctl"]["spec"]
+    template, service = deployment["template"], objects["Service/drainctl"]["spec"]
+    assert service["selector"] == {**template["metadata"]["labels"], config["leader"]["pod_label"]: "true"}
+    [container] = template["spec"]["containers"]
+    assert {p["targetPort"] for p in service["ports"]} <= {p["name"] for p in container["ports"]}
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {"DRAINCTL_POD_NAME": "metadata.name", "DRAINCTL_POD_NAMESPACE": "metadata.namespace"}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz", "a standby never Ready stalls rollouts"
+    pdb = objects["PodDisruptionBudget/drainctl"]["spec"]["selector"]["matchLabels"]
+    assert pdb == deployment["selector"]["matchLabels"], "the budget counts both replicas, leader or not"
+
+
 def _verb(request: Request) -> tuple[str, str]:
     """The RBAC (resource, verb) a request needs."""
     resource = next((r for r in ("leases", "events") if f"/{r}" in request.path), "pods")
@@ -105,8 +123,10 @@ async def test_the_role_grants_exactly_the_verbs_the_controller_uses(
     fake: Handle, objects: dict[str, dict[str, Any]]
 ) -> None:
     pod = fake.add_pod("api-0")
+    fake.add_pod("ctl-0", labels={"app.kubernetes.io/name": "drainctl"})
     api = api_for(fake)
-    elector = LeaseElector(api, LeaseSettings("default", "drainctl", "one", 3.0, 0.5))
+    lease = LeaseElector(api, LeaseSettings("default", "drainctl", "one", 3.0, 0.5))
+    elector = LabelledElector(lease, api, PodLabel("default", "ctl-0", "drainctl.io/leader", 1.0))
     lead = asyncio.create_task(elector.lead(asyncio.Event().wait))
     try:
         async with watching(fake) as seen:
@@ -114,6 +134,8 @@ async def test_the_role_grants_exactly_the_verbs_the_controller_uses(
             holding = asyncio.create_task(hold.run())
             await until(lambda: fake.pod("api-0")["metadata"]["finalizers"] == [FINALIZER], what="the hold")
             await until(lambda: len(fake.lease_writes) >= 2, what="the lease to be created and renewed")
+            await until(lambda: any(r.query.get("labelSelector") == "drainctl.io/leader=true" and r.status == 200
+                                    for r in fake.requests), what="the leader to label its pod, look for others")
             fake.delete_pod("api-0", grace_s=30)
             await until(lambda: seen.events, what="the deletion event")
             drain = Drain(id=1, instance="api-0", pool="p", source="kubernetes", kind=EventKind.TERMINATE,
