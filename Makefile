@@ -13,7 +13,7 @@ DEBIAN_PACKAGES := haproxy:haproxy prometheus:prometheus nft:nftables ss:iproute
   systemd-analyze:systemd promtool:prometheus \
   /usr/lib/postgresql/*/bin/initdb:postgresql
 
-.PHONY: setup system-deps venv js-deps test lint demo plan bench clean dist lock
+.PHONY: setup system-deps venv js-deps test lint demo plan bench clean dist lock box
 
 setup: system-deps venv
 
@@ -54,6 +54,10 @@ test: setup js-deps lint dist
 
 demo: setup
 	$(VENV)/bin/drainctl demo
+
+# The staging stack booted from its rendered scripts on this machine (docs/box.md); root; `make test` runs it too.
+box: setup dist
+	$(VENV)/bin/pytest -q tests/box
 
 plan: venv dist
 	@$(PY) -m infra.plan $(STACK)

@@ -76,6 +76,10 @@ class PostgresServer:
     root: Path
     port: int
     user: pwd.struct_passwd | None
+    listen: str = "127.0.0.1"
+    """`listen_addresses` (the box adds the stack's database host)."""
+    options: str = ""
+    """More server options (`-c ssl=on ...`)."""
 
     @property
     def data(self) -> Path:
@@ -87,8 +91,9 @@ class PostgresServer:
         return self.root / "password"
 
     @classmethod
-    def start(cls) -> PostgresServer:
-        server = cls(need_postgres(), Path(tempfile.mkdtemp(prefix="drainctl-pg-")), _free_port(), _runner())
+    def start(cls, *, listen: str = "127.0.0.1", port: int | None = None, options: str = "") -> PostgresServer:
+        root = Path(tempfile.mkdtemp(prefix="drainctl-pg-"))
+        server = cls(need_postgres(), root, port or _free_port(), _runner(), listen, options)
         try:
             server._init()
             server.start_again()
@@ -110,6 +115,16 @@ class PostgresServer:
                    "-p", str(self.port), "-U", USER, "-d", database, "-c", sql]
         return self._run(command).stdout
 
+    def tls_files(self, cert: Path, key: Path) -> str:
+        """Copies of a certificate and key the server may read (its own user, mode 0600): `options` for TLS."""
+        for source, name in ((cert, "server.crt"), (key, "server.key")):
+            target = self.root / name
+            shutil.copyfile(source, target)
+            target.chmod(0o600)
+            if self.user is not None:
+                os.chown(target, self.user.pw_uid, self.user.pw_gid)
+        return f"-c ssl=on -c ssl_cert_file={self.root / 'server.crt'} -c ssl_key_file={self.root / 'server.key'}"
+
     def allow(self, network: str) -> None:
         """Also accept password logins over TCP from `network` (CIDR; another network namespace's clients, whose
         packets reach our loopback listener with their own source address), from now on."""
@@ -118,7 +133,7 @@ class PostgresServer:
         self.psql("SELECT pg_reload_conf()")
 
     def start_again(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses={self.listen} {self.options}".strip()
         self._run([str(self.bin / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),
                    "-l", str(self.root / "server.log"), "-o", options])
 

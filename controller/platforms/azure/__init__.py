@@ -15,6 +15,8 @@ from controller.plugins import Context, Parts, Platform
 
 def connect(settings: AzureSourceConfig, context: Context) -> Parts:
     # Imported here: parsing controller.yaml (and the CLI's start) needs only the section, not azure-identity.
+    if not settings.enabled:  # a controller of the other cloud: its extra need not be installed
+        return Parts()
     require("azure.identity", extra="azure", needed_for="sources.azure")
     from controller.platforms.azure.parts import connect as connect_parts
 

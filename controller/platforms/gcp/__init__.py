@@ -14,6 +14,8 @@ from controller.plugins import Context, Parts, Platform
 
 def connect(settings: GcpSourceConfig, context: Context) -> Parts:
     # Imported here: parsing controller.yaml (and the CLI's start) needs only the section, not the API client.
+    if not settings.enabled:  # a controller of the other cloud: its extra need not be installed
+        return Parts()
     require("google.auth", extra="gcp", needed_for="sources.gcp")
     from controller.platforms.gcp.parts import connect as connect_parts
 

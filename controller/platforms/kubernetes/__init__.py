@@ -14,6 +14,8 @@ from controller.plugins import Context, Parts, Platform
 
 def connect(settings: KubernetesSourceConfig, context: Context) -> Parts:
     # Imported here: parsing controller.yaml needs only the sections, not the API client (an extra).
+    if not settings.enabled and not isinstance(context.leader, LeaderConfig):  # not used: no extra needed
+        return Parts()
     require("kubernetes", extra="kubernetes", needed_for="sources.kubernetes")
     from controller.platforms.kubernetes.parts import connect as connect_parts
 
