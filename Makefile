@@ -11,7 +11,9 @@ STACK ?= staging
 # command -> Debian package the tests and the demo use (a path glob where the command is not on PATH)
 DEBIAN_PACKAGES := haproxy:haproxy prometheus:prometheus nft:nftables ss:iproute2 ip:iproute2 node:nodejs npm:npm shellcheck:shellcheck tmux:tmux \
   systemd-analyze:systemd promtool:prometheus \
-  /usr/lib/postgresql/*/bin/initdb:postgresql
+  /usr/lib/postgresql/*/bin/initdb:postgresql \
+  curl:curl nsenter:util-linux setpriv:util-linux unshare:util-linux /usr/lib/python3*/ensurepip/__init__.py:python3-venv
+# (the last line: what the box's VMs run, docs/box.md: Debian's own python3 with ensurepip, curl, namespaces)
 
 .PHONY: setup system-deps venv js-deps test lint demo plan bench clean dist lock box
 
@@ -19,7 +21,7 @@ setup: system-deps venv
 
 system-deps:
 	@missing=""; for pair in $(DEBIAN_PACKAGES); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  { command -v $$cmd || ls $$cmd; } >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	if [ -n "$${missing// /}" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then \
