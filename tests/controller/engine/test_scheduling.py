@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from itertools import pairwise
+
 import pytest
 
 from controller.engine.queueing import DueQueue
-from controller.engine.scheduling import backoff_s, must_start_by, plan
+from controller.engine.scheduling import backoff_s, must_start_by, plan, release_margin_s
 from tests.controller.engine.fakes import BUDGET
 
 
@@ -15,11 +18,29 @@ def test_a_long_notice_gets_the_budgets_drain_deadline_and_margin() -> None:
     assert timers.release_by == 600.0 - BUDGET.margin_s
 
 
-def test_a_short_notice_shrinks_drain_and_margin_in_proportion() -> None:
-    timers = plan(start=0.0, not_after=15.0, drain_deadline_s=20.0, budget=BUDGET, holds=True)  # nominal 30 s
-    assert timers.force_at == pytest.approx(10.0)
-    assert timers.release_by == pytest.approx(15.0 - 2.5)
+def test_a_short_notice_keeps_the_margin_and_shrinks_drain_and_verify_in_proportion() -> None:
+    """The margin shrinks last (a release that fails once, a wall clock that is off): 15 s left of a nominal
+    30 s (drain 20, verify 5, margin 5) keep the 5 s margin; drain and verify share the other 10 s."""
+    timers = plan(start=0.0, not_after=15.0, drain_deadline_s=20.0, budget=BUDGET, holds=True)
+    assert timers.release_by == pytest.approx(15.0 - 5.0)
+    assert timers.force_at == pytest.approx(20.0 * 10.0 / 25.0)
     assert 0 < timers.force_at < timers.release_by < 15.0
+
+
+def test_a_very_short_notice_keeps_half_of_it_as_margin() -> None:
+    timers = plan(start=0.0, not_after=6.0, drain_deadline_s=20.0, budget=BUDGET, holds=True)
+    assert timers.release_by == pytest.approx(3.0)
+    assert 0 < timers.force_at < timers.release_by
+
+
+@pytest.mark.parametrize("margin_s", [2.0, 5.0, 40.0])
+def test_the_margin_never_jumps_as_the_time_left_shrinks(margin_s: float) -> None:
+    budget = replace(BUDGET, margin_s=margin_s, platform_notice_s=100.0)
+    nominal = 20.0 + budget.verify_s + margin_s
+    steps = [nominal * n / 1000 for n in range(1, 1201)]
+    margins = [release_margin_s(left, drain_deadline_s=20.0, budget=budget) for left in steps]
+    assert all(abs(b - a) < 0.1 for a, b in pairwise(margins))
+    assert margins[-1] == margin_s and all(m <= margin_s for m in margins)
 
 
 def test_a_notice_already_past_forces_and_releases_at_once() -> None:
