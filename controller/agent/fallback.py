@@ -57,7 +57,9 @@ class Outcome(enum.StrEnum):
 
 
 async def run_fallback(notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock) -> Outcome:
-    deadline_s = notice.not_after - config.reset_margin_s
+    def deadline_s() -> float:  # read each time: the platform may shorten the notice (`NoticeBook.add`)
+        return notice.not_after - config.reset_margin_s
+
     grace_s = config.grace_s if notice.grace_s is None else notice.grace_s
     grace_left_s = max(0.0, notice.seen_at + grace_s - clock.now())  # seen_at: the one time a restart keeps
     await _wait(clock, config.poll_s, deadline_s, lambda: notice.state is not NoticeState.OPEN, for_s=grace_left_s)
@@ -67,14 +69,18 @@ async def run_fallback(notice: Notice, hands: Hands, config: FallbackConfig, clo
         return await _guard_controller_drain(notice, hands, config, clock, deadline_s)
     requested_at = clock.monotonic()
     notice.start_drain("agent", at=clock.now())
-    if clock.now() < deadline_s:
+    if clock.now() < deadline_s():
         await _drain(notice, hands, config, grace_s)
     progress = Progress(window_s=config.no_progress_window_s, since=requested_at, rate_per_s=config.drain_rate_per_s)
     return await _watch(notice, hands, config, clock, deadline_s, progress)
 
 
+Deadline = Callable[[], float]
+"""The fallback's deadline (wall clock, `not_after - reset_margin_s`), read each time it is needed."""
+
+
 async def _guard_controller_drain(
-    notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock, deadline_s: float
+    notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock, deadline_s: Deadline
 ) -> Outcome:
     await _wait(clock, config.poll_s, deadline_s, lambda: notice.state is NoticeState.RELEASED)
     if notice.state is NoticeState.RELEASED:
@@ -86,7 +92,7 @@ async def _guard_controller_drain(
 
 
 async def _watch(
-    notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock, deadline_s: float, progress: Progress
+    notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock, deadline_s: Deadline, progress: Progress
 ) -> Outcome:
     """Follow the kernel count until zero (release) or no progress/deadline (reset, release)."""
     while notice.state is not NoticeState.RELEASED:
@@ -96,12 +102,12 @@ async def _watch(
         if count == 0:
             await _release(notice, hands, clock)
             return Outcome.DRAINED
-        if now_s >= deadline_s or progress.stalled(monotonic):
+        if now_s >= deadline_s() or progress.stalled(monotonic):
             log.info("notice %s: %s sockets left (%s); resetting", notice.id, count,
-                     "deadline" if now_s >= deadline_s else "no progress")
+                     "deadline" if now_s >= deadline_s() else "no progress")
             await _force(notice, hands, config, clock, deadline_s)
             return Outcome.FORCED
-        await clock.sleep(_next_look_s(config.poll_s, deadline_s - now_s, progress.stalls_at(), monotonic))
+        await clock.sleep(_next_look_s(config.poll_s, deadline_s() - now_s, progress.stalls_at(), monotonic))
     return Outcome.RELEASED
 
 
@@ -113,13 +119,13 @@ def _next_look_s(poll_s: float, deadline_in_s: float, stalls_at: float | None, m
 
 
 async def _wait(
-    clock: Clock, poll_s: float, until_s: float, done: Callable[[], bool], *, for_s: float | None = None
+    clock: Clock, poll_s: float, until_s: Deadline, done: Callable[[], bool], *, for_s: float | None = None
 ) -> None:
-    """Until `done()`, the wall-clock instant `until_s` (a deadline), or `for_s` seconds on the monotonic clock
+    """Until `done()`, the wall-clock instant `until_s()` (a deadline), or `for_s` seconds on the monotonic clock
     (a grace: a wall-clock step neither shortens nor stretches it)."""
     ends_at = None if for_s is None else clock.monotonic() + for_s
     while not done():
-        left_s = until_s - clock.now()
+        left_s = until_s() - clock.now()
         if ends_at is not None:
             left_s = min(left_s, ends_at - clock.monotonic())
         if left_s <= 0:
@@ -144,21 +150,33 @@ async def _count(hands: Hands) -> int | None:
         return None
 
 
-async def _force(notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock, deadline_s: float) -> None:
-    """Reset, then release. A failed reset is tried again (counting in between: a zero count needs no reset)
-    until the deadline; the release comes after a completed reset, a zero count, or the deadline (issue 9,
-    case 5: never an early release with sockets open)."""
+async def _force(notice: Notice, hands: Hands, config: FallbackConfig, clock: Clock, deadline_s: Deadline) -> None:
+    """Reset, count again, then release. The release comes after a zero count, or at the deadline, never right
+    after a failed reset (issue 9, case 5: an early release with sockets open), nor after a reset the kernel
+    count shows sockets left by (sockets the kernel could not destroy: reset again, counting in between)."""
+    leftovers_told = False
     while notice.state is not NoticeState.RELEASED:
         try:
-            notice.reset = await hands.reset(by="agent")
-            break
+            notice.reset = (notice.reset or 0) + await hands.reset(by="agent")
         except DrainctlError as exc:
-            if clock.now() >= deadline_s:
+            if clock.now() >= deadline_s():
                 log.error("notice %s: reset failed until the deadline (%s); releasing before not_after", notice.id,
                           exc)
                 break
             log.warning("notice %s: reset failed (%s); trying again until the deadline", notice.id, exc)
-        await clock.sleep(max(0.0, min(config.poll_s, deadline_s - clock.now())))
+        else:
+            left = await _count(hands)
+            if left == 0:
+                break
+            if clock.now() >= deadline_s():
+                log.error("notice %s: %s sockets left after the reset at the deadline; releasing before not_after",
+                          notice.id, "unknown" if left is None else left)
+                break
+            if not leftovers_told:
+                leftovers_told = True
+                log.warning("notice %s: %s sockets left after the reset; resetting again until the deadline",
+                            notice.id, "unknown" if left is None else left)
+        await clock.sleep(max(0.0, min(config.poll_s, deadline_s() - clock.now())))
         if await _count(hands) == 0:
             break
     await _release(notice, hands, clock)
