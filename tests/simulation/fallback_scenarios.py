@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from controller.agent.config import FallbackConfig
 from tests.simulation.fakes import Outage
 
-FAULT_KINDS = {"drain": ("timeout", "unreachable", "rejected"), "count": ("temporary", "permanent"),
-               "reset": ("temporary", "permanent"), "release": ("temporary",)}
+FAULT_KINDS = {"drain": ("timeout", "unreachable", "rejected"), "count": ("temporary", "permanent", "hang"),
+               "reset": ("temporary", "permanent", "hang"), "release": ("temporary",)}
+"""hang: `ss` does not answer until it is killed at its timeout (30 s), then a temporary error."""
 
 
 @dataclass(frozen=True)

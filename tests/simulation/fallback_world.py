@@ -36,6 +36,8 @@ ACTOR: ContextVar[str] = ContextVar("actor", default="agent")
 
 APP_TIMEOUT_S = 2.0
 """How long a stopped app (or a timing-out hook) keeps the drain call waiting: the agent's `app.timeout_s`."""
+SS_TIMEOUT_S = 30.0
+"""How long a hung `ss` keeps a count or a reset waiting before it is killed (`sockets._SS_TIMEOUT_S`)."""
 
 
 class WaitingClock(SimClock):
@@ -67,9 +69,6 @@ class WaitingClock(SimClock):
             if not future.done():
                 future.set_result(None)
 
-    def sleeping(self) -> int:
-        return sum(1 for _, _, future in self._sleepers if not future.done())
-
 
 def fault(op: str, kind: str) -> DrainctlError:
     """The error the real boundary raises for a fault of `kind` at `op` (drain, count, reset, release)."""
@@ -95,6 +94,12 @@ class AgentHost(SimHost):
         for outage in self.outages:
             if outage.op == op and outage.start <= self.clock.true < outage.end:
                 raise fault(op, outage.kind)
+
+    async def hang_if_out(self, op: str, clock: WaitingClock) -> None:
+        """A hung `ss` (count, reset): the call answers only when `ss` is killed at its timeout."""
+        if any(o.op == op and o.kind == "hang" and o.start <= self.clock.true < o.end for o in self.outages):
+            await clock.sleep(SS_TIMEOUT_S)
+            raise TemporaryError(f"ss did not answer within {SS_TIMEOUT_S:g} s")
 
     async def app_drain(self, rate_per_s: float, clock: WaitingClock) -> dict[str, Any]:
         self.drains.append((self.clock.true, ACTOR.get()))
@@ -199,11 +204,13 @@ class SocketsView:
 
     port = 8443
 
-    def __init__(self, host: AgentHost, boundary: Boundary, acted: Acted) -> None:
-        self._host, self._boundary, self._acted = host, boundary, acted
+    def __init__(self, host: AgentHost, clock: WaitingClock, boundary: Boundary, acted: Acted) -> None:
+        self._host, self._clock, self._boundary, self._acted = host, clock, boundary, acted
 
     async def count(self) -> int:
         kind = self._boundary.before("count")
+        await self._host.hang_if_out("count", self._clock)
+        self._boundary.life.check()
         self._host.fail_if_out("count")
         count = await self._host.connections()
         self._boundary.after("count", kind)
@@ -211,6 +218,8 @@ class SocketsView:
 
     async def reset(self) -> int:
         kind = self._boundary.before("reset")
+        await self._host.hang_if_out("reset", self._clock)
+        self._boundary.life.check()
         self._host.fail_if_out("reset")
         self._acted("reset", ACTOR.get())
         reset = await self._host.reset()

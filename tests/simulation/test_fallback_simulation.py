@@ -2,11 +2,11 @@
 
 `test_fallback_seeds_hold_every_invariant` plays seeds 0-199 (`SEEDS`) of the real agent (`NodeAgent`, its
 notice book and state file, `run_fallback`) on a simulated clock, with apps that drain, ignore the drain or
-are stopped, counts and resets that fail, sockets a reset cannot destroy, platform releases that fail,
-duplicate, shortened, second and withdrawn notices, a controller that drains and releases or drains and dies,
-wall-clock steps, and agent crashes between steps and at any boundary crossing, each followed by a restart
-from the state file. Longer runs: `python -m tests.simulation.soak --fallback --seeds N`; one seed with its
-trace: `python -m tests.simulation.soak --fallback --seed S`.
+are stopped, counts and resets that fail or hang (`ss` killed at its 30 s timeout), sockets a reset cannot
+destroy, platform releases that fail, duplicate, shortened, second and withdrawn notices, a controller that
+drains and releases or drains and dies, wall-clock steps, and agent crashes between steps and at any boundary
+crossing, each followed by a restart from the state file. Longer runs: `python -m tests.simulation.soak
+--fallback --seeds N`; one seed with its trace: `python -m tests.simulation.soak --fallback --seed S`.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ def test_fallback_seeds_hold_every_invariant(directory: Path) -> None:
 @pytest.mark.parametrize(("seed", "found"), [
     (2, "sockets a reset cannot destroy: released at once with 3 open"),
     (35, "a shortened deadline: released after the platform's new deadline"),
+    (49, "a kernel count hung near the deadline (ss killed after 30 s): released 12.9 s late"),
+    (655, "a controller drain just before the notice, a crash after its first write: drained in its way"),
+    (561, "a reset hung (ss) while the platform shortened the deadline: the call outlived the new deadline"),
 ])
 def test_a_seed_that_found_a_bug_holds_every_invariant(directory: Path, seed: int, found: str) -> None:
     """The seeds that found the fallback's bugs (docs/simulation.md, "What it found")."""
