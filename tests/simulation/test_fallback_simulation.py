@@ -1,6 +1,6 @@
 """The randomized fault simulation of the agent's fallback in `make test` (issue 9, Build item 3).
 
-`test_fallback_seeds_hold_every_invariant` plays seeds 0-199 (`SEEDS`) of the real agent (`NodeAgent`, its
+`test_fallback_seeds_hold_every_invariant` plays seeds 0-499 (`SEEDS`) of the real agent (`NodeAgent`, its
 notice book and state file, `run_fallback`) on a simulated clock, with apps that drain, ignore the drain or
 are stopped, counts and resets that fail or hang (`ss` killed at its 30 s timeout), sockets a reset cannot
 destroy, platform releases that fail, duplicate, shortened, second and withdrawn notices, a controller that
@@ -29,7 +29,7 @@ from tests.simulation.fallback_simulating import Result, simulate
 from tests.simulation.fallback_soak import run_seeds
 from tests.simulation.soak import scratch
 
-SEEDS = range(200)
+SEEDS = range(500)
 
 
 @pytest.fixture
