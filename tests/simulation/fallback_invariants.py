@@ -4,7 +4,7 @@
                               file already said "released" or no crash came between (a crash after the platform
                               accepted and before the file recorded it is the design's idempotent repeat)
     released by deadline      every notice the platform holds is released by its (earliest) deadline, unless the
-                              agent was down or the platform's release failing just before it
+                              agent was down at it or the platform's release failing just before it
     zero or reset first       the fallback releases before its deadline (`not_after - reset_margin_s`) only after
                               a zero kernel count, or a completed reset after the last count
     sockets closed at release a release by the fallback before its deadline leaves no socket open (sockets a

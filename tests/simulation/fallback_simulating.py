@@ -50,8 +50,9 @@ MAX_WAKES = 100_000
 """Clock wake-ups of one scenario beyond which it counts as a livelock."""
 MAX_YIELDS = 10_000
 """Loop turns to wait for every task to sleep again, beyond which they count as livelocked."""
-DOWN_SLACK_S = 1.5
-"""A notice whose deadline came while the agent was down, or this soon after it came back, is excused."""
+DOWN_SLACK_S = 0.0
+"""A notice whose deadline came while the agent was down (this much before it came back) is excused: a
+restarted agent must still release by `not_after` if it runs again before it."""
 RELEASE_SLACK_S = 2.5
 """A notice whose platform release was failing this soon before its deadline is excused (the fallback retries
 about once a second, on a wall clock that may be 1.5 s off)."""
