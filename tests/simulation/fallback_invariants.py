@@ -39,6 +39,9 @@ class Ownership:
     """The fallback's deadline on the agent's wall clock (`not_after - reset_margin_s`)."""
     controller: bool
     """The controller drained in time: the fallback must stay out of its way until the deadline."""
+    slack_s: float = 0.3
+    """How far the grace's end may be off: `SLACK_S`, plus the size of a wall-clock step (a restarted agent
+    computes what is left of the grace from the wall clock: `seen_at` is the one time its state file keeps)."""
 
 
 def at_release(notice: Notice, actor: str, held: PlatformNotice, host: AgentHost, *, wall: float, incarnation: int,
@@ -60,7 +63,7 @@ def at_release(notice: Notice, actor: str, held: PlatformNotice, host: AgentHost
     if host.remaining() > 0:
         problems.append(f"sockets closed at release: {notice.id} released with {host.remaining()} sockets open "
                         f"{owner.deadline - wall:.2f} s before the deadline")
-    if owner.controller or host.clock.true < owner.seen + owner.grace_s - SLACK_S:
+    if owner.controller or host.clock.true < owner.seen + owner.grace_s - owner.slack_s:
         problems.append(f"controller first: the fallback released {notice.id} "
                         f"{'drained by the controller' if owner.controller else 'within its grace'} "
                         f"{owner.deadline - wall:.2f} s before its deadline")
@@ -73,7 +76,7 @@ def at_act(op: str, now: float, wall: float, owners: Iterable[tuple[str, Ownersh
     for _, owner in owners:
         if wall >= owner.deadline - SLACK_S:
             return []
-        if not owner.controller and now >= owner.seen + owner.grace_s - SLACK_S:
+        if not owner.controller and now >= owner.seen + owner.grace_s - owner.slack_s:
             return []
     why = ", ".join(f"{name} ({'controller' if o.controller else 'in grace'})" for name, o in owners) or "none"
     return [f"controller first: the fallback's {op} with no notice allowing it (open: {why})"]

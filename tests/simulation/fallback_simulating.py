@@ -325,7 +325,7 @@ class FallbackSimulation:
             seen - self._config.grace_s + slack <= at <= seen + grace - slack and (at >= seen or same == incarnation)
             for at, same in self._controller_drains
         )  # a controller drain before the notice is remembered in memory: not across a restart (docs/simulation.md)
-        return Ownership(seen, grace, notice.not_after - self._config.reset_margin_s, controller)
+        return Ownership(seen, grace, notice.not_after - self._config.reset_margin_s, controller, slack)
 
     def _check_release(self, notice: Notice, actor: str) -> None:
         held, host = self._platform[notice.id], self._host
