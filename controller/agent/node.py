@@ -121,17 +121,19 @@ class NodeAgent:
     def add_notice(
         self, notice_id: str, kind: str, not_after: float, *, source: str = "api", grace_s: float | None = None
     ) -> tuple[Notice, bool]:
-        """Record a notice (idempotent by id) and, when new, start its fallback."""
-        notice, new = self.book.add(notice_id, kind, not_after, source=source, grace_s=grace_s)
+        """Record a notice (idempotent by id) and, when new, start its fallback. A controller drain requested at
+        most `fallback.grace_s` before counts as the notice's drain, written with the notice's first save (a
+        crash right after it must not leave the notice open to the fallback)."""
+        drained_at_s = self._controller_drain_at_s
+        if drained_at_s is not None and drained_at_s < self._clock.now() - self._fallback.grace_s:
+            drained_at_s = None
+        notice, new = self.book.add(notice_id, kind, not_after, source=source, grace_s=grace_s,
+                                    controller_drain_at=drained_at_s)
         if not new:
             return notice, False
         self.metrics.notices.labels(kind=kind).inc()
         log.info("notice %s (%s, from %s) seen, not_after in %.1f s", notice.id, kind, source,
                  not_after - notice.seen_at)
-        drained_at_s = self._controller_drain_at_s
-        if drained_at_s is not None and drained_at_s >= notice.seen_at - self._fallback.grace_s:
-            notice.start_drain("controller", at=drained_at_s)
-            self.book.save()
         self._push(notice)
         if self._fallback.enabled:
             self._spawn(self._run_fallback(notice))

@@ -127,14 +127,22 @@ class NoticeBook:
             self._store.save(self._notices.values())
 
     def add(
-        self, notice_id: str, kind: str, not_after: float, *, source: str = "api", grace_s: float | None = None
+        self, notice_id: str, kind: str, not_after: float, *, source: str = "api", grace_s: float | None = None,
+        controller_drain_at: float | None = None,
     ) -> tuple[Notice, bool]:
-        """The notice with this id, and whether it is new."""
+        """The notice with this id, and whether it is new. A known notice announced again with an earlier
+        `not_after` takes it (the platform shortened it; its fallback reads the deadline each time).
+        `controller_drain_at`: a new notice is already being drained by the controller (since then)."""
         known = self._notices.get(notice_id)
         if known is not None:
+            if known.state is not NoticeState.RELEASED and not_after < known.not_after:
+                known.not_after = not_after  # a shortened deadline: the earliest the platform announced holds
+                self.save()
             return known, False
         notice = Notice(id=notice_id, kind=kind, not_after=not_after, seen_at=self._clock.now(), source=source,
                         grace_s=grace_s)
+        if controller_drain_at is not None:
+            notice.start_drain("controller", at=controller_drain_at)
         self._notices[notice_id] = notice
         self.save()
         return notice, True

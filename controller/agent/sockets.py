@@ -47,6 +47,10 @@ class ServiceSockets:
             process.kill()
             await process.wait()
             raise TemporaryError(f"ss did not answer within {_SS_TIMEOUT_S:g} s") from exc
+        except asyncio.CancelledError:  # the caller gave up (the fallback's deadline): no `ss` left behind
+            process.kill()
+            await process.wait()
+            raise
         if process.returncode != 0:
             reason = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
             raise PermanentError(f"ss {' '.join(extra)} failed (exit {process.returncode}): {reason[0]}")

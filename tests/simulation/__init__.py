@@ -7,4 +7,8 @@ of issue 9 whose faults are switched off until they are fixed, `soak.py` is the 
 
     python -m tests.simulation.soak --seeds 100000          # any number of seeds
     python -m tests.simulation.soak --seed 1234             # replay one, printing its trace
+
+`fallback_*.py` is the same for the agent's local fallback (Build item 3): the real `NodeAgent`, notice book,
+state file and `run_fallback` on a clock that sleeps in simulated time (`python -m tests.simulation.soak
+--fallback`, docs/simulation.md).
 """

@@ -2,6 +2,7 @@
 
     python -m tests.simulation.soak --seeds 100000 [--start 0] [--cases fixed|all|none|1,3]
     python -m tests.simulation.soak --seed 1234 [--cases all]      # replay one seed, print its trace
+    python -m tests.simulation.soak --fallback --seeds 100000      # the agent's fallback (fallback_soak.py)
 
 Failures are classified by the open case of issue 9 they need (`cases.classify`); the summary gives the seeds,
 the failures by case and invariant, and the time.
@@ -19,6 +20,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from tests.simulation import cases as known
+from tests.simulation import fallback_soak
 from tests.simulation.scenarios import generate
 from tests.simulation.simulating import Result, simulate
 
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--seed", type=int, help="replay one seed and print its trace")
     parser.add_argument("--cases", default="fixed", help="cases switched on: fixed (default), all, none, or 1,3,9")
+    parser.add_argument("--fallback", action="store_true",
+                        help="the agent's fallback simulation (fallback_*.py) instead of the drain path's")
     args = parser.parse_args(argv)
     try:
         cases = known.parse(args.cases)
@@ -90,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable(logging.CRITICAL)
     directory = scratch()
     try:
+        if args.fallback:
+            return asyncio.run(_fallback(args.seed, range(args.start, args.start + args.seeds), directory))
         if args.seed is not None:
             return asyncio.run(replay(args.seed, cases, directory))
         return asyncio.run(soak(range(args.start, args.start + args.seeds), cases, directory))
@@ -97,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         for leftover in directory.iterdir():
             leftover.unlink(missing_ok=True)
         directory.rmdir()
+
+
+async def _fallback(seed: int | None, seeds: range, directory: Path) -> int:
+    if seed is not None:
+        return await fallback_soak.replay(seed, directory)
+    return await fallback_soak.soak(seeds, directory)
 
 
 if __name__ == "__main__":
