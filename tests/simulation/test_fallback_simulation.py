@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +25,10 @@ from controller.core.errors import DrainctlError
 from tests.simulation.fallback_scenarios import generate
 from tests.simulation.fallback_simulating import Result, simulate
 from tests.simulation.fallback_soak import run_seeds
-from tests.simulation.soak import scratch
 
 SEEDS = range(500)
 
 
-@pytest.fixture
-def directory() -> Iterator[Path]:
-    """A scratch directory for the state files (tmpfs when there is one), with logging off for speed."""
-    logging.disable(logging.CRITICAL)
-    path = scratch()
-    try:
-        yield path
-    finally:
-        logging.disable(logging.NOTSET)
-        for leftover in path.iterdir():
-            leftover.unlink(missing_ok=True)
-        path.rmdir()
 
 
 def test_fallback_seeds_hold_every_invariant(directory: Path) -> None:

@@ -19,8 +19,6 @@ seed and prints its trace; replay it with `python -m tests.simulation.soak --see
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,24 +32,12 @@ from tests.simulation.clocks import SimClock
 from tests.simulation.fakes import Handle, SimHost
 from tests.simulation.scenarios import STALE_HANDLE, generate
 from tests.simulation.simulating import Result, simulate
-from tests.simulation.soak import run_seeds, scratch
+from tests.simulation.soak import run_seeds
 from tests.support.budgets import TEST_BUDGET
 
 SEEDS = range(2000)
 
 
-@pytest.fixture
-def directory() -> Iterator[Path]:
-    """A scratch directory for the journals (tmpfs when there is one), with logging off for speed."""
-    logging.disable(logging.CRITICAL)
-    path = scratch()
-    try:
-        yield path
-    finally:
-        logging.disable(logging.NOTSET)
-        for leftover in path.iterdir():
-            leftover.unlink(missing_ok=True)
-        path.rmdir()
 
 
 def test_seeds_hold_every_invariant(directory: Path) -> None:
