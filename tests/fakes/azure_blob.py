@@ -38,7 +38,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from tests.fakes.refusals import Access, Refusals, bearer, jwt_claims, record
+from tests.fakes.refusals import Access, DataPlane, bearer, jwt_claims, record
 
 SUFFIX = ".blob.core.windows.net"
 OAUTH_MIN_VERSION = "2017-11-09"
@@ -49,15 +49,14 @@ CHALLENGE = (f"Bearer authorization_uri=https://login.microsoftonline.com/{TENAN
              "resource_id=https://storage.azure.com")
 
 
-class FakeBlob:
+class FakeBlob(DataPlane):
     """Storage accounts of containers of blobs; every method runs on the fake's own loop."""
 
     def __init__(self, *, require_token: str | None = None) -> None:
         self.require_token = require_token
         self.accounts: dict[str, dict[str, dict[str, tuple[bytes, float]]]] = {}
         """account -> container -> blob name -> (data, creation unix time)."""
-        self.accesses: list[Access] = []
-        self.refusals = Refusals()
+        super().__init__()
 
     # --- test controls -----------------------------------------------------------------------------------
 
@@ -67,20 +66,9 @@ class FakeBlob:
     def add_container(self, account: str, container: str) -> None:
         self.accounts.setdefault(account, {}).setdefault(container, {})
 
-    def refuse_first(self, per_client: int = 1) -> None:
-        """Answer 403 to each client address's first `per_client` requests."""
-        self.refusals.refuse_first(per_client)
-
     def downloads(self, client: str | None = None) -> list[Access]:
         """Downloads answered 200 (by `client`, if given)."""
         return [a for a in self.accesses if a.status == 200 and client in (None, a.client)]
-
-    def fail_next(self, count: int, status: int = 503) -> None:
-        """Answer the next `count` requests (any client) with `status` (503: the service is unavailable)."""
-        self.refusals.fail_next(count, status)
-
-    def close(self) -> None:
-        return None
 
     # --- HTTP ----------------------------------------------------------------------------------------------
 

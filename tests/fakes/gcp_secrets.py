@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.refusals import Access, Refusals, bearer, record
+from tests.fakes.refusals import Access, DataPlane, bearer, record
 
 ROUTE = "/v1/projects/{project}/secrets/{secret}/versions/{version}:access"
 PROJECT_NUMBER = "123456789012"
@@ -45,14 +45,13 @@ def google_error(code: int, status: str, message: str, *, reason: str, resource:
     return {"error": {"code": code, "message": message, "status": status, "details": [info]}}
 
 
-class FakeSecretManager:
+class FakeSecretManager(DataPlane):
     """Secrets by (project, secret id), each a list of versions; every method runs on the fake's loop."""
 
     def __init__(self, *, require_token: str | None = None) -> None:
         self.require_token = require_token
         self.secrets: dict[tuple[str, str], list[bytes]] = {}
-        self.accesses: list[Access] = []
-        self.refusals = Refusals()
+        super().__init__()
 
     # --- test controls -----------------------------------------------------------------------------------
 
@@ -63,20 +62,9 @@ class FakeSecretManager:
         versions.append(data)
         return len(versions)
 
-    def refuse_first(self, per_client: int = 1) -> None:
-        """Answer 403 PERMISSION_DENIED to each client address's first `per_client` accesses."""
-        self.refusals.refuse_first(per_client)
-
     def served(self, client: str) -> list[str]:
         """`project/secret` of each access by `client` answered 200."""
         return [a.resource for a in self.accesses if a.client == client and a.status == 200]
-
-    def fail_next(self, count: int, status: int = 503) -> None:
-        """Answer the next `count` requests (any client) with `status` (503: the service is unavailable)."""
-        self.refusals.fail_next(count, status)
-
-    def close(self) -> None:
-        return None
 
     # --- HTTP ----------------------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from tests.fakes.refusals import Access, Refusals, bearer, record
+from tests.fakes.refusals import Access, DataPlane, bearer, record
 
 
 def storage_error(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -37,15 +37,14 @@ def storage_error(code: int, reason: str, message: str) -> dict[str, Any]:
                       "errors": [{"message": message, "domain": "global", "reason": reason}]}}
 
 
-class FakeStorage:
+class FakeStorage(DataPlane):
     """Buckets of objects (bytes); every method runs on the fake's own loop."""
 
     def __init__(self, *, require_token: str | None = None) -> None:
         self.require_token = require_token
         self.buckets: dict[str, dict[str, tuple[bytes, str, int]]] = {}
         """bucket -> object name -> (data, content type, generation)."""
-        self.accesses: list[Access] = []
-        self.refusals = Refusals()
+        super().__init__()
         self.generation = 1_700_000_000_000_000
 
     # --- test controls -----------------------------------------------------------------------------------
@@ -57,20 +56,9 @@ class FakeStorage:
     def add_bucket(self, bucket: str) -> None:
         self.buckets.setdefault(bucket, {})
 
-    def refuse_first(self, per_client: int = 1) -> None:
-        """Answer 403 to each client address's first `per_client` requests."""
-        self.refusals.refuse_first(per_client)
-
     def downloads(self, client: str | None = None) -> list[Access]:
         """Downloads answered 200 (by `client`, if given)."""
         return [a for a in self.accesses if a.status == 200 and client in (None, a.client)]
-
-    def fail_next(self, count: int, status: int = 503) -> None:
-        """Answer the next `count` requests (any client) with `status` (503: the service is unavailable)."""
-        self.refusals.fail_next(count, status)
-
-    def close(self) -> None:
-        return None
 
     # --- HTTP ----------------------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.refusals import Access, Refusals, bearer, jwt_claims, record
+from tests.fakes.refusals import Access, DataPlane, bearer, jwt_claims, record
 
 SUFFIX = ".vault.azure.net"
 API_VERSIONS = frozenset({"7.0", "7.1", "7.2", "7.3", "7.4", "7.5"})
@@ -59,14 +59,13 @@ class Version:
     created_s: int
 
 
-class FakeKeyVault:
+class FakeKeyVault(DataPlane):
     """Vaults of secrets (each a list of versions); every method runs on the fake's own loop."""
 
     def __init__(self, *, require_token: str | None = None) -> None:
         self.require_token = require_token
         self.vaults: dict[str, dict[str, list[Version]]] = {}
-        self.accesses: list[Access] = []
-        self.refusals = Refusals()
+        super().__init__()
 
     # --- test controls -----------------------------------------------------------------------------------
 
@@ -76,20 +75,9 @@ class FakeKeyVault:
         self.vaults.setdefault(vault, {}).setdefault(name, []).append(version)
         return version.id
 
-    def refuse_first(self, per_client: int = 1) -> None:
-        """Answer 403 Forbidden to each client address's first `per_client` reads."""
-        self.refusals.refuse_first(per_client)
-
     def served(self, client: str) -> list[str]:
         """`vault/name` of each read by `client` answered 200."""
         return [a.resource for a in self.accesses if a.client == client and a.status == 200]
-
-    def fail_next(self, count: int, status: int = 503) -> None:
-        """Answer the next `count` requests (any client) with `status` (503: the service is unavailable)."""
-        self.refusals.fail_next(count, status)
-
-    def close(self) -> None:
-        return None
 
     # --- HTTP ----------------------------------------------------------------------------------------------
 

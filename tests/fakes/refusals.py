@@ -63,6 +63,25 @@ class Refusals:
         return self.seen[client] <= self.per_client
 
 
+class DataPlane:
+    """The part every data-plane fake has: its access log, its refusals, and the calls the box makes on them."""
+
+    def __init__(self) -> None:
+        self.accesses: list[Access] = []
+        self.refusals = Refusals()
+
+    def refuse_first(self, per_client: int = 1) -> None:
+        """Answer 403 (in the service's own shape) to each client address's first `per_client` requests."""
+        self.refusals.refuse_first(per_client)
+
+    def fail_next(self, count: int, status: int = 503) -> None:
+        """Answer the next `count` requests (any client) with `status` (503: the service is unavailable)."""
+        self.refusals.fail_next(count, status)
+
+    def close(self) -> None:
+        return None
+
+
 def record(log: list[Access], client: str | None, resource: str, authorization: str) -> Access:
     access = Access(client or "", resource, authorization, time.time())
     log.append(access)
