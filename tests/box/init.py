@@ -336,6 +336,7 @@ class Init:
             return
         kill_signal = getattr(signal, unit.get("KillSignal", "SIGTERM"))
         _kill_group(process.pid, kill_signal)
+        _kill_group(process.pid, signal.SIGCONT)  # as systemd: so that a stopped process gets it too
         try:
             process.wait(timeout_s)
             run.stopped_by = "signal"
