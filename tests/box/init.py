@@ -201,7 +201,8 @@ class Init:
                 return ""
             service = Service(unit)
             self.services[unit.name] = service
-            self.started_order.append(unit.name)
+            if unit.name not in self.started_order:  # a restart keeps its place: shutdown order is After=
+                self.started_order.append(unit.name)
         kind = unit.get("Type", "simple")
         if kind == "oneshot":
             return self._oneshot(service)
