@@ -5,7 +5,8 @@ box's): the drainctl it runs is installed from the stack's own artifact, verifie
 secrets it reads are fetched with its own identity after a first refused attempt. Then each cloud's agents and
 both its controllers run, and exactly one controller per cloud leads. On that one booted world (module scope,
 in this order): a rolling replacement in the fake MIG with clients through HAProxy, an Azure scale-in through
-Scheduled Events, and a replacement during which the leading GCP controller is killed with SIGKILL.
+Scheduled Events, a replacement during which the leading GCP controller is killed with SIGKILL, and two
+faulty old servers (one ignoring drains, one SIGSTOPped) replaced with clients on them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ API_PORT = 9300
 """The controllers' API port (stack config `drainctl:controller.api_port`, default infra/config.py)."""
 APP_PORT = 4000
 """The app server's port (stack config `drainctl:app.app_port`), where the cloud LB sends clients."""
+APP_UNIT = "drainctl-api.service"
+"""The app server's unit (infra/scripts.py)."""
 SWARM_CLIENTS = 40
 
 
@@ -172,7 +175,9 @@ def test_an_azure_scale_in_raises_terminate_which_is_approved_with_start_request
     world.delete(victim.name)
 
 
-def test_kill_9_of_the_active_gcp_controller_during_a_replacement_the_standby_finishes_it(world: World) -> None:
+def test_kill_9_of_the_active_gcp_controller_during_a_replacement_and_it_still_finishes_once(
+    world: World,
+) -> None:
     """The next replacement: while the old VM's drain is under way the leading controller is killed (SIGKILL);
     the drain still finishes once, with one drain request and one release, before the window ends."""
     group = world.stack.gcp_groups[0]
@@ -206,6 +211,60 @@ def test_kill_9_of_the_active_gcp_controller_during_a_replacement_the_standby_fi
     steps = [line["step"] for line in _journal(standby, int(drains[0]["id"]))]
     assert steps.count("drain requested") == 1, f"one drain request: {steps}"
     assert steps.count("release requested") == 1, f"one release: {steps}"
+
+
+def test_an_old_server_ignoring_drains_and_a_sigstopped_one_are_each_reset_and_released_in_time(
+    world: World,
+) -> None:
+    """Two more VMs of the MIG go wrong before they are replaced: one's app ignores drain requests (the
+    reference server's `--fault ignore-drain`, its unit restarted with it), one's app is SIGSTOPped. Deleted
+    through their graceful shutdown, each is reset (the agent closes its sockets) and released once, before
+    its window ends."""
+    group = world.stack.gcp_groups[0]
+    ignoring, stopped = world.boot_gcp(group), world.boot_gcp(group)
+    for vm in (ignoring, stopped):
+        assert vm.booted.wait(BOOT_TIMEOUT_S), f"{vm.name} still booting"
+        assert vm.boot is not None and vm.boot.returncode == 0, _boot_failure(vm)
+        wait_until(partial(_ready, vm, "drainctl-agent.service"), within_s=120, what=f"agent on {vm.name}")
+    unit = ignoring.vm.path(f"/etc/systemd/system/{APP_UNIT}")
+    unit.write_text(unit.read_text().replace(" testbed server ", " testbed server --fault ignore-drain ", 1))
+    assert "--fault ignore-drain" in unit.read_text(), "the app unit runs the reference server"
+    status, _, err = ignoring.init.handle(["restart", APP_UNIT])
+    assert status == 0, err
+    budget = world.stack.config.budget
+    with Fleet(budget, workdir=world.root / "fleet-faults") as fleet:
+        balancer = start_balancer(fleet, budget, [(vm.name, vm.vm.ip) for vm in (ignoring, stopped)], APP_PORT,
+                                  world.root / "fleet-faults" / "haproxy.cfg")
+        swarm = fleet.start_swarm(balancer.ws_url, count=SWARM_CLIENTS, duration_s=900)
+        swarm.wait_joined(timeout_s=120)
+        wait_until(lambda: all(sessions(balancer, vm.name) for vm in (ignoring, stopped)), within_s=60,
+                   what="clients on both servers")
+        app = stopped.init.services[APP_UNIT].process
+        assert app is not None
+        os.killpg(app.pid, signal.SIGSTOP)
+        deadlines = _delete_together(world, [ignoring.name, stopped.name])
+        released_at = time.time()
+        swarm.stop()
+
+    controller = next(vm for vm in world.vms.values() if vm.cloud == "gcp" and vm.role == "controller")
+    for vm in (ignoring, stopped):
+        assert vm.name in deadlines and released_at < deadlines[vm.name], f"{vm.name} released in time"
+        drains = _history(controller, vm.name)
+        assert len(drains) == 1 and drains[0]["finished"], f"one finished drain of {vm.name}: {drains}"
+        steps = [line["step"] for line in _journal(controller, int(drains[0]["id"]))]
+        assert steps.count("reset requested") == 1, f"{vm.name} was reset: {steps}"
+        assert steps.count("release requested") == 1, f"{vm.name} released once: {steps}"
+
+
+def _delete_together(world: World, names: list[str]) -> dict[str, float]:
+    """The MIG deletes several VMs at once; each one's window deadline once it is gone."""
+    deadlines: dict[str, float] = {}
+    threads = [threading.Thread(target=lambda n=name: deadlines.update({n: world.delete_gcp(n)})) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=float(world.stack.config.budget.platform_notice_s) + 60)
+    return deadlines
 
 
 def _api_get(controller: BoxVm, path: str) -> dict[str, Any]:
