@@ -201,7 +201,8 @@ class Init:
                 return ""
             service = Service(unit)
             self.services[unit.name] = service
-            self.started_order.append(unit.name)
+            if unit.name not in self.started_order:  # a restart keeps its place: shutdown order is After=
+                self.started_order.append(unit.name)
         kind = unit.get("Type", "simple")
         if kind == "oneshot":
             return self._oneshot(service)
@@ -336,6 +337,7 @@ class Init:
             return
         kill_signal = getattr(signal, unit.get("KillSignal", "SIGTERM"))
         _kill_group(process.pid, kill_signal)
+        _kill_group(process.pid, signal.SIGCONT)  # as systemd: so that a stopped process gets it too
         try:
             process.wait(timeout_s)
             run.stopped_by = "signal"

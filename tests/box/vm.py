@@ -71,7 +71,11 @@ class Bridge:
 
     @classmethod
     def create(cls, name: str, addresses: Sequence[str]) -> Bridge:
-        run(["ip", "link", "add", name, "type", "bridge"])
+        # A bridge without an address of its own takes the lowest MAC of its ports: a VM plugged in later
+        # would change it, and every VM would lose the box's services until its ARP entries expire (~40 s:
+        # the leases and the journal time out). A locally administered MAC of its own stays.
+        mac = "02:62:78:" + ":".join(f"{byte:02x}" for byte in os.urandom(3))
+        run(["ip", "link", "add", name, "address", mac, "type", "bridge"])
         bridge = cls(name, [])
         for address in addresses:
             bridge.add_address(address)
