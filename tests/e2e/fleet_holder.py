@@ -7,6 +7,7 @@ Run as a script: `python tests/e2e/fleet_holder.py`. Prints one JSON line
 from __future__ import annotations
 
 import json
+import signal
 import threading
 
 from controller.core.budget import Budget
@@ -14,6 +15,9 @@ from testbed.harness import Fleet
 
 
 def main() -> None:
+    # Ctrl-C must reach this process as KeyboardInterrupt however the test run was started: a shell running it
+    # in the background (`cmd &` without job control) starts it with SIGINT ignored, and Python keeps that.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with Fleet(Budget()) as fleet:
         a, b = fleet.start_server("A"), fleet.start_server("B")
         lb = fleet.start_haproxy([a, b])
