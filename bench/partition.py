@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import json
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.failover import PAIRS_S, POLL_S, WAIT_S, _config, _ready, _silent_agent
+from bench.failover import PAIRS_S, POLL_S, WAIT_S, _config, _ready, _silent_agent, _summary
 from testbed.harness import ControllerProcess, Fleet
 from testbed.harness.fleet import DRAINCTL
 from testbed.harness.waiting import wait_for
@@ -79,10 +78,6 @@ def _one_run(server: PostgresServer, ns: Namespace, database: str, lease_s: floa
             agent.close()
     stopped_s, taken_s = stopped_at - cut_at, taken_at - cut_at
     return {"stopped_s": stopped_s, "taken_s": taken_s, "gap_s": taken_s - stopped_s}
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    return {"p50": round(statistics.median(values), 3), "max": round(max(values), 3)}
 
 
 def run(runs: int = 3) -> list[dict[str, object]]:
