@@ -225,7 +225,9 @@ class FakeCompute:
         return app
 
     async def _start_checker(self, _app: web.Application) -> None:
-        self._checker = asyncio.get_running_loop().create_task(self._check_forever())
+        """Once per fake, however many applications serve it (the box's gateway mounts it under two names)."""
+        if self._checker is None or self._checker.done():
+            self._checker = asyncio.get_running_loop().create_task(self._check_forever())
 
     async def _check_forever(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.check_timeout_s)

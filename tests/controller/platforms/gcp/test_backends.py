@@ -138,3 +138,19 @@ async def test_an_api_that_refuses_or_fails_falls_back_to_the_timer_and_is_logge
     warnings = [r for r in caplog.records if "cannot be observed" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
     assert str(status) in warnings[0].getMessage()
+
+
+@async_test
+async def test_an_api_that_answers_again_is_observed_again_and_says_so_once(
+    fake: Handle[FakeCompute], caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake.fail_next(2, 503, match="getHealth")
+    with caplog.at_level(logging.INFO, logger="drainctl.balancers"):
+        async with _host() as host:
+            fake.check_readiness("api-1", host.url)
+            rotated = await _take_out(fake, host, BUDGET)
+
+    assert rotated.how == "observed", rotated
+    assert [r.status for r in fake.health_checks()][:3] == [503, 503, 200]
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("cannot be observed" in m for m in said) == 1 and sum("answers again" in m for m in said) == 1, said
