@@ -25,7 +25,7 @@ from controller.core.build_info import export_build_info
 from controller.core.clocks import Clock, SystemClock
 from controller.core.errors import ConfigError
 from controller.core.inventory import Inventory
-from controller.core.ports import Journal, LeaderElector, Releaser, Source
+from controller.core.ports import Balancer, Journal, LeaderElector, Releaser, Source
 from controller.core.source_metrics import SourceMetrics
 from controller.engine.rotating import Rotation
 from controller.engine.running import Engine
@@ -155,7 +155,7 @@ async def assemble(
             listeners=[*([metrics] if outbox is None else [metrics, outbox]),
                        *(heard for p in parts for heard in p.listeners)],
             manual_enabled=any(p.operator_drains for p in parts),
-            rotation=_rotation(config, clock),
+            rotation=_rotation(config, clock, parts),
         )
         stack.push_async_callback(engine.aclose)
         fleet.busy = lambda name: (drain := engine.get(name)) is not None and not drain.finished
@@ -228,11 +228,13 @@ def _leader(parts: list[Parts]) -> LeaderElector | None:
     return electors[0] if electors else None
 
 
-def _rotation(config: ControllerConfig, clock: Clock | None) -> Rotation | None:
-    """The out-of-rotation step, when configured (`rotation:`), with the balancers it can observe."""
+def _rotation(config: ControllerConfig, clock: Clock | None, parts: list[Parts]) -> Rotation | None:
+    """The out-of-rotation step, when configured (`rotation:`), with the balancers it can observe: the HAProxy
+    of `rotation.haproxy` and those the platforms offer (GCP backend health, Kubernetes EndpointSlices)."""
     if not config.rotation.enabled:
         return None
     section = config.rotation.haproxy
-    balancers = [] if section is None else [HaproxyBalancer(section.socket, backend=section.backend)]
+    balancers: list[Balancer] = [] if section is None else [HaproxyBalancer(section.socket, backend=section.backend)]
+    balancers += [balancer for p in parts for balancer in p.balancers]
     return Rotation(budget=config.budget, clock=clock or SystemClock(), balancers=balancers,
                     poll_s=config.rotation.poll_s)

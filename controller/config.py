@@ -28,6 +28,8 @@ so they never show up in a repr or a log line.
     #                 auth: managed_identity, interval_s: 30, agent_port: 9100,
     #                 agent_token_file: /etc/drainctl/agent-token}
     engine: {poll_interval_s: 0.5, retry_initial_s: 0.5, retry_max_s: 5.0}
+    rotation: {enabled: true, haproxy: {socket: abns@haproxy-stats, backend: servers}}  # out of rotation first;
+    #   the platforms' load balancers: sources.gcp.backend_health, sources.kubernetes.endpoints (docs/platforms.md)
     webhooks: [{name: oncall, url_file: /etc/drainctl/webhook.url}]   # docs/operations.md
     log: {format: json, level: info}
 """

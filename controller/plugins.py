@@ -13,7 +13,8 @@ registered platforms (`controller.platforms.PLATFORMS`) and knows none of them b
 What a platform may contribute (each optional): sources that watch it, releasers (by source name) that let it
 proceed, hosts it can reach that the static inventory does not have, instances it adds to the shared
 inventory, runnables (loops beside the engine, each flagged whether only the leader runs it), a leader elector,
-whether operators may drain through the API (the manual platform), and listeners of the engine.
+whether operators may drain through the API (the manual platform), listeners of the engine, and the load
+balancers the drain's out-of-rotation step can observe.
 """
 
 from __future__ import annotations
@@ -26,7 +27,17 @@ from pydantic import BaseModel
 
 from controller.core.budget import Budget
 from controller.core.inventory import Inventory
-from controller.core.ports import AsyncListener, Hosts, Journal, LeaderElector, Listener, Releaser, Source, Work
+from controller.core.ports import (
+    AsyncListener,
+    Balancer,
+    Hosts,
+    Journal,
+    LeaderElector,
+    Listener,
+    Releaser,
+    Source,
+    Work,
+)
 from controller.core.source_metrics import SourceMetrics
 from controller.hosts.client import AgentClient
 from controller.hosts.fleet import Fleet
@@ -85,6 +96,9 @@ class Parts:
     """Operators may drain and reset through the API (`drainctl drain`, `drainctl reset`)."""
     listeners: tuple[Listener | AsyncListener, ...] = ()
     """Hear what the engine did, after it is journaled (the Kubernetes platform's pod Events)."""
+    balancers: tuple[Balancer, ...] = ()
+    """Load balancers the out-of-rotation step can observe (GCP backend health, Kubernetes EndpointSlices);
+    used only with `rotation.enabled`."""
     close: Callable[[], Awaitable[None]] | None = None
     """Closes what `connect` opened (API clients); called once when the controller stops."""
 

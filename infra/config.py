@@ -114,6 +114,10 @@ class AppSettings(_Frozen):
     """WebSockets, `/healthz`, `/readyz` and `/metrics` on every API server."""
     drain_url: Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9.:\[\]/_-]+$", strict=True)] = "http://127.0.0.1:4001/admin/drain"
     """The app's own drain hook; the agent posts here (agent.yaml `app.drain_url`)."""
+    not_ready_url: Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9.:\[\]/_-]+$", strict=True)] | None = None
+    """The app's not-ready hook (agent.yaml `app.not_ready_url`): the drain's out-of-rotation step turns `/readyz`
+    503 through it, then waits for the load balancer before the first socket closes (issue 15). None: the app has
+    none, and every drain closes at once, as before (the reference server has `/admin/not-ready`)."""
     agent_port: Port = 9100
     """The node agent's API; open to the controller only."""
     tls_port: Port = 4443

@@ -387,11 +387,6 @@ def _gcp_fleets(
             ),
             pulumi.ResourceOptions(providers={"gcp": side.providers[region.name]}),
         )
-    targets = pulumi.Output.all(*(fleet.group_name for fleet in fleets.values())).apply(
-        lambda names: rendered.GcpTargets(
-            project=settings.project, groups=tuple(zip(fleets, (str(n) for n in names), strict=True))
-        )
-    )
     edge = GcpEdge(
         "gcp-edge",
         GcpEdgeArgs(
@@ -403,6 +398,12 @@ def _gcp_fleets(
             instance_groups=[fleet.instance_group for fleet in fleets.values()],
         ),
         on_hub,
+    )
+    targets = pulumi.Output.all(edge.backend_name, *(fleet.group_name for fleet in fleets.values())).apply(
+        lambda names: rendered.GcpTargets(
+            project=settings.project, groups=tuple(zip(fleets, (str(n) for n in names[1:]), strict=True)),
+            backend_services=(str(names[0]),),
+        )
     )
     controllers = GcpControllerPair(
         "gcp-controller",

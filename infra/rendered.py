@@ -4,11 +4,17 @@
 `drainctl agent --check`, the daemons' own loaders, so what the program renders is what the daemons accept.
 
 Each cloud's controller pair gets only its own cloud (DESIGN.md §11): the GCP pair discovers and watches the MIGs
-the stack creates, the Azure pair discovers the stack's scale sets. The two controllers of a pair share a journal
-on the stack's Postgres (one database per cloud: `journal_database`) and elect one leader (lease row
-`drainctl-<cloud>`); each serves its API on the static private address the program chose for it, with the API
-and push tokens the boot script fetched. Values known only on the VM (its host name, its address) are shell
-variables (`BOOT_VALUES`) the boot script's unquoted here-documents expand.
+the stack creates, the Azure pair discovers the stack's scale sets. Both take a server out of rotation before its
+drain (`rotation.enabled`, issue 15): the GCP pair observes the edge's backend service (getHealth, with
+`compute.backendServices.get` in its role); the Azure pair waits the budget's `lb_deregistration_s`, because the
+Standard Load Balancer's only per-instance probe state is the load-balancing rule's health, a long-running
+operation (POST, then poll its Location), not a cheap read a step could repeat every second.
+
+The two controllers of a pair share a journal on the stack's Postgres (one database per cloud:
+`journal_database`) and elect one leader (lease row `drainctl-<cloud>`); each serves its API on the static
+private address the program chose for it, with the API and push tokens the boot script fetched. Values known
+only on the VM (its host name, its address) are shell variables (`BOOT_VALUES`) the boot script's unquoted
+here-documents expand.
 """
 
 from __future__ import annotations
@@ -49,10 +55,12 @@ HOSTNAME, ADDRESS, AZURE_VM_NAME = "$vm_host", "$vm_address", "$vm_name"
 
 @dataclass(frozen=True)
 class GcpTargets:
-    """What the GCP pair watches: the stack's regional MIGs, by region and name."""
+    """What the GCP pair watches: the stack's regional MIGs, by region and name, and the global backend
+    services whose health of their instances the out-of-rotation step observes."""
 
     project: str
     groups: tuple[tuple[str, str], ...]
+    backend_services: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,7 @@ def controller_config(
         "api": {"listen": f"{address}:{port}", "token_file": API_TOKEN_FILE, "push_token_file": PUSH_TOKEN_FILE},
         "agents": {"token_file": AGENT_TOKEN_FILE},
         "sources": {cloud: _source(config, targets, part)},
+        "rotation": {"enabled": True},
         "log": {"format": "json", "level": part.log_level},
         "leader": {
             "kind": "postgres",
@@ -150,6 +159,7 @@ def _source(
                 "agent_port": agent_port,
                 "agent_token_file": AGENT_TOKEN_FILE,
             },
+            "backend_health": {"backend_services": [{"name": name} for name in targets.backend_services]},
         }
     assert isinstance(part, AzureControllerSettings)
     return {
@@ -187,7 +197,8 @@ def agent_config(config: StackConfig, *, platform: str, controllers: Sequence[st
         "listen": f"0.0.0.0:{app.agent_port}",
         "token_file": AGENT_TOKEN_FILE,
         "service_port": app.app_port,
-        "app": {"drain_url": app.drain_url, "token_file": APP_TOKEN_FILE},
+        "app": {"drain_url": app.drain_url, "token_file": APP_TOKEN_FILE,
+                **({} if app.not_ready_url is None else {"not_ready_url": app.not_ready_url})},
         "fallback": {
             "drain_rate_per_s": budget.drain_rate_per_s,
             "no_progress_window_s": budget.no_progress_window_s,

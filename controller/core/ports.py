@@ -9,7 +9,8 @@ raises only drainctl's own errors (`TemporaryError`: retry later; `PermanentErro
     Releaser       tells a platform it may proceed with an instance (idempotent)
     SocketGauge    an independent count of a host's open sockets (Prometheus)
     RotationHost   a host that can leave rotation (not ready, still serving): the drain's first step
-    Balancer       whether a load balancer still routes new connections to an instance (HAProxy runtime API)
+    Balancer       whether a load balancer still routes new connections to an instance (HAProxy runtime API,
+                   GCP backend health, Kubernetes EndpointSlices)
     Journal        every step of every drain, durable before it is acted on
     LeaderElector  of several controllers, only the leader acts
     Listener       hears every journaled transition and every event taken, after the fact (AsyncListener:

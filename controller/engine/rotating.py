@@ -5,8 +5,9 @@ Without it, sockets are asked to reconnect while the load balancer still sends r
 server, which refuses them (503) and the clients retry, some into the connect rate limiter. The step:
 
 1. ask the host's app to turn not ready (`/readyz` 503) while it keeps serving and admitting sockets;
-2. wait until a load balancer that can be observed (`Balancer`: HAProxy's runtime API) says it no longer
-   routes to the host, else the budget's `lb_deregistration_s` (check interval x threshold + one timeout).
+2. wait until a load balancer that can be observed (`Balancer`: HAProxy's runtime API, a GCP backend service's
+   getHealth, a Kubernetes Service's EndpointSlices) says it no longer routes to the host, else the budget's
+   `lb_deregistration_s` (check interval x threshold + one timeout).
 
 The step is skipped, and closing starts at once, when the app cannot leave rotation (no hook, the call failed)
 or says it is still ready (it ignores drains: a stuck server is reset by the no-progress rule, not after a

@@ -82,6 +82,8 @@ class GcpEdgeArgs:
 
 class GcpEdge(pulumi.ComponentResource):
     address: pulumi.Output[str]
+    backend_name: pulumi.Output[str]
+    """The global backend service's name: the controllers observe its health of each instance (issue 15)."""
 
     def __init__(self, name: str, args: GcpEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("drainctl:gcp:Edge", name, None, opts)
@@ -122,7 +124,8 @@ class GcpEdge(pulumi.ComponentResource):
             opts=child,
         )
         self.address = address.address
-        self.register_outputs({"address": self.address, "backend": backend.id})
+        self.backend_name = backend.name
+        self.register_outputs({"address": self.address, "backend": backend.id, "backend_name": self.backend_name})
 
 
 def _armor_rules(limit: RateLimit) -> list[gcp.compute.SecurityPolicyRuleArgs]:

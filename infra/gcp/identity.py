@@ -1,14 +1,16 @@
 """Least-privilege identities on GCP: the API fleet's service account and the controller's.
 
-The controller only reads the fleet: it polls the managed instance groups for instances being deleted,
-recreated or stopped and reads their `shutdownDetails`; releasing an instance is the agent's shutdown hook
-returning, not an API call. Its custom role therefore lists exactly these read permissions
+The controller only reads the fleet and its load balancer: it polls the managed instance groups for instances
+being deleted, recreated or stopped and reads their `shutdownDetails`; releasing an instance is the agent's
+shutdown hook returning, not an API call. Its custom role therefore lists exactly these read permissions
 (https://cloud.google.com/compute/docs/access/iam-permissions):
 
 - `compute.instanceGroupManagers.list`: find the fleet's regional MIGs.
 - `compute.instanceGroupManagers.get`: `regionInstanceGroupManagers.listManagedInstances` (`currentAction`).
 - `compute.instances.get`: an instance's status and `shutdownDetails` during graceful shutdown.
 - `compute.instances.list`: map instance names to the private addresses of their agents.
+- `compute.backendServices.get`: `backendServices.getHealth`, the edge's backend service's health of each
+  instance, which ends the drain's out-of-rotation step (the only permission that call needs).
 
 Secrets live in Secret Manager; each identity may read only the secrets its VMs fetch at boot.
 """
@@ -22,6 +24,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 CONTROLLER_PERMISSIONS = (
+    "compute.backendServices.get",
     "compute.instanceGroupManagers.get",
     "compute.instanceGroupManagers.list",
     "compute.instances.get",
@@ -61,7 +64,7 @@ class GcpIdentity(pulumi.ComponentResource):
             project=args.project,
             role_id="drainctlController",
             title="drainctl controller",
-            description="Read the API fleet's managed instance groups and instances; nothing else.",
+            description="Read the API fleet's managed instance groups, instances and backend health; nothing else.",
             permissions=list(CONTROLLER_PERMISSIONS),
             stage="GA",
             opts=child,

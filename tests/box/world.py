@@ -148,6 +148,11 @@ class World:
     def _register_groups(self) -> None:
         for group in self.stack.gcp_groups:
             self.gateway.compute.add_group(group.region, group.name, [])
+        # The edge's backend service, whose getHealth the GCP controllers observe (issue 15): a MIG deletion is
+        # out of its group at once, so the box's replacements are observed out of rotation at the first look.
+        backends = {str(b.outputs["name"]) for b in self.stack.run.of_type("gcp:compute/backendService:BackendService")}
+        for name in sorted(backends):
+            self.gateway.compute.add_backend_service(name, [(g.region, g.name) for g in self.stack.gcp_groups])
         for scale_set in self.stack.azure_sets:
             self.gateway.arm.add_scale_set(self.stack.subscription, scale_set.resource_group, scale_set.name, {})
 

@@ -13,17 +13,30 @@ listManagedInstances, ManagedInstance, ManagedInstanceShutdownDetails):
          -> 200 {"items": {"zones/Z": {"instances": [Instance, ...]}, "zones/Y": {"warning": {...}}},
                  "nextPageToken": "..."}
          Instance: {"name", "id", "zone": URL, "status", "networkInterfaces": [{"networkIP": "10.128.0.2"}]}
+    POST /compute/v1/projects/{project}/global/backendServices/{service}/getHealth       (backendServices.getHealth)
+    POST /compute/v1/projects/{project}/regions/{region}/backendServices/{service}/getHealth   (the regional one)
+         body {"group": "https://www.googleapis.com/compute/v1/projects/P/regions/R/instanceGroups/MIG"}
+         -> 200 {"kind": "compute#backendServiceGroupHealth", "annotations": {},
+                 "healthStatus": [{"instance": URL, "ipAddress", "port", "healthState": "HEALTHY"|"UNHEALTHY"}]}
+         (no healthStatus for an empty group); 404 for an unknown service, 400 for a missing group or one that
+         is not a backend of the service. A MIG deleting or abandoning an instance (currentAction DELETING,
+         ABANDONING) has taken it out of its group: it is not listed. An instance with a readiness URL
+         (`check_readiness`) is probed like GCP's health checker: GET every `check_interval_s`, UNHEALTHY after
+         `unhealthy_threshold` failures in a row (an answer other than 200, or none within `check_timeout_s`),
+         HEALTHY again after `healthy_threshold` successes; `set_health` sets the state by command.
     POST /token   an OAuth2 token endpoint (the `token_uri` of a service-account key file: a JWT bearer grant)
          -> {"access_token", "expires_in", "token_type": "Bearer"}
 
 Errors are Google's JSON error shape `{"error": {"code", "message", "status"}}`. With `require_token` set, a
 request without `Authorization: Bearer <that token>` gets 401. Faults: `fail_next(n, status, retry_after)`
-(429 with Retry-After, 500...), `malformed_next(n)` (a 200 whose body is not JSON); any `currentAction` value,
+(429 with Retry-After, 403, 500...), `malformed_next(n)` (a 200 whose body is not JSON); any `currentAction` value,
 known or not, can be set. Every request is recorded (method, path, query, Authorization, time, status).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -32,9 +45,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 ZONE_SUFFIXES = ("a", "b", "c")
+COMPUTE_V1 = "https://www.googleapis.com/compute/v1"
+OUT_OF_GROUP = ("DELETING", "ABANDONING")
+"""currentAction values under which the MIG has already removed the instance from its instance group."""
+ERROR_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED"}
 
 
 def rfc3339(unix_s: float) -> str:
@@ -44,6 +62,10 @@ def rfc3339(unix_s: float) -> str:
 def google_error(code: int, status: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "status": status,
                       "errors": [{"message": message, "domain": "global", "reason": status.lower()}]}}
+
+
+def _invalid(message: str) -> web.Response:
+    return web.json_response(google_error(400, "INVALID_ARGUMENT", message), status=400)
 
 
 @dataclass
@@ -77,15 +99,37 @@ class ManagedInstance:
     extra: dict[str, Any] = field(default_factory=dict)
     network_ip: str = ""
     """networkInterfaces[0].networkIP; empty: none yet (an instance being created)."""
+    health: str = "HEALTHY"
+    """What backend services' getHealth says of it."""
+    readiness_url: str = ""
+    """Probed by the fake's health checker when set."""
+    fails: int = 0
+    passes: int = 0
+
+
+@dataclass
+class BackendService:
+    name: str
+    region: str | None
+    groups: list[tuple[str, str]]
+    """(region, MIG) of each backend."""
 
 
 class FakeCompute:
     """Regional MIGs and their instances; every method runs on the fake's own loop."""
 
     def __init__(
-        self, *, project: str = "proj", page_size: int | None = None, require_token: str | None = None
+        self, *, project: str = "proj", page_size: int | None = None, require_token: str | None = None,
+        check_interval_s: float = 5.0, check_timeout_s: float = 5.0, unhealthy_threshold: int = 2,
+        healthy_threshold: int = 2,
     ) -> None:
         self.project = project
+        self.check_interval_s, self.check_timeout_s = check_interval_s, check_timeout_s
+        self.unhealthy_threshold, self.healthy_threshold = unhealthy_threshold, healthy_threshold
+        self.backend_services: dict[tuple[str | None, str], BackendService] = {}
+        self.health_changes: list[tuple[str, str, float]] = []
+        """(instance, new health, unix time) of every change the health checker or a command made."""
+        self._checker: asyncio.Task[None] | None = None
         self.page_size = page_size
         """Forced page size (else the request's maxResults, else 500)."""
         self.require_token = require_token
@@ -135,6 +179,20 @@ class FakeCompute:
         for members in self.groups.values():
             members[:] = [m for m in members if m.name != name]
 
+    def add_backend_service(self, name: str, groups: list[tuple[str, str]], *, region: str | None = None) -> None:
+        """A backend service (global, or regional with `region`) whose backends are these (region, MIG) groups."""
+        self.backend_services[(region, name)] = BackendService(name, region, list(groups))
+
+    def check_readiness(self, name: str, url: str) -> None:
+        """Probe `url` (the instance's /readyz) like GCP's health checker, from now on."""
+        self._instance(name).readiness_url = url
+
+    def set_health(self, name: str, state: str) -> None:
+        self._set_health(self._instance(name), state)
+
+    def health_of(self, name: str) -> str:
+        return self._instance(name).health
+
     def fail_next(self, count: int, status: int = 500, *, retry_after: str | None = None, match: str = "") -> None:
         self.faults.append(Fault(count, status, retry_after=retry_after, match=match))
 
@@ -144,8 +202,12 @@ class FakeCompute:
     def lists(self) -> list[Request]:
         return [r for r in self.requests if r.path.endswith("/listManagedInstances")]
 
+    def health_checks(self) -> list[Request]:
+        return [r for r in self.requests if r.path.endswith("/getHealth")]
+
     def close(self) -> None:
-        return None
+        if self._checker is not None:
+            self._checker.cancel()
 
     # --- HTTP ----------------------------------------------------------------------------------------------
 
@@ -154,8 +216,68 @@ class FakeCompute:
         base = "/compute/v1/projects/{project}/regions/{region}/instanceGroupManagers/{mig}/listManagedInstances"
         app.router.add_post(base, self._list)
         app.router.add_get("/compute/v1/projects/{project}/aggregated/instances", self._aggregated)
+        app.router.add_post("/compute/v1/projects/{project}/global/backendServices/{service}/getHealth",
+                            self._get_health)
+        app.router.add_post("/compute/v1/projects/{project}/regions/{region}/backendServices/{service}/getHealth",
+                            self._get_health)
         app.router.add_post("/token", self._token)
+        app.on_startup.append(self._start_checker)
         return app
+
+    async def _start_checker(self, _app: web.Application) -> None:
+        """Once per fake, however many applications serve it (the box's gateway mounts it under two names)."""
+        if self._checker is None or self._checker.done():
+            self._checker = asyncio.get_running_loop().create_task(self._check_forever())
+
+    async def _check_forever(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.check_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                probed = [m for members in self.groups.values() for m in members if m.readiness_url]
+                await asyncio.gather(*(self._probe(session, m) for m in probed))
+                await asyncio.sleep(self.check_interval_s)
+
+    async def _probe(self, session: aiohttp.ClientSession, instance: ManagedInstance) -> None:
+        passed = False
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with session.get(instance.readiness_url) as response:
+                passed = response.status == 200
+        instance.passes, instance.fails = (instance.passes + 1, 0) if passed else (0, instance.fails + 1)
+        if instance.fails >= self.unhealthy_threshold:
+            self._set_health(instance, "UNHEALTHY")
+        elif instance.passes >= self.healthy_threshold:
+            self._set_health(instance, "HEALTHY")
+
+    def _set_health(self, instance: ManagedInstance, state: str) -> None:
+        if instance.health != state:
+            instance.health = state
+            self.health_changes.append((instance.name, state, time.time()))
+
+    async def _get_health(self, request: web.Request) -> web.Response:
+        region = request.match_info.get("region")
+        service = self.backend_services.get((region, request.match_info["service"]))
+        if request.match_info["project"] != self.project or service is None:
+            message = f"The resource 'backendServices/{request.match_info['service']}' was not found"
+            return web.json_response(google_error(404, "NOT_FOUND", message), status=404)
+        try:
+            group = (await request.json())["group"]
+        except (ValueError, KeyError, TypeError):
+            return _invalid("Required field 'group' not specified")
+        backend = next((g for g in service.groups if group == self._group_url(*g)), None)
+        if backend is None:
+            return _invalid(f"Invalid value for field 'resource.group': '{group}'. Not a backend of the service.")
+        listed = [m for m in self.groups.get(backend, []) if m.action not in OUT_OF_GROUP]
+        body: dict[str, Any] = {"kind": "compute#backendServiceGroupHealth", "annotations": {}}
+        if listed:
+            body["healthStatus"] = [{"instance": self._instance_url(m), "ipAddress": m.network_ip, "port": 8080,
+                                     "healthState": m.health} for m in listed]
+        return web.json_response(body)
+
+    def _group_url(self, region: str, mig: str) -> str:
+        return f"{COMPUTE_V1}/projects/{self.project}/regions/{region}/instanceGroups/{mig}"
+
+    def _instance_url(self, instance: ManagedInstance) -> str:
+        return f"{COMPUTE_V1}/projects/{self.project}/zones/{instance.zone}/instances/{instance.name}"
 
     @web.middleware
     async def _record_and_fault(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
@@ -171,7 +293,7 @@ class FakeCompute:
                 response = web.Response(status=fault.status, text=fault.body, content_type="application/json")
             else:
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-                status = "RESOURCE_EXHAUSTED" if fault.status == 429 else "INTERNAL"
+                status = ERROR_STATUS.get(fault.status, "INTERNAL")
                 response = web.json_response(google_error(fault.status, status, "injected fault"),
                                              status=fault.status, headers=headers)
         elif self.require_token and request.path != "/token" and record.authorization != f"Bearer {self.require_token}":

@@ -17,6 +17,14 @@ It speaks the documented shapes (https://kubernetes.io/docs/reference/using-api/
            involvedObject's namespace is not {ns} or a required field (name, involvedObject, reason) is missing
     GET    /api/v1/namespaces/{ns}/events?fieldSelector=involvedObject.name=N      EventList
 
+    GET    /apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector=kubernetes.io/service-name=S
+           &limit=&continue=      EndpointSliceList, paginated: the slices the EndpointSlice controller keeps for
+           a Service added with `add_service` (at most `slice_size` endpoints each), derived from its pods as the
+           controller derives them: each pod with an IP whose labels match the selector is an endpoint with
+           `targetRef` the pod and conditions ready (Ready and not being deleted), serving (Ready) and
+           terminating (deletionTimestamp set); `stale_slice(service, pod)` adds a slice that still lists the pod
+           ready (the controller's lag: an endpoint may be in two slices while they are updated)
+
 A Service's reach is `endpoints(selector)` (the Ready pods its selector matches).
 
 Errors are `Status` objects. resourceVersion is one global counter (like etcd's revision: any write moves it).
@@ -143,6 +151,11 @@ class FakeKubernetes:
         self.kubelet_finished: set[str] = set()
         self.after_reads: list[tuple[str, Callable[[FakeKubernetes], None]]] = []
         self._timers: list[asyncio.TimerHandle] = []
+        self.services: dict[tuple[str, str], dict[str, str]] = {}
+        """(namespace, Service) -> its pod selector."""
+        self.stale: dict[tuple[str, str], list[str]] = {}
+        """(namespace, Service) -> pods a stale extra slice still lists ready."""
+        self.slice_size = 100
 
     # --- test controls -----------------------------------------------------------------------------------
 
@@ -247,6 +260,12 @@ class FakeKubernetes:
         pod["metadata"]["finalizers"] = [*pod["metadata"].get("finalizers", []), finalizer]
         self._write(namespace, "MODIFIED", pod)
 
+    def add_service(self, name: str, selector: dict[str, str], *, namespace: str = "default") -> None:
+        self.services[(namespace, name)] = dict(selector)
+
+    def stale_slice(self, service: str, pod: str, *, namespace: str = "default") -> None:
+        self.stale.setdefault((namespace, service), []).append(pod)
+
     def clear_faults(self) -> None:
         self.faults.clear()
 
@@ -326,6 +345,7 @@ class FakeKubernetes:
         app.router.add_post(leases, self._lease_create)
         app.router.add_get(leases + "/{name}", self._lease_get)
         app.router.add_put(leases + "/{name}", self._lease_put)
+        app.router.add_get("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices", self._slices_list)
         app.router.add_post("/api/v1/namespaces/{ns}/events", self._event_create)
         app.router.add_get("/api/v1/namespaces/{ns}/events", self._events_list)
         return app
@@ -371,6 +391,31 @@ class FakeKubernetes:
         if limit and offset + limit < len(items):
             meta["continue"] = f"{rv}:{offset + limit}"
         return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": page})
+
+    async def _slices_list(self, request: web.Request) -> web.Response:
+        namespace, selector = request.match_info["ns"], request.query.get("labelSelector", "")
+        items = [piece for (ns, name) in sorted(self.services) if ns == namespace
+                 for piece in self._slices(namespace, name) if selects(selector, piece["metadata"]["labels"])]
+        limit, offset = int(request.query.get("limit") or 0), int(request.query.get("continue") or 0)
+        meta: dict[str, Any] = {"resourceVersion": str(self.rv)}
+        if limit and offset + limit < len(items):
+            meta["continue"] = str(offset + limit)
+        page = items[offset:offset + limit] if limit else items[offset:]
+        return web.json_response({"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
+                                  "metadata": meta, "items": page})
+
+    def _slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        wanted = self.services[(namespace, service)]
+        pods = sorted((p for (ns, _), p in self.pods.items() if ns == namespace and p["status"].get("podIP")
+                       and all(p["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())),
+                      key=lambda p: p["metadata"]["name"])
+        endpoints = [_endpoint(pod) for pod in pods]
+        stale = [{**_endpoint(self.pods[(namespace, name)]), "conditions": {"ready": True, "serving": True,
+                                                                           "terminating": False}}
+                 for name in self.stale.get((namespace, service), []) if (namespace, name) in self.pods]
+        chunks = [endpoints[i:i + self.slice_size] for i in range(0, len(endpoints), self.slice_size)] or [[]]
+        return [_slice(namespace, service, f"{service}-{index:05d}", chunk)
+                for index, chunk in enumerate([*chunks, *([stale] if stale else [])])]
 
     async def _watch(self, request: web.Request) -> web.StreamResponse:
         namespace, selector = request.match_info["ns"], request.query.get("labelSelector", "")
@@ -518,6 +563,26 @@ class FakeKubernetes:
 
 Handle = threaded.Handle[FakeKubernetes]
 """The fake seen from the test's thread: method calls run on the fake's loop, data attributes are copied."""
+
+
+def _endpoint(pod: dict[str, Any]) -> dict[str, Any]:
+    conditions = pod["status"].get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    terminating = "deletionTimestamp" in pod["metadata"]
+    meta = pod["metadata"]
+    return {"addresses": [pod["status"]["podIP"]],
+            "conditions": {"ready": ready and not terminating, "serving": ready, "terminating": terminating},
+            "targetRef": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]},
+            "nodeName": "node-1"}
+
+
+def _slice(namespace: str, service: str, name: str, endpoints: list[dict[str, Any]]) -> dict[str, Any]:
+    """An EndpointSlice; one without endpoints has `endpoints: null`, as the API server serializes it."""
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": name, "namespace": namespace, "labels": {
+                "kubernetes.io/service-name": service, "endpointslice.kubernetes.io/managed-by":
+                "endpointslice-controller.k8s.io"}},
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}], "endpoints": endpoints or None}
 
 
 @contextlib.contextmanager

@@ -246,3 +246,38 @@ def test_each_controller_vm_has_a_contexts_file_naming_itself(built: Built, stac
         assert not expanded and context["current"] == "this-controller", name
         assert context["contexts"]["this-controller"] == {
             "url": yaml.safe_load(text)["leader"]["advertise_url"], "token_file": rendered.API_TOKEN_FILE}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_controller_leaves_rotation_first_observing_what_its_cloud_offers(built: Built, stack: str) -> None:
+    """issue 15: GCP observes the edge's own backend service; Azure has no cheap probe-state read, so the timer."""
+    config, run = built(stack)
+    by_cloud = _controllers(run)
+    backends = {str(b.outputs["name"]) for b in run.of_type("gcp:compute/backendService:BackendService")}
+    assert backends, "the stack renders the GCP edge's backend service"
+    for cloud, pair in by_cloud.items():
+        for controller in pair:
+            assert controller["rotation"] == {"enabled": True}, cloud
+    for controller in by_cloud["gcp"]:
+        observed = controller["sources"]["gcp"]["backend_health"]["backend_services"]
+        assert {s["name"] for s in observed} == backends and all("region" not in s for s in observed), "global"
+    assert all("backend_health" not in c["sources"]["azure"] for c in by_cloud["azure"])
+    hooks = {yaml.safe_load(text)["app"].get("not_ready_url") for _, _, text in configs(run, AGENT_YAML)}
+    assert hooks == {config.app.not_ready_url}, "every agent gets the stack's not-ready hook (or none)"
+
+
+def test_staging_agents_reach_the_reference_servers_not_ready_hook(built: Built) -> None:
+    config, _ = built("staging")
+    assert config.app.not_ready_url == "http://127.0.0.1:4001/admin/not-ready"
+    assert config.app.drain_url.rpartition("/admin/")[0] == config.app.not_ready_url.rpartition("/admin/")[0]
+
+
+def test_the_gcp_controllers_role_is_the_read_permissions_and_backend_health_only(built: Built) -> None:
+    """`backendServices.getHealth` needs `compute.backendServices.get` and nothing more (the Compute API reference);
+    the controller never writes."""
+    _, run = built("staging")
+    (role,) = run.of_type("gcp:projects/iAMCustomRole:IAMCustomRole")
+    assert sorted(role.inputs["permissions"]) == [
+        "compute.backendServices.get", "compute.instanceGroupManagers.get", "compute.instanceGroupManagers.list",
+        "compute.instances.get", "compute.instances.list",
+    ]

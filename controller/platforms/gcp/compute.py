@@ -1,4 +1,5 @@
-"""The controller's client of the Compute Engine API: regional MIGs' managed instances, with their credentials.
+"""The controller's client of the Compute Engine API: regional MIGs' managed instances and the health a backend
+service sees of their instances (`backendServices.getHealth`), with their credentials.
 
 Credentials are Application Default Credentials through google-auth (the metadata server's service account on a
 GCE VM, or the key file `GOOGLE_APPLICATION_CREDENTIALS` names), a key file named in the config, an explicit
@@ -35,6 +36,8 @@ log = logging.getLogger("drainctl.platforms.gcp.compute")
 
 COMPUTE_URL = "https://compute.googleapis.com"
 SCOPES = ("https://www.googleapis.com/auth/compute.readonly",)
+"""Enough for every call here, getHealth too (a POST that only reads)."""
+GROUP_URL_BASE = "https://www.googleapis.com/compute/v1"
 
 
 class ComputeUnavailable(TemporaryError):
@@ -198,6 +201,27 @@ class ComputeApi:
                 return instances
             if not isinstance(token, str):
                 raise ComputeMalformed("gcp: aggregated instances: nextPageToken is not a string")
+
+    async def backend_health(
+        self, backend_service: str, group: str, *, region: str | None = None, timeout_s: float | None = None
+    ) -> list[Any]:
+        """`backendServices.getHealth` (`regionBackendServices.getHealth` with a `region`) of one instance group
+        (`group`: its URL): the raw `healthStatus[]` entries. One attempt, no retries: the out-of-rotation step
+        that asks is bounded by the budget and asks again itself (controller/platforms/gcp/backends.py)."""
+        scope = "global" if region is None else f"regions/{region}"
+        path = f"/compute/v1/projects/{self._project}/{scope}/backendServices/{backend_service}/getHealth"
+        headers = dict(await self._credentials.headers())
+        timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s
+        response = await send(self._http, _ERRORS, "POST", path, json={"group": group}, headers=headers,
+                              timeout=timeout)
+        found = _ERRORS.json_object(response, f"POST {path}").get("healthStatus", [])
+        if not isinstance(found, list):
+            raise ComputeMalformed(f"gcp: {backend_service}: healthStatus is not a list")
+        return found
+
+    def group_url(self, region: str, name: str) -> str:
+        """The URL of a regional MIG's instance group (it has the MIG's name), as backend services name it."""
+        return f"{GROUP_URL_BASE}/projects/{self._project}/regions/{region}/instanceGroups/{name}"
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -41,6 +41,25 @@ class GcpDiscoveryConfig(Frozen):
         return self
 
 
+class GcpBackendServiceConfig(Frozen):
+    name: str = Field(min_length=1)
+    region: str | None = Field(default=None, min_length=1)
+    """None: a global backend service (the external Application Load Balancer infra/gcp renders); else the
+    region of a regional one."""
+
+
+class GcpBackendHealthConfig(Frozen):
+    """Backend services whose health of each instance the drain's out-of-rotation step observes
+    (`backends.py`, docs/platforms.md): the step ends once none of them routes to the instance."""
+
+    backend_services: tuple[GcpBackendServiceConfig, ...] = ()
+    """Empty: nothing is observed, the step waits the budget's `lb_deregistration_s`."""
+    interval_s: Seconds = 1.0
+    """Each group's health is asked at most this often during a step (one getHealth per service and group)."""
+    timeout_s: Seconds = 2.0
+    """Per getHealth call; a slower answer is "cannot tell" this time, so a slow API never holds the step."""
+
+
 class GcpSourceConfig(Frozen):
     """Managed instances of regional MIGs being taken away, by polling (docs/platforms.md, GCP)."""
 
@@ -63,6 +82,9 @@ class GcpSourceConfig(Frozen):
     retry_max_s: Seconds = 30.0
     """Longest wait between retries of a failing list (at least what Retry-After asks)."""
     discovery: GcpDiscoveryConfig = GcpDiscoveryConfig()
+    backend_health: GcpBackendHealthConfig = GcpBackendHealthConfig()
+    """What the out-of-rotation step observes (with `rotation.enabled`): the section's MIGs in these backend
+    services."""
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> GcpSourceConfig:

@@ -1,4 +1,5 @@
-"""The GCP parts from controller.yaml's `sources.gcp`: the Compute API client, the MIG poller, the release.
+"""The GCP parts from controller.yaml's `sources.gcp`: the Compute API client, the MIG poller, the release, and
+the backend services' health the out-of-rotation step observes (`backend_health`, `backends.py`).
 
 The MIG poller watches; the release goes to the instances' agents (`ShutdownHookRelease`): the static
 inventory's (`instances:` in the config, named like the MIG's instances) or, with `discovery`, those the MIGs'
@@ -7,8 +8,10 @@ discovery found (`discovering.py`, a runnable on every replica).
 
 from __future__ import annotations
 
+from controller.core.ports import Balancer
 from controller.hosts.discovering import Discovery
 from controller.platforms.gcp import watching as gcp_source
+from controller.platforms.gcp.backends import BackendHealth, BackendService
 from controller.platforms.gcp.compute import (
     Anonymous,
     ComputeApi,
@@ -38,7 +41,18 @@ def connect(settings: GcpSourceConfig, context: Context) -> Parts:
     )
     release = ShutdownHookRelease(context.agents)
     return Parts(sources=(source,), releasers={gcp_source.SOURCE: release}, close=api.aclose,
-                 runnables=discovery(settings, context, api))
+                 runnables=discovery(settings, context, api), balancers=backend_health(settings, api))
+
+
+def backend_health(settings: GcpSourceConfig, api: ComputeApi) -> tuple[Balancer, ...]:
+    """The section's MIGs as the configured backend services see them (none configured: nothing observed)."""
+    section = settings.backend_health
+    if not section.backend_services:
+        return ()
+    services = [BackendService(s.name, s.region) for s in section.backend_services]
+    groups = [api.group_url(g.region, g.name) for g in settings.groups]
+    health = BackendHealth(api, services, groups, timeout_s=section.timeout_s)
+    return (health.balancer(interval_s=section.interval_s),)
 
 
 def discovery(settings: GcpSourceConfig, context: Context, api: ComputeApi) -> tuple[Runnable, ...]:

@@ -2,8 +2,9 @@
 
 The client is synchronous (urllib3). Every call runs on a thread of this module's own pool, and each watch on a
 thread of its own, so the event loop never blocks and a long watch never starves anyone else's threads.
-Answers are parsed here into frozen shapes (`Pod`, `Lease`; Events are only created); one malformed pod in a
-list is skipped, not fatal.
+Answers are parsed here into frozen shapes (`Pod`, `Lease`; Events are only created; EndpointSlices are
+handed to `endpoints.py` as listed, which reads only their endpoints' conditions); one malformed pod in a list is
+skipped, not fatal.
 The client's errors become ours at this boundary:
 
     KubernetesUnavailable (TemporaryError)  no connection, a timeout, 429 or 5xx (Retry-After honoured)
@@ -45,6 +46,8 @@ log = logging.getLogger("drainctl.platforms.kubernetes.api")
 
 MERGE_PATCH = "application/merge-patch+json"
 LIST_PAGE_SIZE = 500
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+"""The label the EndpointSlice controller puts on every slice of a Service."""
 _WATCH_READ_SLACK_S = 30.0
 """A watch with no byte for this long past its own timeout is a dead connection."""
 NO_HIDDEN_RETRIES = urllib3.Retry(total=1, read=0, status=0, redirect=0, respect_retry_after_header=False)
@@ -220,6 +223,7 @@ class KubernetesApi:
         self._api = api
         self._core = k8s.CoreV1Api(api)
         self._coordination = k8s.CoordinationV1Api(api)
+        self._discovery = k8s.DiscoveryV1Api(api)
         self._timeout_s = request_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kubernetes")
 
@@ -271,6 +275,23 @@ class KubernetesApi:
             # Cancelled (or failed) mid-way: cut the connection, also one still being opened, so its thread ends.
             opening.add_done_callback(functools.partial(_finish_watch, own, clean=ended))
             own.shutdown(wait=False)
+
+    async def list_endpoint_slices(self, namespace: str, service: str, *, timeout_s: float | None = None) -> list[Any]:
+        """The raw `discovery.k8s.io/v1` EndpointSlices of one Service (label `kubernetes.io/service-name`),
+        every page (`endpoints.py` reads them)."""
+        slices: list[Any] = []
+        token: str | None = None
+        while True:
+            page = await self._json(
+                "list endpointslices", self._discovery.list_namespaced_endpoint_slice, namespace,
+                label_selector=f"{SERVICE_NAME_LABEL}={service}", limit=LIST_PAGE_SIZE, _continue=token,
+                timeout_s=timeout_s,
+            )
+            items, meta = _list_parts(page)
+            slices.extend(items)
+            token = meta.get("continue") or None
+            if token is None:
+                return slices
 
     async def get_pod(self, namespace: str, name: str) -> Pod:
         return Pod.from_json(await self._json("get pod", self._core.read_namespaced_pod, name, namespace))
@@ -423,10 +444,10 @@ def _retry_after_s(headers: Mapping[str, str] | None) -> float:
 
 def _list_parts(page: Any) -> tuple[list[Any], dict[str, Any]]:
     if not isinstance(page, dict) or not isinstance(page.get("items"), list):
-        raise Malformed("kubernetes: list pods: the answer has no items list")
+        raise Malformed("kubernetes: a list: the answer has no items list")
     meta = page.get("metadata") or {}
     if not isinstance(meta, dict):
-        raise Malformed("kubernetes: list pods: metadata is not an object")
+        raise Malformed("kubernetes: a list: metadata is not an object")
     return page["items"], meta
 
 

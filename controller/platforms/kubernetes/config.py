@@ -13,6 +13,18 @@ LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61
 
 
 
+class EndpointsConfig(Frozen):
+    """The Service whose EndpointSlices the drain's out-of-rotation step observes (`endpoints.py`)."""
+
+    service: str | None = Field(default=None, min_length=1)
+    """The API servers' Service in the section's namespace; None: nothing is observed, the step waits the
+    budget's `lb_deregistration_s`."""
+    interval_s: Seconds = 1.0
+    """The slices are listed at most this often during a step."""
+    timeout_s: Seconds = 2.0
+    """Per list; a slower answer is "cannot tell" this time, so a slow API server never holds the step."""
+
+
 class KubernetesSourceConfig(Frozen):
     """Pods being deleted, by list+watch of the API server (docs/platforms.md, Kubernetes)."""
 
@@ -39,6 +51,8 @@ class KubernetesSourceConfig(Frozen):
     """Longest backoff between failed lists/watches."""
     overdue_s: Seconds = 60.0
     """A pod still carrying our finalizer this long after its deletionTimestamp is let go (never hold forever)."""
+    endpoints: EndpointsConfig = EndpointsConfig()
+    """What the out-of-rotation step observes (with `rotation.enabled`)."""
 
     @model_validator(mode="after")
     def _token_when_enabled(self) -> KubernetesSourceConfig:

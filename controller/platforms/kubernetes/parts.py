@@ -3,7 +3,8 @@
 One API client serves the source (list+watch), the hold and release (finalizer patches) and the Lease. The
 watched pods (`PodDirectory`) feed the shared inventory: each pod joins it in the configured pool when first
 seen and leaves it when gone (a pod named like a static instance stays that instance: the config wins); its
-host is the agent sidecar at the pod IP. A drain's start and end become Events on its pod (`events.py`).
+host is the agent sidecar at the pod IP. A drain's start and end become Events on its pod (`events.py`). With
+`endpoints.service`, the out-of-rotation step observes that Service's EndpointSlices (`endpoints.py`).
 With `leader.pod_label`, the Lease holder labels its own pod for the controller's Service (`labelling.py`).
 """
 
@@ -15,12 +16,13 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 
 from controller.core.errors import ConfigError
-from controller.core.ports import LeaderElector, Releaser
+from controller.core.ports import Balancer, LeaderElector, Releaser
 from controller.platforms.kubernetes import api as kubernetes_client
 from controller.platforms.kubernetes import watching as kubernetes_source
 from controller.platforms.kubernetes.api import Pod
 from controller.platforms.kubernetes.config import KubernetesSourceConfig, LeaderConfig
 from controller.platforms.kubernetes.directory import PodDirectory
+from controller.platforms.kubernetes.endpoints import ServiceEndpoints
 from controller.platforms.kubernetes.events import PodEvents
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease
 from controller.platforms.kubernetes.labelling import LabelledElector, PodLabel
@@ -91,7 +93,17 @@ def _watching(settings: KubernetesSourceConfig, context: Context, api: kubernete
 
     events = PodEvents(api, pods, namespace=settings.namespace, instance=identity)
     return Parts(sources=(source,), releasers={kubernetes_source.SOURCE: releaser}, hosts=hosts,
-                 runnables=runnables, leader=elector, close=close, listeners=(events,))
+                 runnables=runnables, leader=elector, close=close, listeners=(events,),
+                 balancers=_endpoints(settings, api))
+
+
+def _endpoints(settings: KubernetesSourceConfig, api: kubernetes_client.KubernetesApi) -> tuple[Balancer, ...]:
+    """The Service's EndpointSlices, when `endpoints.service` names it (else nothing is observed)."""
+    section = settings.endpoints
+    if section.service is None:
+        return ()
+    looks = ServiceEndpoints(api, namespace=settings.namespace, service=section.service, timeout_s=section.timeout_s)
+    return (looks.balancer(interval_s=section.interval_s),)
 
 
 def _track(pods: PodDirectory, context: Context, pool: str) -> None:

@@ -108,21 +108,24 @@ def _free(host: str, port: int) -> bool:
 
 
 def start_pod_hosts(fleet: Fleet, names: list[str], *, port: int, token_file: Path,
-                    faults: dict[str, str] | None = None) -> list[PodHost]:
+                    faults: dict[str, str] | None = None, not_ready: bool = False) -> list[PodHost]:
     """A server and an agent (listening on 127.0.0.N:port, fallback off: only a controller acts) per name;
-    `faults` gives a server a testbed fault (e.g. `ignore-drain`)."""
+    `faults` gives a server a testbed fault (e.g. `ignore-drain`); `not_ready`: the agent knows the server's
+    not-ready hook (the out-of-rotation step)."""
     hosts = []
     for index, name in enumerate(names):
         ip = f"127.0.0.{index + 2}"
         server = fleet.start_server(name, fault=(faults or {}).get(name))
         app_token_file = fleet.workdir / f"{name}-app.token"
         app_token_file.write_text(server.admin_token)
-        config = {
+        config: dict[str, Any] = {
             "listen": f"{ip}:{port}", "token_file": str(token_file), "service_port": server.listen.port,
             "service_address": server.listen.host, "instance": name, "fallback": {"enabled": False},
             "app": {"drain_url": f"{server.admin_url}/admin/drain", "token_file": str(app_token_file),
                     "timeout_s": 1.0},
         }
+        if not_ready:
+            config["app"]["not_ready_url"] = f"{server.admin_url}/admin/not-ready"
         path = fleet.workdir / f"agent-{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         process = fleet.start_command(f"agent-{name}", [*DRAINCTL, "agent", "--config", str(path)])

@@ -1,6 +1,7 @@
 """deploy/kubernetes: the manifests hang together, the example config is a valid controller.yaml, and the Role
 grants exactly the verbs the controller uses (every one it calls, and no other) — measured, not assumed, by
-running the source, the hold, the release, the Lease election and the pod Events against the fake API server.
+running the source, the hold, the release, the Lease election, the pod Events and the EndpointSlice look of the
+out-of-rotation step against the fake API server.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import yaml
 from controller.config import parse_config
 from controller.core.announcements import Journaled
 from controller.core.models import Drain, EventKind, Phase, Transition
+from controller.platforms.kubernetes.endpoints import ServiceEndpoints
 from controller.platforms.kubernetes.events import PodEvents
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease
 from controller.platforms.kubernetes.labelling import LabelledElector, PodLabel
@@ -99,8 +101,8 @@ def test_the_service_selects_the_leaders_label_and_both_replicas_stay_ready_for_
 
 def _verb(request: Request) -> tuple[str, str]:
     """The RBAC (resource, verb) a request needs."""
-    resource = next((r for r in ("leases", "events") if f"/{r}" in request.path), "pods")
-    named = request.path.rstrip("/").split("/")[-1] not in ("pods", "leases", "events")
+    resource = next((r for r in ("leases", "events", "endpointslices") if f"/{r}" in request.path), "pods")
+    named = request.path.rstrip("/").split("/")[-1] not in ("pods", "leases", "events", "endpointslices")
     if request.method == "GET":
         verb = "get" if named else ("watch" if request.query.get("watch") in ("true", "1") else "list")
     else:
@@ -146,6 +148,8 @@ async def test_the_role_grants_exactly_the_verbs_the_controller_uses(
                               phase=Phase.DRAINING, step="drain requested")
             events = PodEvents(api, seen.pods, namespace="default", instance="one")
             await events.hear(Journaled(line=line, before=None, after=drain))
+            fake.add_service("api", {"app": "api"})
+            await ServiceEndpoints(api, namespace="default", service="api").look()
             holding.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await holding
