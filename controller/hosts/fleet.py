@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -97,6 +98,8 @@ class Fleet(Mapping[str, AgentClient]):
         self._token = token
         self._learned_ttl_s = learned_ttl_s
         self._entries: dict[str, _Entry] = {}
+        self._counts: Counter[str] = Counter()
+        """Members by platform, kept as they change (a relist of 10,000 pods must not count 10,000 times)."""
         self._awaited: set[str] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self.busy: Callable[[str], bool] = lambda _name: False
@@ -127,14 +130,12 @@ class Fleet(Mapping[str, AgentClient]):
         """One member of its platform is there now (added or changed); a static name is left alone."""
         if member.name not in self._static:
             self._put(member)
-            self._instances.labels(member.platform).set(self.count(member.platform))
 
     def drop(self, platform: str, name: str) -> None:
         """`platform` no longer has `name` (kept while a drain of it is open)."""
         entry = self._entries.get(name)
         if entry is not None and entry.member.platform == platform:
             self._missing(name, entry)
-            self._instances.labels(platform).set(self.count(platform))
 
     def expect(self, platform: str) -> None:
         """`platform` will list its instances: until it has (`listed`), an unknown instance may still be its."""
@@ -143,11 +144,15 @@ class Fleet(Mapping[str, AgentClient]):
     def listed(self, platform: str) -> None:
         """`platform` answered a whole listing (a round, a list of the pods)."""
         self._awaited.discard(platform)
-        self._instances.labels(platform).set(self.count(platform))
+        self._instances.labels(platform).set(self._counts[platform])
         self._last_success.labels(platform).set(self._clock())
 
     def count(self, platform: str) -> int:
-        return sum(1 for e in self._entries.values() if e.member.platform == platform)
+        return self._counts[platform]
+
+    def _counted(self, platform: str, change: int) -> None:
+        self._counts[platform] += change
+        self._instances.labels(platform).set(self._counts[platform])
 
     def member(self, name: str) -> Member | None:
         entry = self._entries.get(name)
@@ -159,6 +164,7 @@ class Fleet(Mapping[str, AgentClient]):
             log.info("discovery %s: %s joins (pool %s, agent %s)", member.platform, member.name, member.pool,
                      member.agent_url)
             self._entries[member.name] = _Entry(member)
+            self._counted(member.platform, +1)
         elif entry.member != member or entry.gone:
             if entry.member.platform != member.platform:
                 log.info("discovery %s: %s (known from %s) is %s's now", member.platform, member.name,
@@ -168,7 +174,8 @@ class Fleet(Mapping[str, AgentClient]):
                 entry.client = None
             before, entry.member, entry.gone, entry.silent_since = entry.member, member, False, None
             if before.platform != member.platform:
-                self._instances.labels(before.platform).set(self.count(before.platform))
+                self._counted(before.platform, -1)
+                self._counted(member.platform, +1)
         self.inventory[member.name] = member.pool
 
     def _missing(self, name: str, entry: _Entry) -> None:
@@ -182,6 +189,7 @@ class Fleet(Mapping[str, AgentClient]):
     def _forget(self, name: str, entry: _Entry) -> None:
         log.info("discovery %s: %s left", entry.member.platform, name)
         del self._entries[name]
+        self._counted(entry.member.platform, -1)
         self.inventory.pop(name, None)
         if self._reachability is not None:
             self._reachability.forget(name)
@@ -195,7 +203,6 @@ class Fleet(Mapping[str, AgentClient]):
             entry = self._entries.get(name)
             if entry is not None and entry.gone:
                 self._forget(name, entry)
-                self._instances.labels(entry.member.platform).set(self.count(entry.member.platform))
 
     # --- pushes --------------------------------------------------------------------------------------------------
 
@@ -212,7 +219,6 @@ class Fleet(Mapping[str, AgentClient]):
         if instance in self._static or instance in self._entries:
             return False
         self._put(Member(instance, pool, agent_url, self._token, PUSH))
-        self._instances.labels(PUSH).set(self.count(PUSH))
         return True
 
     def _heard(self, name: str, answered: bool) -> None:
@@ -227,7 +233,6 @@ class Fleet(Mapping[str, AgentClient]):
         elif self._clock() - entry.silent_since >= self._learned_ttl_s and not entry.gone:
             log.info("push: %s's agent has not answered for %.0f s", name, self._clock() - entry.silent_since)
             self._missing(name, entry)
-            self._instances.labels(PUSH).set(self.count(PUSH))
 
     # --- agents ------------------------------------------------------------------------------------------------
 
