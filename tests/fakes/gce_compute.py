@@ -13,6 +13,19 @@ listManagedInstances, ManagedInstance, ManagedInstanceShutdownDetails):
          -> 200 {"items": {"zones/Z": {"instances": [Instance, ...]}, "zones/Y": {"warning": {...}}},
                  "nextPageToken": "..."}
          Instance: {"name", "id", "zone": URL, "status", "networkInterfaces": [{"networkIP": "10.128.0.2"}]}
+    GET  /compute/v1/projects/{project}/aggregated/instanceGroupManagers?maxResults=N&pageToken=T
+         -> 200 {"kind": "compute#instanceGroupManagerAggregatedList",
+                 "items": {"regions/R": {"instanceGroupManagers": [InstanceGroupManager, ...]},
+                           "zones/Z": {"instanceGroupManagers": [...]}, "regions/Y": {"warning": {...}}},
+                 "nextPageToken": "..."}
+         InstanceGroupManager: {"kind", "name", "id", "region": URL (or "zone" for a zonal one), "selfLink",
+                                "instanceTemplate": URL, "versions": [{"name", "instanceTemplate": URL}],
+                                "allInstancesConfig": {"properties": {"labels": {...}}}, "targetSize"}
+                                (no "labels": the resource has none)
+    GET  /compute/v1/projects/{project}/global/instanceTemplates/{name}            (instanceTemplates.get)
+    GET  /compute/v1/projects/{project}/regions/{region}/instanceTemplates/{name}  (regionInstanceTemplates.get)
+         -> 200 {"kind": "compute#instanceTemplate", "name", "id", "selfLink",
+                 "properties": {"machineType", "labels": {...}}}   404 when there is no such template
     POST /token   an OAuth2 token endpoint (the `token_uri` of a service-account key file: a JWT bearer grant)
          -> {"access_token", "expires_in", "token_type": "Bearer"}
 
@@ -27,6 +40,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +49,7 @@ from typing import Any
 from aiohttp import web
 
 ZONE_SUFFIXES = ("a", "b", "c")
+COMPUTE = "https://www.googleapis.com/compute/v1"
 
 
 def rfc3339(unix_s: float) -> str:
@@ -79,6 +94,17 @@ class ManagedInstance:
     """networkInterfaces[0].networkIP; empty: none yet (an instance being created)."""
 
 
+@dataclass
+class Manager:
+    """A MIG as `instanceGroupManagers` has it (its instances are in `FakeCompute.groups`)."""
+
+    templates: list[str]
+    """Its versions' instance template URLs (one, unless a rolling update is under way)."""
+    all_instances_labels: dict[str, str] = field(default_factory=dict)
+    zone: str | None = None
+    """A zonal MIG's zone (None: regional)."""
+
+
 class FakeCompute:
     """Regional MIGs and their instances; every method runs on the fake's own loop."""
 
@@ -95,6 +121,10 @@ class FakeCompute:
         self.token_grants: list[dict[str, str]] = []
         self.deadlines: dict[str, float] = {}
         """Instance name -> unix time its graceful shutdown ends (set by `mark`)."""
+        self.managers: dict[tuple[str, str], Manager] = {}
+        """(region or zone, MIG name) -> how the MIG makes instances; a group without one uses `api-template-1`."""
+        self.templates: dict[str, dict[str, Any]] = {}
+        """Template URL path (`projects/P/global/instanceTemplates/N`) -> its instanceTemplate JSON."""
 
     # --- test controls -----------------------------------------------------------------------------------
 
@@ -109,6 +139,23 @@ class FakeCompute:
         members = self.groups.setdefault((region, mig), [])
         ident = str(10**15 + sum(len(m) for m in self.groups.values()) + 100)
         members.append(ManagedInstance(name, zone or f"{region}-a", ident, network_ip=network_ip))
+
+    def add_template(self, name: str, labels: dict[str, str], *, region: str | None = None) -> str:
+        """An instance template (global, or regional in `region`) whose instances get `labels`; its URL."""
+        scope = f"regions/{region}" if region else "global"
+        path = f"projects/{self.project}/{scope}/instanceTemplates/{name}"
+        self.templates[path] = {"kind": "compute#instanceTemplate", "name": name, "id": str(uuid.uuid4().int)[:18],
+                                "selfLink": f"{COMPUTE}/{path}",
+                                "properties": {"machineType": "e2-small", "labels": dict(labels)}}
+        return f"{COMPUTE}/{path}"
+
+    def set_manager(self, where: str, mig: str, templates: list[str], *, all_instances_labels: dict[str, str] | None
+                    = None, zonal: bool = False) -> None:
+        """How MIG `mig` (in region `where`, or zone `where` when `zonal`) makes instances."""
+        self.managers[(where, mig)] = Manager(list(templates), dict(all_instances_labels or {}),
+                                              zone=where if zonal else None)
+        if not zonal:
+            self.groups.setdefault((where, mig), [])
 
     def mark(self, name: str, action: str, *, status: str | None = None, shutdown_s: int | None = None,
              requested_at: float | None = None) -> float | None:
@@ -154,6 +201,10 @@ class FakeCompute:
         base = "/compute/v1/projects/{project}/regions/{region}/instanceGroupManagers/{mig}/listManagedInstances"
         app.router.add_post(base, self._list)
         app.router.add_get("/compute/v1/projects/{project}/aggregated/instances", self._aggregated)
+        app.router.add_get("/compute/v1/projects/{project}/aggregated/instanceGroupManagers", self._managers)
+        app.router.add_get("/compute/v1/projects/{project}/global/instanceTemplates/{name}", self._template)
+        app.router.add_get("/compute/v1/projects/{project}/regions/{region}/instanceTemplates/{name}",
+                           self._template)
         app.router.add_post("/token", self._token)
         return app
 
@@ -211,6 +262,49 @@ class FakeCompute:
         if offset + size < len(every):
             body["nextPageToken"] = str(offset + size)
         return web.json_response(body)
+
+    async def _managers(self, request: web.Request) -> web.Response:
+        if request.match_info["project"] != self.project:
+            return web.json_response(google_error(404, "NOT_FOUND", "project not found"), status=404)
+        keys = list(dict.fromkeys([*self.groups, *self.managers]))
+        size = self.page_size or int(request.query.get("maxResults") or 500)
+        offset = int(request.query.get("pageToken") or 0)
+        items: dict[str, Any] = {}
+        for where, mig in keys[offset:offset + size]:
+            manager = self.managers.get((where, mig)) or Manager([f"{COMPUTE}/projects/{self.project}/global/"
+                                                                   "instanceTemplates/api-template-1"])
+            scope = f"zones/{manager.zone}" if manager.zone else f"regions/{where}"
+            items.setdefault(scope, {"instanceGroupManagers": []})["instanceGroupManagers"].append(
+                self._manager_json(where, mig, manager))
+        items.setdefault("regions/europe-west9", {"warning": {"code": "NO_RESULTS_ON_PAGE", "message": "none"}})
+        body: dict[str, Any] = {"kind": "compute#instanceGroupManagerAggregatedList", "items": items}
+        if offset + size < len(keys):
+            body["nextPageToken"] = str(offset + size)
+        return web.json_response(body)
+
+    def _manager_json(self, where: str, mig: str, manager: Manager) -> dict[str, Any]:
+        scope = f"zones/{manager.zone}" if manager.zone else f"regions/{where}"
+        base = f"{COMPUTE}/projects/{self.project}/{scope}"
+        ident = str(10**17 + zlib.crc32(f"{where}/{mig}".encode()))
+        raw: dict[str, Any] = {
+            "kind": "compute#instanceGroupManager", "name": mig, "id": ident,
+            "selfLink": f"{base}/instanceGroupManagers/{mig}", "baseInstanceName": mig,
+            "instanceTemplate": manager.templates[-1],
+            "versions": [{"name": f"v{i}", "instanceTemplate": url} for i, url in enumerate(manager.templates)],
+            "targetSize": len(self.groups.get((where, mig), [])),
+        }
+        raw["zone" if manager.zone else "region"] = f"{COMPUTE}/projects/{self.project}/{scope}"
+        if manager.all_instances_labels:
+            raw["allInstancesConfig"] = {"properties": {"labels": dict(manager.all_instances_labels)}}
+        return raw
+
+    async def _template(self, request: web.Request) -> web.Response:
+        path = request.path.removeprefix("/compute/v1/")
+        found = self.templates.get(path)
+        if found is None or request.match_info["project"] != self.project:
+            message = f"The resource '{path}' was not found"
+            return web.json_response(google_error(404, "NOT_FOUND", message), status=404)
+        return web.json_response(found)
 
     def _instance_json(self, instance: ManagedInstance) -> dict[str, Any]:
         zone = f"https://www.googleapis.com/compute/v1/projects/{self.project}/zones/{instance.zone}"

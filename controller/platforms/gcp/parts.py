@@ -1,6 +1,8 @@
 """The GCP parts from controller.yaml's `sources.gcp`: the Compute API client, the MIG poller, the release.
 
-The MIG poller watches; the release goes to the instances' agents (`ShutdownHookRelease`): the static
+The MIGs are the section's `groups`, or those its `group_labels` select (`selecting.py`: one selection shared by
+the poller and the discovery, so they read the same MIGs and list the project's MIGs once per refresh). The
+MIG poller watches; the release goes to the instances' agents (`ShutdownHookRelease`): the static
 inventory's (`instances:` in the config, named like the MIG's instances) or, with `discovery`, those the MIGs'
 discovery found (`discovering.py`, a runnable on every replica).
 """
@@ -19,6 +21,7 @@ from controller.platforms.gcp.compute import (
 from controller.platforms.gcp.config import GcpSourceConfig
 from controller.platforms.gcp.discovering import PLATFORM, Agents, GcpDiscovery
 from controller.platforms.gcp.releasing import ShutdownHookRelease
+from controller.platforms.gcp.selecting import Group, Labelled, Named, Selection
 from controller.plugins import Context, Parts, Runnable
 
 
@@ -31,17 +34,25 @@ def connect(settings: GcpSourceConfig, context: Context) -> Parts:
         project=settings.project, credentials=credentials(settings), base_url=settings.api_url,
         timeout_s=settings.request_timeout_s, page_size=settings.page_size, retry_max_s=settings.retry_max_s,
     )
-    groups = [gcp_source.Group(g.region, g.name) for g in settings.groups]
+    groups = selection(settings, api)
     source = gcp_source.GcpSource(
         api, groups, metrics=context.source_metrics.of(gcp_source.SOURCE), poll_interval_s=settings.poll_interval_s,
         window_s=settings.window_s, retry_max_s=settings.retry_max_s,
     )
     release = ShutdownHookRelease(context.agents)
     return Parts(sources=(source,), releasers={gcp_source.SOURCE: release}, close=api.aclose,
-                 runnables=discovery(settings, context, api))
+                 runnables=discovery(settings, context, api, groups))
 
 
-def discovery(settings: GcpSourceConfig, context: Context, api: ComputeApi) -> tuple[Runnable, ...]:
+def selection(settings: GcpSourceConfig, api: ComputeApi) -> Selection:
+    if settings.group_labels:
+        return Labelled(api, settings.group_labels, refresh_s=settings.group_refresh_s)
+    return Named([Group(g.region, g.name) for g in settings.groups])
+
+
+def discovery(
+    settings: GcpSourceConfig, context: Context, api: ComputeApi, groups: Selection
+) -> tuple[Runnable, ...]:
     """The MIGs' instances into the fleet, every `discovery.interval_s`, on every replica (it only reads)."""
     found = settings.discovery
     if not found.enabled or context.fleet is None:
@@ -49,7 +60,8 @@ def discovery(settings: GcpSourceConfig, context: Context, api: ComputeApi) -> t
     assert settings.project is not None and found.agent_token is not None
     agents = Agents(project=settings.project, port=found.agent_port, token=found.agent_token.get_secret_value(),
                     scheme=found.agent_scheme, address=found.address, pool=found.pool)
-    groups = [gcp_source.Group(g.region, g.name) for g in found.groups or settings.groups]
+    if found.groups:
+        groups = Named([Group(g.region, g.name) for g in found.groups])
     rounds = Discovery(PLATFORM, GcpDiscovery(api, groups, agents), context.fleet, interval_s=found.interval_s,
                        retry_max_s=settings.retry_max_s)
     return (Runnable("gcp-discovery", rounds.run, leader_only=False),)
