@@ -13,6 +13,7 @@ its agent answered (`drainctl_agent_up{host}`, `hosts/reachability.py`), as the 
 
     drainctl_discovery_instances{platform}                     instances the platform's discovery holds now
     drainctl_discovery_last_success_timestamp_seconds{platform}  unix time of its last listing that answered
+    drainctl_discovery_round_duration_seconds{platform}        how long its last answered round took (list + apply)
 
 A member its platform no longer lists is dropped once no drain of it is open (`busy`); until then it stays, so
 its drain can finish, and it leaves when that drain is journaled finished (the fleet hears the engine). A
@@ -113,11 +114,15 @@ class Fleet(Mapping[str, AgentClient]):
         self._last_success = Gauge("drainctl_discovery_last_success_timestamp_seconds",
                                    "Unix time of the last discovery round of a platform that answered.",
                                    ["platform"], registry=registry)
+        self._round_s = Gauge("drainctl_discovery_round_duration_seconds",
+                              "How long the last discovery round of a platform that answered took, listing and "
+                              "applying.", ["platform"], registry=registry)
 
     # --- discovery: whole rounds (gcp, azure) and single changes (kubernetes) ----------------------------------
 
-    def apply(self, platform: str, members: Iterable[Member]) -> None:
-        """A round of `platform` answered with exactly these members (add, update, drop the missing)."""
+    def apply(self, platform: str, members: Iterable[Member], *, started: float | None = None) -> None:
+        """A round of `platform` answered with exactly these members (add, update, drop the missing).
+        `started`: when the round began (`time.monotonic()`), for its duration gauge."""
         fresh = {m.name: m for m in members if m.name not in self._static}
         for member in fresh.values():
             self._put(member)
@@ -125,6 +130,8 @@ class Fleet(Mapping[str, AgentClient]):
             if entry.member.platform == platform and name not in fresh:
                 self._missing(name, entry)
         self.listed(platform)
+        if started is not None:
+            self._round_s.labels(platform).set(time.monotonic() - started)
 
     def put(self, member: Member) -> None:
         """One member of its platform is there now (added or changed); a static name is left alone."""
