@@ -106,8 +106,11 @@ async def test_two_new_mig_instances_are_found_and_one_being_deleted_is_drained_
             deadline = fake.mark("api-x1", "DELETING", status="PENDING_STOP", shutdown_s=60)
             await until(lambda: (d := engine.get("api-x1")) is not None and d.phase is Phase.RELEASED,
                         what="api-x1's drain to be released")
+            registry = running.metrics.registry
+            up_while_known = registry.get_sample_value("drainctl_agent_up", {"host": "api-x1"})
             fake.remove("api-x1")
             await until(lambda: "api-x1" not in engine.inventory, what="api-x1 to leave the inventory")
+            up_once_gone = registry.get_sample_value("drainctl_agent_up", {"host": "api-x1"})
             [drain] = engine.history(instance="api-x1")
             other = engine.get("api-x2")
             inventory = dict(engine.inventory)
@@ -118,6 +121,7 @@ async def test_two_new_mig_instances_are_found_and_one_being_deleted_is_drained_
     assert {ws.close_code for ws in clients} == {phoenix.CLOSE_SERVICE_RESTART}
     assert [n["released_by"] for n in first.notices()] == ["controller"], "the guest's shutdown hold may return"
     assert other is None and inventory == {"api-x2": "api"}, "the other new instance is known and untouched"
+    assert (up_while_known, up_once_gone) == (1.0, None), "a discovered agent reports drainctl_agent_up"
 
 
 @async_test
