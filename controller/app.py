@@ -33,7 +33,6 @@ from controller.engine.verifying import Verifier
 from controller.hosts.discovering import Awaiting
 from controller.hosts.fleet import Fleet
 from controller.hosts.inventory import AgentHosts, HostsChain
-from controller.hosts.learning import KnownAgents
 from controller.hosts.pooling import AgentPool
 from controller.hosts.reachability import AgentReachability
 from controller.journal import open_journal
@@ -58,8 +57,8 @@ class Assembly:
     """With a `leader:` section, only the leader runs the engine and the leader-only runnables."""
     runnables: tuple[Runnable, ...] = ()
     """The platforms' loops beside the engine (e.g. the Kubernetes finalizer hold)."""
-    agents: KnownAgents | None = None
-    """Every agent reachable by name (static and learned from pushes): what the push route learns into."""
+    agents: Fleet | None = None
+    """The one map of agents (static, discovered, learned from pushes): what the push route learns into."""
 
     @property
     def leader_url(self) -> str | None:
@@ -131,12 +130,10 @@ async def assemble(
         metrics = EngineMetrics(registry)
         outbox = _webhooks(config, journal, metrics, stack)
         inventory = Inventory({name: spec.pool for name, spec in config.instances.items()})
-        fleet = Fleet(inventory, hosts.clients(), timeout_s=config.agents.timeout_s, registry=metrics.registry,
-                      pool=pool)
+        fleet = _fleet(config, inventory, hosts, pool, metrics, reachability)
         stack.push_async_callback(fleet.aclose)
-        agents = _known_agents(config, fleet, inventory, pool)
         context = Context(
-            inventory=inventory, static=frozenset(config.instances), agents=agents,
+            inventory=inventory, static=frozenset(config.instances), agents=fleet,
             agent_timeout_s=config.agents.timeout_s, budget=config.budget,
             source_metrics=SourceMetrics(metrics.registry), leader=config.leader, fleet=fleet,
             journal=journal, agent_pool=pool, agent_reachability=reachability,
@@ -144,7 +141,7 @@ async def assemble(
         parts = _connect(config, context, stack)
         engine = Engine(
             store=journal,
-            hosts=HostsChain(hosts, fleet, agents, *(p.hosts for p in parts if p.hosts is not None)),
+            hosts=HostsChain(fleet, *(p.hosts for p in parts if p.hosts is not None)),
             verifier=Verifier(gauge),
             releasers=_releasers(parts),
             inventory=inventory,
@@ -152,7 +149,7 @@ async def assemble(
             budget=config.budget,
             settings=config.engine,
             clock=clock,
-            listeners=[*([metrics] if outbox is None else [metrics, outbox]),
+            listeners=[*([metrics] if outbox is None else [metrics, outbox]), fleet,
                        *(heard for p in parts for heard in p.listeners)],
             manual_enabled=any(p.operator_drains for p in parts),
             rotation=_rotation(config, clock, parts),
@@ -164,7 +161,7 @@ async def assemble(
         registry.register(DrainingSockets(engine.status))
         yield Assembly(
             engine=engine, sources=[Awaiting(s, fleet) if fleet.discoveries else s for p in parts for s in p.sources],
-            hosts=hosts, metrics=metrics, leader=leader, agents=agents,
+            hosts=hosts, metrics=metrics, leader=leader, agents=fleet,
             runnables=(*(r for p in parts for r in p.runnables), *_outbox_runs(outbox)),
         )
 
@@ -176,11 +173,15 @@ def _agent_pool(config: ControllerConfig) -> AgentPool:
                      keepalive_s=agents.keepalive_s)
 
 
-def _known_agents(config: ControllerConfig, fleet: Fleet, inventory: Inventory, pool: AgentPool) -> KnownAgents:
-    """The agents learned from pushes, beside the fleet's (static and discovered): a push never moves one
-    the fleet knows."""
-    token = config.agents.token.get_secret_value() if config.agents.token is not None else None
-    return KnownAgents(fleet, inventory, pool, token=token, timeout_s=config.agents.timeout_s)
+def _fleet(
+    config: ControllerConfig, inventory: Inventory, hosts: AgentHosts, pool: AgentPool, metrics: EngineMetrics,
+    reachability: AgentReachability,
+) -> Fleet:
+    """The one map of agents: the static ones, and those the platforms discover and the pushes teach it."""
+    agents = config.agents
+    token = agents.token.get_secret_value() if agents.token is not None else None
+    return Fleet(inventory, hosts.clients(), timeout_s=agents.timeout_s, registry=metrics.registry, pool=pool,
+                 reachability=reachability, token=token, learned_ttl_s=agents.learned_ttl_s)
 
 
 def _webhooks(

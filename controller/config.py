@@ -160,6 +160,10 @@ class AgentsConfig(Frozen):
     it a push from an unknown instance is refused (the controller could not call it back)."""
     learned_pool: str = Field(default="default", min_length=1)
     """The pool of a learned instance whose push names none."""
+    learned_ttl_s: Seconds = 600.0
+    """A learned instance whose agent has not answered for this long (the backstop poll asks it every round)
+    leaves the fleet once no drain of it is open; its next push teaches it again. Keep it at least two
+    backstop intervals (`sources.local.poll_interval_s`), so one missed round does not forget a live host."""
 
 
 class HaproxyRotationConfig(Frozen):

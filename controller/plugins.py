@@ -64,15 +64,17 @@ class Context:
     static: frozenset[str]
     """Instances listed under `instances:`; the config wins over a platform's discovery for these names."""
     agents: Mapping[str, AgentClient]
-    """The agents of the static instances and of those learned from their pushes, by instance."""
+    """Every agent by instance: the fleet's (static, discovered, learned from pushes) when the composition root
+    built one."""
     agent_timeout_s: float
     budget: Budget
     source_metrics: SourceMetrics
     leader: BaseModel | None
     """The `leader:` section; the platform whose `leader` kind it is builds the elector."""
     fleet: Fleet | None = None
-    """The one inventory of the process (static and discovered instances, their agents): a platform's discovery
-    (`controller/hosts/discovering.py`) feeds it; `agents` is this fleet when the composition root built it."""
+    """The one inventory of the process (static, discovered and pushed instances, their agents): a platform's
+    discovery feeds it, by rounds (`controller/hosts/discovering.py`) or one change at a time (`put`, `drop`);
+    `agents` is this fleet when the composition root built it."""
     journal: Journal | None = None
     """The journal the engine writes (an elector that fences its writes needs it)."""
     agent_pool: AgentPool | None = None
@@ -89,7 +91,8 @@ class Parts:
     releasers: Mapping[str, Releaser] = field(default_factory=dict)
     """By source name: how drains of that source's events are released."""
     hosts: Hosts | None = None
-    """Hosts the static inventory does not have (a Kubernetes pod's agent sidecar)."""
+    """Hosts neither the static inventory nor the fleet has (a platform's own way of reaching them); the
+    platforms in this tree put their instances in the fleet instead."""
     runnables: tuple[Runnable, ...] = ()
     leader: LeaderElector | None = None
     operator_drains: bool = False

@@ -51,6 +51,7 @@ class Discovery:
         self._waiting: list[asyncio.Future[None]] = []
         self._failures = 0
         fleet.discoveries.append(self)
+        fleet.expect(platform)  # until its first round answers, a resumed drain's instance may still be ours
 
     async def run(self) -> None:
         """Rounds until cancelled; never ends by itself."""

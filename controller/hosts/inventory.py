@@ -1,8 +1,8 @@
 """The hosts of the static inventory (`instances:` in controller.yaml), reached through their node agents.
 
 `AgentHosts` gives the engine's `Hosts` port an `AgentClient` for every configured instance (the client already
-has exactly the methods of `HostActions`); `HostsChain` lets several inventories (the static one, a platform's
-pods) serve one engine.
+has exactly the methods of `HostActions`); the fleet (`fleet.py`) holds them with every other member.
+`HostsChain` lets several inventories (the fleet, a platform's own `Parts.hosts`) serve one engine.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class AgentHosts:
 
 
 class HostsChain:
-    """The first inventory that knows the instance answers (the static instances first, then the platforms')."""
+    """The first inventory that knows the instance answers (the fleet first, then a platform's own)."""
 
     def __init__(self, *inventories: Hosts) -> None:
         self._inventories = inventories

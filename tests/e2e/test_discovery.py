@@ -2,7 +2,8 @@
 
 - GCP: a MIG (the Compute fake) creates two instances after the controller started, each a real reference
   server with a real agent; the MIG deleting one of them is drained, verified and released, with no config edit;
-  once the MIG no longer lists it, it leaves the inventory.
+  once the MIG no longer lists it, it leaves the inventory. The MIG named in config, or found by the label its
+  instance template gives its instances (`group_labels`), beside a MIG of another label that is left alone.
 - Azure: the same with a scale set (the Resource Manager fake, the managed identity's token from the IMDS fake
   through azure-identity) and a Scheduled Event seen by the new VM's agent, approved once drained.
 - An event for an instance that discovery has not listed yet (its next round is minutes away) is held, a
@@ -65,28 +66,36 @@ def testbed(tmp_path: Path) -> Iterator[Fleet]:
         yield fleet
 
 
-def gcp_config(tmp_path: Path, fake: Handle[FakeCompute], port: int, interval_s: float) -> dict[str, Any]:
+def gcp_config(
+    tmp_path: Path, fake: Handle[FakeCompute], port: int, interval_s: float, *, labelled: bool = False
+) -> dict[str, Any]:
+    """The GCP source and discovery against the fake; the MIGs named, or (`labelled`) selected by label."""
     config = controller_config(tmp_path, [])
     discovery = {"enabled": True, "interval_s": interval_s, "agent_port": port,
                  "agent_token_file": str(tmp_path / "fleet" / "agent.token")}
-    groups = [{"region": "us-central1", "name": "api"}]
+    selection: dict[str, Any] = ({"group_labels": {"role": "api"}, "group_refresh_s": interval_s} if labelled
+                                 else {"groups": [{"region": "us-central1", "name": "api"}]})
     config["sources"] = {"local": {"enabled": False}, "manual": {"enabled": True},
-                         "gcp": {"enabled": True, "project": "proj", "groups": groups, "api_url": fake.url,
+                         "gcp": {"enabled": True, "project": "proj", **selection, "api_url": fake.url,
                                  "auth": "anonymous", "poll_interval_s": 0.5, "window_s": 60, "retry_max_s": 2,
                                  "discovery": discovery}}
     return config
 
 
+@pytest.mark.parametrize("labelled", [False, True], ids=["named-mig", "labelled-mig"])
 @async_test
 async def test_two_new_mig_instances_are_found_and_one_being_deleted_is_drained_and_released(
-    testbed: Fleet, tmp_path: Path
+    testbed: Fleet, tmp_path: Path, labelled: bool
 ) -> None:
     addresses = ["127.0.0.11", "127.0.0.12"]
     port = shared_port(addresses)
     first = host_at(testbed, "api-x1", addresses[0], port)  # writes the fleet's agent token file
     with serve(FakeCompute(), name="fake-compute") as fake:
         fake.add_group("us-central1", "api", [])
-        async with controller(gcp_config(tmp_path, fake, port, interval_s=1.0)) as running:
+        fake.set_manager("us-central1", "api", [fake.add_template("api-tpl", {"role": "api"})])
+        fake.set_manager("us-east1", "worker", [fake.add_template("worker-tpl", {"role": "worker"})])
+        config = gcp_config(tmp_path, fake, port, interval_s=1.0, labelled=labelled)
+        async with controller(config) as running:
             engine = running.engine
             # Started in a thread: the controller runs in this loop meanwhile.
             second = await asyncio.to_thread(host_at, testbed, "api-x2", addresses[1], port)
@@ -97,8 +106,11 @@ async def test_two_new_mig_instances_are_found_and_one_being_deleted_is_drained_
             deadline = fake.mark("api-x1", "DELETING", status="PENDING_STOP", shutdown_s=60)
             await until(lambda: (d := engine.get("api-x1")) is not None and d.phase is Phase.RELEASED,
                         what="api-x1's drain to be released")
+            registry = running.metrics.registry
+            up_while_known = registry.get_sample_value("drainctl_agent_up", {"host": "api-x1"})
             fake.remove("api-x1")
             await until(lambda: "api-x1" not in engine.inventory, what="api-x1 to leave the inventory")
+            up_once_gone = registry.get_sample_value("drainctl_agent_up", {"host": "api-x1"})
             [drain] = engine.history(instance="api-x1")
             other = engine.get("api-x2")
             inventory = dict(engine.inventory)
@@ -109,6 +121,7 @@ async def test_two_new_mig_instances_are_found_and_one_being_deleted_is_drained_
     assert {ws.close_code for ws in clients} == {phoenix.CLOSE_SERVICE_RESTART}
     assert [n["released_by"] for n in first.notices()] == ["controller"], "the guest's shutdown hold may return"
     assert other is None and inventory == {"api-x2": "api"}, "the other new instance is known and untouched"
+    assert (up_while_known, up_once_gone) == (1.0, None), "a discovered agent reports drainctl_agent_up"
 
 
 @async_test

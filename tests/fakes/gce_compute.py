@@ -24,6 +24,19 @@ listManagedInstances, ManagedInstance, ManagedInstanceShutdownDetails):
          (`check_readiness`) is probed like GCP's health checker: GET every `check_interval_s`, UNHEALTHY after
          `unhealthy_threshold` failures in a row (an answer other than 200, or none within `check_timeout_s`),
          HEALTHY again after `healthy_threshold` successes; `set_health` sets the state by command.
+    GET  /compute/v1/projects/{project}/aggregated/instanceGroupManagers?maxResults=N&pageToken=T
+         -> 200 {"kind": "compute#instanceGroupManagerAggregatedList",
+                 "items": {"regions/R": {"instanceGroupManagers": [InstanceGroupManager, ...]},
+                           "zones/Z": {"instanceGroupManagers": [...]}, "regions/Y": {"warning": {...}}},
+                 "nextPageToken": "..."}
+         InstanceGroupManager: {"kind", "name", "id", "region": URL (or "zone" for a zonal one), "selfLink",
+                                "instanceTemplate": URL, "versions": [{"name", "instanceTemplate": URL}],
+                                "allInstancesConfig": {"properties": {"labels": {...}}}, "targetSize"}
+                                (no "labels": the resource has none)
+    GET  /compute/v1/projects/{project}/global/instanceTemplates/{name}            (instanceTemplates.get)
+    GET  /compute/v1/projects/{project}/regions/{region}/instanceTemplates/{name}  (regionInstanceTemplates.get)
+         -> 200 {"kind": "compute#instanceTemplate", "name", "id", "selfLink",
+                 "properties": {"machineType", "labels": {...}}}   404 when there is no such template
     POST /token   an OAuth2 token endpoint (the `token_uri` of a service-account key file: a JWT bearer grant)
          -> {"access_token", "expires_in", "token_type": "Bearer"}
 
@@ -40,6 +53,7 @@ import contextlib
 import json
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,10 +63,10 @@ import aiohttp
 from aiohttp import web
 
 ZONE_SUFFIXES = ("a", "b", "c")
-COMPUTE_V1 = "https://www.googleapis.com/compute/v1"
 OUT_OF_GROUP = ("DELETING", "ABANDONING")
 """currentAction values under which the MIG has already removed the instance from its instance group."""
 ERROR_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED"}
+COMPUTE = "https://www.googleapis.com/compute/v1"
 
 
 def rfc3339(unix_s: float) -> str:
@@ -115,6 +129,17 @@ class BackendService:
     """(region, MIG) of each backend."""
 
 
+@dataclass
+class Manager:
+    """A MIG as `instanceGroupManagers` has it (its instances are in `FakeCompute.groups`)."""
+
+    templates: list[str]
+    """Its versions' instance template URLs (one, unless a rolling update is under way)."""
+    all_instances_labels: dict[str, str] = field(default_factory=dict)
+    zone: str | None = None
+    """A zonal MIG's zone (None: regional)."""
+
+
 class FakeCompute:
     """Regional MIGs and their instances; every method runs on the fake's own loop."""
 
@@ -139,6 +164,10 @@ class FakeCompute:
         self.token_grants: list[dict[str, str]] = []
         self.deadlines: dict[str, float] = {}
         """Instance name -> unix time its graceful shutdown ends (set by `mark`)."""
+        self.managers: dict[tuple[str, str], Manager] = {}
+        """(region or zone, MIG name) -> how the MIG makes instances; a group without one uses `api-template-1`."""
+        self.templates: dict[str, dict[str, Any]] = {}
+        """Template URL path (`projects/P/global/instanceTemplates/N`) -> its instanceTemplate JSON."""
 
     # --- test controls -----------------------------------------------------------------------------------
 
@@ -153,6 +182,23 @@ class FakeCompute:
         members = self.groups.setdefault((region, mig), [])
         ident = str(10**15 + sum(len(m) for m in self.groups.values()) + 100)
         members.append(ManagedInstance(name, zone or f"{region}-a", ident, network_ip=network_ip))
+
+    def add_template(self, name: str, labels: dict[str, str], *, region: str | None = None) -> str:
+        """An instance template (global, or regional in `region`) whose instances get `labels`; its URL."""
+        scope = f"regions/{region}" if region else "global"
+        path = f"projects/{self.project}/{scope}/instanceTemplates/{name}"
+        self.templates[path] = {"kind": "compute#instanceTemplate", "name": name, "id": str(uuid.uuid4().int)[:18],
+                                "selfLink": f"{COMPUTE}/{path}",
+                                "properties": {"machineType": "e2-small", "labels": dict(labels)}}
+        return f"{COMPUTE}/{path}"
+
+    def set_manager(self, where: str, mig: str, templates: list[str], *, all_instances_labels: dict[str, str] | None
+                    = None, zonal: bool = False) -> None:
+        """How MIG `mig` (in region `where`, or zone `where` when `zonal`) makes instances."""
+        self.managers[(where, mig)] = Manager(list(templates), dict(all_instances_labels or {}),
+                                              zone=where if zonal else None)
+        if not zonal:
+            self.groups.setdefault((where, mig), [])
 
     def mark(self, name: str, action: str, *, status: str | None = None, shutdown_s: int | None = None,
              requested_at: float | None = None) -> float | None:
@@ -220,6 +266,10 @@ class FakeCompute:
                             self._get_health)
         app.router.add_post("/compute/v1/projects/{project}/regions/{region}/backendServices/{service}/getHealth",
                             self._get_health)
+        app.router.add_get("/compute/v1/projects/{project}/aggregated/instanceGroupManagers", self._managers)
+        app.router.add_get("/compute/v1/projects/{project}/global/instanceTemplates/{name}", self._template)
+        app.router.add_get("/compute/v1/projects/{project}/regions/{region}/instanceTemplates/{name}",
+                           self._template)
         app.router.add_post("/token", self._token)
         app.on_startup.append(self._start_checker)
         return app
@@ -274,10 +324,10 @@ class FakeCompute:
         return web.json_response(body)
 
     def _group_url(self, region: str, mig: str) -> str:
-        return f"{COMPUTE_V1}/projects/{self.project}/regions/{region}/instanceGroups/{mig}"
+        return f"{COMPUTE}/projects/{self.project}/regions/{region}/instanceGroups/{mig}"
 
     def _instance_url(self, instance: ManagedInstance) -> str:
-        return f"{COMPUTE_V1}/projects/{self.project}/zones/{instance.zone}/instances/{instance.name}"
+        return f"{COMPUTE}/projects/{self.project}/zones/{instance.zone}/instances/{instance.name}"
 
     @web.middleware
     async def _record_and_fault(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
@@ -333,6 +383,49 @@ class FakeCompute:
         if offset + size < len(every):
             body["nextPageToken"] = str(offset + size)
         return web.json_response(body)
+
+    async def _managers(self, request: web.Request) -> web.Response:
+        if request.match_info["project"] != self.project:
+            return web.json_response(google_error(404, "NOT_FOUND", "project not found"), status=404)
+        keys = list(dict.fromkeys([*self.groups, *self.managers]))
+        size = self.page_size or int(request.query.get("maxResults") or 500)
+        offset = int(request.query.get("pageToken") or 0)
+        items: dict[str, Any] = {}
+        for where, mig in keys[offset:offset + size]:
+            manager = self.managers.get((where, mig)) or Manager([f"{COMPUTE}/projects/{self.project}/global/"
+                                                                   "instanceTemplates/api-template-1"])
+            scope = f"zones/{manager.zone}" if manager.zone else f"regions/{where}"
+            items.setdefault(scope, {"instanceGroupManagers": []})["instanceGroupManagers"].append(
+                self._manager_json(where, mig, manager))
+        items.setdefault("regions/europe-west9", {"warning": {"code": "NO_RESULTS_ON_PAGE", "message": "none"}})
+        body: dict[str, Any] = {"kind": "compute#instanceGroupManagerAggregatedList", "items": items}
+        if offset + size < len(keys):
+            body["nextPageToken"] = str(offset + size)
+        return web.json_response(body)
+
+    def _manager_json(self, where: str, mig: str, manager: Manager) -> dict[str, Any]:
+        scope = f"zones/{manager.zone}" if manager.zone else f"regions/{where}"
+        base = f"{COMPUTE}/projects/{self.project}/{scope}"
+        ident = str(10**17 + zlib.crc32(f"{where}/{mig}".encode()))
+        raw: dict[str, Any] = {
+            "kind": "compute#instanceGroupManager", "name": mig, "id": ident,
+            "selfLink": f"{base}/instanceGroupManagers/{mig}", "baseInstanceName": mig,
+            "instanceTemplate": manager.templates[-1],
+            "versions": [{"name": f"v{i}", "instanceTemplate": url} for i, url in enumerate(manager.templates)],
+            "targetSize": len(self.groups.get((where, mig), [])),
+        }
+        raw["zone" if manager.zone else "region"] = f"{COMPUTE}/projects/{self.project}/{scope}"
+        if manager.all_instances_labels:
+            raw["allInstancesConfig"] = {"properties": {"labels": dict(manager.all_instances_labels)}}
+        return raw
+
+    async def _template(self, request: web.Request) -> web.Response:
+        path = request.path.removeprefix("/compute/v1/")
+        found = self.templates.get(path)
+        if found is None or request.match_info["project"] != self.project:
+            message = f"The resource '{path}' was not found"
+            return web.json_response(google_error(404, "NOT_FOUND", message), status=404)
+        return web.json_response(found)
 
     def _instance_json(self, instance: ManagedInstance) -> dict[str, Any]:
         zone = f"https://www.googleapis.com/compute/v1/projects/{self.project}/zones/{instance.zone}"

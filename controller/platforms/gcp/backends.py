@@ -19,7 +19,7 @@ Looks are kept and their failures handled by `controller/balancers/observing.py`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,24 +44,29 @@ class BackendService:
 class BackendHealth:
     """One look: what the configured backend services say of the configured instance groups' instances."""
 
-    def __init__(self, api: HealthReader, services: Sequence[BackendService], groups: Sequence[str], *,
-                 timeout_s: float = 2.0) -> None:
-        """`groups`: the URLs of the instance groups (the MIGs) whose instances drain."""
+    def __init__(self, api: HealthReader, services: Sequence[BackendService],
+                 groups: Sequence[str] | Callable[[], Awaitable[Sequence[str]]], *, timeout_s: float = 2.0) -> None:
+        """`groups`: the URLs of the instance groups (the MIGs) whose instances drain, or how to read them now (MIGs
+        selected by label change as the project's MIGs do)."""
         self.name = "gcp backend service " + ", ".join(s.name for s in services)
         self._api = api
         self._services = tuple(services)
-        self._groups = tuple(groups)
+        self._groups = groups
         self._timeout_s = timeout_s
 
     async def look(self) -> Mapping[str, bool]:
         routed: dict[str, bool] = {}
+        groups = await self._group_urls()
         for service in self._services:
-            for group in self._groups:
+            for group in groups:
                 entries = await self._api.backend_health(service.name, group, region=service.region,
                                                          timeout_s=self._timeout_s)
                 for name, healthy in filter(None, map(_parse, entries)):
                     routed[name] = routed.get(name, False) or healthy
         return routed
+
+    async def _group_urls(self) -> Sequence[str]:
+        return self._groups if isinstance(self._groups, Sequence) else await self._groups()
 
     def balancer(self, *, interval_s: float) -> Observed:
         return Observed(self.name, self.look, interval_s=interval_s)

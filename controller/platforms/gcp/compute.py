@@ -139,7 +139,8 @@ class ManagedInstances:
 
 
 class ComputeApi:
-    """`listManagedInstances` of regional MIGs, paginated, with retries per page."""
+    """`listManagedInstances` of regional MIGs, the project's instances and MIGs, instance templates; paginated,
+    with retries per page."""
 
     def __init__(
         self,
@@ -222,11 +223,43 @@ class ComputeApi:
     def group_url(self, region: str, name: str) -> str:
         """The URL of a regional MIG's instance group (it has the MIG's name), as backend services name it."""
         return f"{GROUP_URL_BASE}/projects/{self._project}/regions/{region}/instanceGroups/{name}"
+    async def aggregated_groups(self) -> list[Any]:
+        """Every managed instance group of the project, regional and zonal (`instanceGroupManagers.aggregatedList`,
+        paginated), as raw JSON objects. No `filter`: a MIG has no `labels` field to filter on (its instances'
+        labels come from its instance template and its `allInstancesConfig`), so the caller matches those."""
+        path = f"/compute/v1/projects/{self._project}/aggregated/instanceGroupManagers"
+        groups: list[Any] = []
+        token: str | None = None
+        while True:
+            body = await self._page(path, token, method="GET")
+            scopes = body.get("items", {})
+            if not isinstance(scopes, dict):
+                raise ComputeMalformed("gcp: aggregated instance group managers: items is not an object")
+            for scope in scopes.values():
+                found = scope.get("instanceGroupManagers", []) if isinstance(scope, dict) else None
+                if not isinstance(found, list):
+                    raise ComputeMalformed("gcp: aggregated instance group managers: a scope's list is not a list")
+                groups.extend(found)
+            token = body.get("nextPageToken")
+            if not token:
+                return groups
+            if not isinstance(token, str):
+                raise ComputeMalformed("gcp: aggregated instance group managers: nextPageToken is not a string")
+
+    async def instance_template(self, url: str) -> dict[str, Any]:
+        """One instance template (`instanceTemplates.get`, global or regional) by the URL a MIG names it with."""
+        start = url.find("projects/")
+        if start < 0 or "/instanceTemplates/" not in url:
+            raise ComputeMalformed(f"gcp: {url[:200]!r} is not an instance template URL")
+        return await self._retried(f"/compute/v1/{url[start:]}", None, "GET", paged=False)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     async def _page(self, path: str, token: str | None, *, method: str = "POST") -> dict[str, Any]:
+        return await self._retried(path, token, method, paged=True)
+
+    async def _retried(self, path: str, token: str | None, method: str, *, paged: bool) -> dict[str, Any]:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(ComputeUnavailable),
             stop=stop_after_attempt(self._attempts),
@@ -236,11 +269,11 @@ class ComputeApi:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._request(path, token, method)
+                return await self._request(path, token, method, paged=paged)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    async def _request(self, path: str, token: str | None, method: str) -> dict[str, Any]:
-        params: dict[str, str | int] = {"maxResults": self._page_size}
+    async def _request(self, path: str, token: str | None, method: str, *, paged: bool) -> dict[str, Any]:
+        params: dict[str, str | int] = {"maxResults": self._page_size} if paged else {}
         if token:
             params["pageToken"] = token
         headers = dict(await self._credentials.headers())

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from controller.core.settings import Frozen, HttpUrl, Seconds, TokenFile
+
+LABEL_KEY = r"^[a-z][a-z0-9_-]{0,62}$"
+LABEL_VALUE = r"^[a-z0-9_-]{0,63}$"
+"""GCE label keys and values (lowercase letters, digits, `_` and `-`; a key starts with a letter; 63 at most)."""
+LabelKey = Annotated[str, Field(pattern=LABEL_KEY)]
+LabelValue = Annotated[str, Field(pattern=LABEL_VALUE)]
 
 
 class GcpGroupConfig(Frozen):
@@ -23,7 +29,7 @@ class GcpDiscoveryConfig(Frozen):
     interval_s: Seconds = 30.0
     """How often the MIGs are listed; a new instance is in the inventory within one interval."""
     groups: tuple[GcpGroupConfig, ...] = ()
-    """The MIGs whose instances are discovered; empty: the section's `groups`."""
+    """The MIGs whose instances are discovered; empty: the section's (its `groups` or its `group_labels`)."""
     address: Literal["network_ip", "dns"] = "network_ip"
     """network_ip: the instance's networkInterfaces[0].networkIP (instances.aggregatedList);
     dns: its zonal internal DNS name NAME.ZONE.c.PROJECT.internal (no extra call)."""
@@ -66,6 +72,13 @@ class GcpSourceConfig(Frozen):
     enabled: bool = False
     project: str | None = Field(default=None, min_length=1)
     groups: tuple[GcpGroupConfig, ...] = ()
+    """The regional MIGs, by name (what the stacks render). Exactly one of `groups` and `group_labels`."""
+    group_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    """Instead of `groups`: every regional MIG of the project whose instances get all these labels (from the
+    MIG's instance template, with its all-instances configuration on top: `selecting.py`)."""
+    group_refresh_s: Seconds = 60.0
+    """How often the `group_labels` selection lists the project's MIGs: a new labelled MIG is polled and
+    discovered within this (plus one poll or discovery interval)."""
     api_url: HttpUrl = "https://compute.googleapis.com"
     """The Compute Engine API (a fake on loopback in tests)."""
     auth: Literal["adc", "credentials_file", "token", "anonymous"] = "adc"
@@ -88,8 +101,14 @@ class GcpSourceConfig(Frozen):
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> GcpSourceConfig:
-        if self.enabled and (self.project is None or not self.groups):
-            raise ValueError("project and groups are required when the gcp source is enabled")
+        if self.enabled and self.project is None:
+            raise ValueError("project is required when the gcp source is enabled")
+        if self.groups and self.group_labels:
+            raise ValueError("groups and group_labels: name the MIGs or select them by label, not both (one "
+                             "list of MIGs per controller, so its config says which MIGs it protects)")
+        if self.enabled and not self.groups and not self.group_labels:
+            raise ValueError("groups (the MIGs by name) or group_labels (by label) is required when the gcp source "
+                             "is enabled")
         if self.auth == "credentials_file" and self.credentials_file is None:
             raise ValueError("auth credentials_file needs credentials_file: PATH")
         if self.auth == "token" and self.token is None:

@@ -1,11 +1,12 @@
-"""GCP discovery: the instances of the configured regional MIGs, with their agents' addresses.
+"""GCP discovery: the instances of the regional MIGs (named in config or selected by label), with their agents'
+addresses.
 
-Each round lists every MIG's managed instances (`listManagedInstances`: name and zone from the instance URL, the
-instance id) and, with `address: network_ip`, the project's instances once (`instances.aggregatedList`) for
-each one's `networkInterfaces[0].networkIP`; with `address: dns` the agent is reached at the zonal internal DNS
-name `NAME.ZONE.c.PROJECT.internal`. An instance without an address yet (being created) waits for the next
-round; a malformed managed instance is logged once and skipped. Any failed list fails the whole round, so the
-inventory is never replaced by part of the fleet.
+Each round asks the selection for the MIGs (`selecting.py`), then lists every MIG's managed instances
+(`listManagedInstances`: name and zone from the instance URL, the instance id) and, with `address: network_ip`,
+the project's instances once (`instances.aggregatedList`) for each one's `networkInterfaces[0].networkIP`; with
+`address: dns` the agent is reached at the zonal internal DNS name `NAME.ZONE.c.PROJECT.internal`. An instance
+without an address yet (being created) waits for the next round; a malformed managed instance is logged once
+and skipped. Any failed list fails the whole round, so the inventory is never replaced by part of the fleet.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controller.core.members import Member
-from controller.platforms.gcp.watching import Group
+from controller.platforms.gcp.selecting import Group, Selection, selection
 
 PLATFORM = "gcp"
 log = logging.getLogger(__name__)
@@ -72,15 +73,15 @@ def network_ips(instances: list[Any]) -> dict[tuple[str, str], str]:
 
 
 class GcpDiscovery:
-    def __init__(self, api: InstanceLister, groups: Sequence[Group], agents: Agents) -> None:
+    def __init__(self, api: InstanceLister, groups: Sequence[Group] | Selection, agents: Agents) -> None:
         self._api = api
-        self._groups = list(groups)
+        self._groups = selection(groups)
         self._agents = agents
         self._skipped: set[str] = set()
 
     async def discover(self) -> list[Member]:
         listed = [(group, await self._api.list_managed_instances(group.region, group.name))
-                  for group in self._groups]
+                  for group in await self._groups.groups()]
         ips = network_ips(await self._api.aggregated_instances()) if self._agents.address == "network_ip" else {}
         members = []
         for group, listing in listed:

@@ -1,6 +1,7 @@
 """The GCP source: managed instances of regional MIGs that the group is about to take away, seen by polling.
 
-Every `poll_interval_s` it lists each configured MIG's managed instances (`listManagedInstances`, paginated).
+Every `poll_interval_s` it lists the managed instances (`listManagedInstances`, paginated) of each MIG named in
+config or selected by label (`selecting.py`, asked before every round).
 An instance whose `currentAction` is DELETING, RECREATING, ABANDONING, RESTARTING, REFRESHING, STOPPING or
 SUSPENDING, or whose `instanceStatus` is PENDING_STOP (graceful shutdown under way), becomes one
 `LifecycleEvent`: instance = the instance's name (the last segment of its URL), kind from the action,
@@ -31,6 +32,9 @@ from controller.core.models import EventKind, LifecycleEvent
 from controller.core.retrying import backoff_s
 from controller.core.source_metrics import SourceCounters
 from controller.platforms.gcp.compute import ComputeMalformed
+from controller.platforms.gcp.selecting import Group, Selection, selection
+
+__all__ = ["ACTIONS", "GcpSource", "Group", "Observed", "kind_of", "observe", "to_event"]
 
 SOURCE = "gcp"
 log = logging.getLogger("drainctl.platforms.gcp.watching")
@@ -54,15 +58,6 @@ class ManagedInstanceLister(Protocol):
     async def list_managed_instances(self, region: str, mig: str) -> Any:
         """An object with `items`: the raw managed instances of one MIG."""
         ...
-
-
-@dataclass(frozen=True)
-class Group:
-    region: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.region}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -132,7 +127,7 @@ class GcpSource:
     def __init__(
         self,
         api: ManagedInstanceLister,
-        groups: Sequence[Group],
+        groups: Sequence[Group] | Selection,
         *,
         metrics: SourceCounters,
         poll_interval_s: float,
@@ -140,8 +135,10 @@ class GcpSource:
         retry_max_s: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`groups`: the MIGs named in config, or a selection (by label) asked before every round."""
         self._api = api
-        self._groups = list(groups)
+        self._groups = selection(groups)
+        self._selection_failures = 0
         self._metrics = metrics
         self._poll_interval_s = poll_interval_s
         self._window_s = window_s
@@ -165,7 +162,12 @@ class GcpSource:
         """One round over every MIG: the events not emitted before, and how long to wait for the next round."""
         events: list[LifecycleEvent] = []
         delay_s = self._poll_interval_s
-        for group in self._groups:
+        try:
+            groups = await self._groups.groups()
+            self._selection_failures = 0
+        except DrainctlError as exc:
+            return [], self._selection_failed(exc)
+        for group in groups:
             try:
                 events += self._see(group, await self._list(group))
                 self._failures.pop(group, None)
@@ -182,12 +184,20 @@ class GcpSource:
 
     def _failed(self, group: Group, exc: DrainctlError) -> float:
         failures = self._failures[group] = self._failures.get(group, 0) + 1
-        kind = "malformed" if isinstance(exc, ComputeMalformed) else (
-            "refused" if isinstance(exc, PermanentError) else "unavailable")
-        self._metrics.failed(kind)
+        self._metrics.failed(_kind(exc))
         hint_s = exc.delay_s if isinstance(exc, TemporaryError) else None
         delay_s = backoff_s(failures, initial_s=self._poll_interval_s, max_s=self._retry_max_s, hint_s=hint_s)
         log.warning("gcp source: %s: %s; polling again in %.1f s", group, exc, delay_s)
+        return delay_s
+
+    def _selection_failed(self, exc: DrainctlError) -> float:
+        """No group found yet and the selection failed: nothing to poll; try again after a backoff."""
+        self._selection_failures += 1
+        self._metrics.failed(_kind(exc))
+        hint_s = exc.delay_s if isinstance(exc, TemporaryError) else None
+        delay_s = backoff_s(self._selection_failures, initial_s=self._poll_interval_s, max_s=self._retry_max_s,
+                            hint_s=hint_s)
+        log.warning("gcp source: %s: %s; trying again in %.1f s", self._groups, exc, delay_s)
         return delay_s
 
     def _see(self, group: Group, items: list[Any]) -> list[LifecycleEvent]:
@@ -229,6 +239,13 @@ class GcpSource:
         current.add(key)
         first_seen = self._first_seen.setdefault(group, {}).setdefault(key, now)
         return to_event(observed, kind, first_seen=first_seen, window_s=self._window_s)
+
+
+def _kind(exc: DrainctlError) -> str:
+    """The metric label of a failed list."""
+    if isinstance(exc, ComputeMalformed):
+        return "malformed"
+    return "refused" if isinstance(exc, PermanentError) else "unavailable"
 
 
 def to_event(observed: Observed, kind: EventKind, *, first_seen: float, window_s: float) -> LifecycleEvent:

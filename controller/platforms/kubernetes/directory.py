@@ -1,9 +1,9 @@
 """The pods the Kubernetes source sees right now: the controller's inventory on Kubernetes.
 
-On VMs the inventory is static (`instances:` in controller.yaml). On Kubernetes it is whatever pods match the
-label selector: the source writes this directory from its list and watch (it only observes), the pod hosts read
-a pod's IP from it to reach the node agent beside the app, and the finalizer hold reads it to find ready pods.
-Listeners hear of every change (name, the pod now or None when it is gone); they must not block.
+The pods that match the label selector: the source writes this directory from its list and watch (it only
+observes); the fleet's members follow it (`discovering.py`), the finalizer hold reads it to find ready pods and
+the pod Events their uids. Listeners hear of every change (name, the pod now or None when it is gone) and of
+every whole list (`on_listed`); they must not block.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ class PodDirectory:
     def __init__(self) -> None:
         self._pods: dict[str, Pod] = {}
         self._listeners: list[Listener] = []
+        self._listed: list[Callable[[], None]] = []
         self.listed = False
         """The source has listed the pods at least once: a pod missing now is really not there."""
 
@@ -33,6 +34,10 @@ class PodDirectory:
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def on_listed(self, listener: Callable[[], None]) -> None:
+        """Called after each whole list (`replace_all`), an empty one too."""
+        self._listed.append(listener)
 
     def put(self, pod: Pod) -> None:
         if self._pods.get(pod.name) != pod:
@@ -54,6 +59,8 @@ class PodDirectory:
         for pod in fresh.values():
             self.put(pod)
         self.listed = True
+        for listener in self._listed:
+            listener()
 
     def _tell(self, name: str, pod: Pod | None) -> None:
         for listener in self._listeners:

@@ -1,10 +1,11 @@
 """The Kubernetes parts from controller.yaml's `sources.kubernetes` and `leader` (kind: lease).
 
 One API client serves the source (list+watch), the hold and release (finalizer patches) and the Lease. The
-watched pods (`PodDirectory`) feed the shared inventory: each pod joins it in the configured pool when first
-seen and leaves it when gone (a pod named like a static instance stays that instance: the config wins); its
-host is the agent sidecar at the pod IP. A drain's start and end become Events on its pod (`events.py`). With
-`endpoints.service`, the out-of-rotation step observes that Service's EndpointSlices (`endpoints.py`).
+watched pods (`PodDirectory`) are members of the one fleet (`discovering.py`): each pod with an IP joins it in
+the configured pool as soon as it is seen and leaves when gone and idle (a pod named like a static instance
+stays that instance: the config wins); its agent is the sidecar at the pod IP. A drain's start and end become
+Events on its pod (`events.py`). With `endpoints.service`, the out-of-rotation step observes that Service's
+EndpointSlices (`endpoints.py`).
 With `leader.pod_label`, the Lease holder labels its own pod for the controller's Service (`labelling.py`).
 """
 
@@ -19,15 +20,15 @@ from controller.core.errors import ConfigError
 from controller.core.ports import Balancer, LeaderElector, Releaser
 from controller.platforms.kubernetes import api as kubernetes_client
 from controller.platforms.kubernetes import watching as kubernetes_source
-from controller.platforms.kubernetes.api import Pod
 from controller.platforms.kubernetes.config import KubernetesSourceConfig, LeaderConfig
 from controller.platforms.kubernetes.directory import PodDirectory
+from controller.platforms.kubernetes.discovering import PodMembers
 from controller.platforms.kubernetes.endpoints import ServiceEndpoints
 from controller.platforms.kubernetes.events import PodEvents
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease
 from controller.platforms.kubernetes.labelling import LabelledElector, PodLabel
 from controller.platforms.kubernetes.leases import LeaseElector, LeaseSettings
-from controller.platforms.kubernetes.pods import PodHosts, PreStopRelease
+from controller.platforms.kubernetes.pods import PreStopRelease
 from controller.plugins import Context, Parts, Runnable
 
 POD_NAME_ENV = "DRAINCTL_POD_NAME"
@@ -68,9 +69,11 @@ def _elector(api: kubernetes_client.KubernetesApi, lease: LeaderConfig, identity
 def _watching(settings: KubernetesSourceConfig, context: Context, api: kubernetes_client.KubernetesApi,
               elector: LeaderElector | None, identity: str) -> Parts:
     pods = PodDirectory()
+    fleet = context.fleet
+    if fleet is None:
+        raise ConfigError("sources.kubernetes: the pods need the controller's fleet (the composition root's)")
     token = settings.agent_token.get_secret_value() if settings.agent_token is not None else ""
-    hosts = PodHosts(pods, agent_port=settings.agent_port, token=token, timeout_s=context.agent_timeout_s,
-                     pool=context.agent_pool, reachability=context.agent_reachability)
+    PodMembers(pods, fleet, pool=settings.pool, agent_port=settings.agent_port, token=token)
     releaser: Releaser
     runnables: tuple[Runnable, ...] = ()
     if settings.hold == "finalizer":
@@ -79,22 +82,16 @@ def _watching(settings: KubernetesSourceConfig, context: Context, api: kubernete
                              overdue_s=settings.overdue_s)
         runnables = (Runnable("finalizer-hold", hold.run, leader_only=True),)
     else:
-        releaser = PreStopRelease(hosts)
-    _track(pods, context, settings.pool)
+        releaser = PreStopRelease(fleet, pods)
     source = kubernetes_source.KubernetesSource(
         api, pods, namespace=settings.namespace, label_selector=settings.label_selector,
         finalizer=settings.finalizer, metrics=context.source_metrics.of(kubernetes_source.SOURCE),
         watch_timeout_s=settings.watch_timeout_s, retry_max_s=settings.retry_max_s,
     )
 
-    async def close() -> None:
-        await hosts.aclose()
-        api.close()
-
     events = PodEvents(api, pods, namespace=settings.namespace, instance=identity)
-    return Parts(sources=(source,), releasers={kubernetes_source.SOURCE: releaser}, hosts=hosts,
-                 runnables=runnables, leader=elector, close=close, listeners=(events,),
-                 balancers=_endpoints(settings, api))
+    return Parts(sources=(source,), releasers={kubernetes_source.SOURCE: releaser}, runnables=runnables,
+                 leader=elector, close=_closer(api), listeners=(events,), balancers=_endpoints(settings, api))
 
 
 def _endpoints(settings: KubernetesSourceConfig, api: kubernetes_client.KubernetesApi) -> tuple[Balancer, ...]:
@@ -104,20 +101,6 @@ def _endpoints(settings: KubernetesSourceConfig, api: kubernetes_client.Kubernet
         return ()
     looks = ServiceEndpoints(api, namespace=settings.namespace, service=section.service, timeout_s=section.timeout_s)
     return (looks.balancer(interval_s=section.interval_s),)
-
-
-def _track(pods: PodDirectory, context: Context, pool: str) -> None:
-    """Pods join the shared inventory (in the source's pool) as they are seen, and leave when gone."""
-
-    def changed(name: str, pod: Pod | None) -> None:
-        if name in context.static:
-            return
-        if pod is None:
-            context.inventory.pop(name, None)
-        else:
-            context.inventory.setdefault(name, pool)
-
-    pods.subscribe(changed)
 
 
 def _closer(api: kubernetes_client.KubernetesApi) -> Callable[[], Awaitable[None]]:

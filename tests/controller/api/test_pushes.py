@@ -12,7 +12,7 @@ import httpx
 
 from controller.api.pushes import Pushes
 from controller.api.routes import build_app
-from controller.hosts.learning import KnownAgents
+from controller.hosts.fleet import Fleet
 from controller.hosts.pooling import AgentPool
 from tests.controller.engine.fakes import World, make_world
 from tests.support.serving import serving
@@ -28,13 +28,14 @@ def _push(instance: str, notice_id: str = "n1", **extra: object) -> dict[str, ob
 
 
 @asynccontextmanager
-async def _api(tmp_path: Path, *, learn: bool = True) -> AsyncIterator[tuple[httpx.AsyncClient, World, KnownAgents]]:
+async def _api(tmp_path: Path, *, learn: bool = True) -> AsyncIterator[tuple[httpx.AsyncClient, World, Fleet]]:
     world = make_world(tmp_path / "journal.sqlite")
     pool = AgentPool()
-    agents = KnownAgents({}, world.engine.inventory, pool, token="agent-token" if learn else None, timeout_s=1)
+    agents = Fleet(world.engine.inventory, {}, pool=pool, token="agent-token" if learn else None, timeout_s=1)
     app = build_app(world.engine, API, pushes=Pushes(PUSH, world.engine, agents, learned_pool="web"))
     async with serving(app) as url, httpx.AsyncClient(base_url=url, trust_env=False) as http:
         yield http, world, agents
+    await agents.aclose()
     await pool.aclose()
     world.store.close()
 

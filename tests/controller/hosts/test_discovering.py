@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
+
+from controller.core.errors import TemporaryError
 from controller.core.inventory import Inventory
 from controller.core.members import Member
 from controller.core.models import EventKind, LifecycleEvent
+from controller.core.ports import UnknownHost
 from controller.hosts.discovering import Awaiting, Discovery
 from controller.hosts.fleet import Fleet
 from tests.support import running, until
@@ -58,3 +62,20 @@ async def test_an_event_for_an_unknown_instance_waits_for_a_fresh_round_and_is_t
     assert sorted(taken[1:]) == [("api-never", False), ("api-new", True)], (
         "held until the round that lists api-new; api-never passed on (to be refused) after it")
     assert platform.rounds >= 2, "the unknown instances asked for a round (the interval is an hour)"
+
+
+@async_test
+async def test_before_a_discoverys_first_round_an_unknown_instance_is_a_temporary_error_not_an_unknown_one() -> None:
+    """A controller restarted mid-drain of a discovered instance: the resumed drain asks for its host before the
+    first round answered; it must be retried (temporary), not failed (unknown instance)."""
+    fleet = Fleet(Inventory(), {}, timeout_s=1.0)
+    discovery = Discovery("gcp", Platform(), fleet, interval_s=3600.0)
+    with pytest.raises(TemporaryError):
+        fleet.host("api-old")
+    await discovery.round()
+    found = fleet.host("api-old").base_url
+    with pytest.raises(UnknownHost):
+        fleet.host("api-never")
+    await fleet.aclose()
+
+    assert found == "http://10.0.0.2:9100"

@@ -208,8 +208,10 @@ async def test_credentials_from_a_key_file_are_exchanged_at_the_token_uri_and_se
 
 def test_the_gcp_source_config_is_checked_at_the_edge(tmp_path: Path) -> None:
     base = {"journal": str(tmp_path / "j.sqlite")}
-    with pytest.raises(ConfigError, match=r"sources\.gcp: project and groups are required"):
+    with pytest.raises(ConfigError, match=r"sources\.gcp: project is required"):
         parse_config({**base, "sources": {"gcp": {"enabled": True}}})
+    with pytest.raises(ConfigError, match=r"sources\.gcp: groups \(the MIGs by name\) or group_labels"):
+        parse_config({**base, "sources": {"gcp": {"enabled": True, "project": "p"}}})
     with pytest.raises(ConfigError, match="auth token needs token_file"):
         parse_config({**base, "sources": {"gcp": {"enabled": True, "project": "p", "auth": "token",
                                                   "groups": [{"region": "r", "name": "m"}]}}})

@@ -55,10 +55,11 @@ class Watching:
 
 
 @contextlib.asynccontextmanager
-async def watching(fake: Handle, **options: Any) -> AsyncIterator[Watching]:
-    """The source watching the fake's `default` namespace (`app=api`) with quick retries, until the block ends."""
+async def watching(fake: Handle, pods: PodDirectory | None = None, **options: Any) -> AsyncIterator[Watching]:
+    """The source watching the fake's `default` namespace (`app=api`) with quick retries, until the block ends;
+    it writes `pods` (a fresh directory when None)."""
     api = api_for(fake)
-    pods = PodDirectory()
+    pods = pods if pods is not None else PodDirectory()
     metrics = SourceMetrics()
     settings: dict[str, Any] = {"namespace": "default", "label_selector": "app=api", "finalizer": FINALIZER,
                                 "retry_initial_s": 0.05, "retry_max_s": 0.5, **options}
@@ -108,13 +109,14 @@ def _free(host: str, port: int) -> bool:
 
 
 def start_pod_hosts(fleet: Fleet, names: list[str], *, port: int, token_file: Path,
-                    faults: dict[str, str] | None = None, not_ready: bool = False) -> list[PodHost]:
-    """A server and an agent (listening on 127.0.0.N:port, fallback off: only a controller acts) per name;
-    `faults` gives a server a testbed fault (e.g. `ignore-drain`); `not_ready`: the agent knows the server's
-    not-ready hook (the out-of-rotation step)."""
+                    faults: dict[str, str] | None = None, not_ready: bool = False,
+                    first_ip: int = 2) -> list[PodHost]:
+    """A server and an agent (listening on 127.0.0.N:port from N = `first_ip`, fallback off: only a controller
+    acts) per name; `faults` gives a server a testbed fault (e.g. `ignore-drain`); `not_ready`: the agent knows the
+    server's not-ready hook (the out-of-rotation step)."""
     hosts = []
     for index, name in enumerate(names):
-        ip = f"127.0.0.{index + 2}"
+        ip = f"127.0.0.{index + first_ip}"
         server = fleet.start_server(name, fault=(faults or {}).get(name))
         app_token_file = fleet.workdir / f"{name}-app.token"
         app_token_file.write_text(server.admin_token)

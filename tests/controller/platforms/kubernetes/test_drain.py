@@ -8,6 +8,7 @@ running in this process. Only the Kubernetes API server is a fake (tests/fakes/k
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ def make_cluster(tmp_path: Path, faults: dict[str, str] | None = None) -> Iterat
         hosts = start_pod_hosts(fleet, ["api-a", "api-b"], port=port, token_file=token_file, faults=faults)
         for host in hosts:
             fake.add_pod(host.name, ip=host.ip)
-        yield fake, hosts, {"port": port, "token_file": token_file, "workdir": tmp_path}
+        yield fake, hosts, {"port": port, "token_file": token_file, "workdir": tmp_path, "fleet": fleet}
 
 
 @pytest.fixture
@@ -107,6 +108,44 @@ async def test_a_deleted_pod_is_drained_with_1012_and_its_finalizer_removed_only
         assert running.engine.history(instance="api-b") == []
         for ws in clients_b:
             await ws.close()
+
+
+@async_test
+async def test_a_pod_created_after_start_joins_the_fleet_is_drained_on_its_deletion_and_then_leaves(
+    cluster: Cluster,
+) -> None:
+    """Issue 11 (discovery, item 1): a pod the controller never heard of at start is a member of the one fleet
+    from its watch event on (no config edit), is drained and released when deleted, and leaves the inventory
+    once its pod object is gone."""
+    fake, _hosts, env = cluster
+    config = controller_config(env["workdir"], fake, port=env["port"], token_file=env["token_file"])
+    async with controller(config) as running:
+        inventory, fleet = running.engine.inventory, running.agents
+        assert fleet is not None
+        await until(lambda: {"api-a", "api-b"} <= set(inventory), what="the listed pods to join the fleet")
+        known_at_start = set(inventory)
+        [c] = await asyncio.to_thread(start_pod_hosts, env["fleet"], ["api-c"], port=env["port"],
+                                      token_file=env["token_file"], first_ip=4)
+        fake.add_pod("api-c", ip=c.ip)
+        await until(lambda: "api-c" in inventory, what="the new pod to join the fleet")
+        joined = (inventory["api-c"], fleet["api-c"].base_url)
+        clients = await open_clients(c, 4)
+        await until(lambda: finalizers(fake, "api-c") == [FINALIZER], what="the new ready pod to carry our finalizer")
+        fake.delete_pod("api-c", grace_s=60)
+        await released(running, "api-c")
+        fake.kubelet_done("api-c")  # its containers stopped: the API server removes the pod object
+        await until(lambda: "api-c" not in inventory, what="the deleted pod to leave the fleet")
+        [drain] = running.engine.history(instance="api-c")
+        count = running.metrics.registry.get_sample_value("drainctl_discovery_instances", {"platform": "kubernetes"})
+        left = ("api-c" in fleet, fleet.get("api-c"))
+    for ws in clients:
+        await ws.close()
+
+    assert "api-c" not in known_at_start
+    assert joined == ("kubernetes", c.agent_url), "its pool is the source's, its agent the sidecar at the pod IP"
+    assert (drain.source, drain.outcome, drain.verified_by) == ("kubernetes", Outcome.GRACEFUL, "kernel")
+    assert {ws.close_code for ws in clients} == {phoenix.CLOSE_SERVICE_RESTART}
+    assert left == (False, None) and count == 2, "gone from the fleet and its count; api-a and api-b remain"
 
 
 @async_test
