@@ -10,7 +10,12 @@ Report shape (a contract):
      "disconnects": [{"client", "at", "cause", "code", "server", "offline_s"}],
      "offline_s": {"max", "p50", "p99", "count", "never_rejoined"},
      "by_cause": {"close:1012": n, "heartbeat_timeout": n, ...},
-     "per_client": [{"client", "joins", "server", "rate_limited"}]}
+     "per_client": [{"client", "joins", "server", "rate_limited"}],
+     "loop_lag_s": {"p99", "max", "samples"}, "full_collections"}
+
+`loop_lag_s` is how late the swarm's own event loop ran after every client had joined once (lagging.py):
+each offline time may be that much too long. `full_collections` counts the garbage collections the swarm
+deferred to moments when every client was connected (collecting.py).
 
 `offline_s` statistics cover the disconnects that rejoined before the end (`count` of them); the others are
 `never_rejoined`. Percentiles are nearest-rank.
@@ -138,6 +143,9 @@ def print_summary(report: dict[str, Any], file: TextIO) -> None:
         ("offline max / p50 / p99", " / ".join(_seconds(offline[key]) for key in ("max", "p50", "p99"))),
         ("never rejoined", str(offline["never_rejoined"])),
     ]
+    if "loop_lag_s" in report:
+        lag = report["loop_lag_s"]
+        rows.append(("swarm's own loop lag p99 / max", " / ".join(_seconds(lag[key]) for key in ("p99", "max"))))
     for row in rows:
         table.add_row(*row)
     Console(file=file, width=100).print(table)
