@@ -15,19 +15,23 @@ refusals there, which is why the first "before" run of this bench had none. Mode
 - `timer`: A turns not ready, the first socket closes after `lb_deregistration_s`;
 - `observed`: the same, ended as soon as HAProxy's runtime API shows A out of rotation.
 
-Measured per mode: reconnects refused by the draining server (503 without Retry-After) and rate-limited
-ones (swarm report and A's own counter), offline time p50/p99/max, P2 (disconnects offline longer than the
-client's first backoff, and longer than it plus 100 ms: the acceptance's bound on p99), and when closing
-started after the drain request (the journal's "drain accepted" minus "drain requested"). The first backoff
-is the swarm's 500 ms (its first delay is drawn from 250-500 ms) and phoenix.js's 10 ms. The JS clients
-report their close codes (a refused upgrade closes with 1006), refused upgrades (transport errors) and
-offline times (first close to the next join). The swarm's own event-loop lag (`swarm_loop_lag_s`) is the
-instrument's error: each swarm offline time may be that much too long. Prints one JSON line.
+Measured per mode: reconnects refused by the draining server (503 `draining`) and rate-limited ones (swarm
+report and A's own counter), HAProxy's own 503s (`no_server_503`: no server in rotation) and how often its
+checks took B out (`b_marked_down`: a survivor too busy to answer `/readyz` within the check timeout),
+offline time p50/p99/max, P2 (disconnects offline longer than the client's first backoff, and longer than
+it plus 100 ms: the acceptance's bound on p99), and when closing started after the drain request (the
+journal's "drain accepted" minus "drain requested"). The first backoff is the swarm's 500 ms (its first
+delay is drawn from 250-500 ms) and phoenix.js's 10 ms. The JS clients report their close codes (a refused
+upgrade closes with 1006), refused upgrades (transport errors) and offline times (first close to the next
+join). The swarm's own event-loop lag (`swarm_loop_lag_s`) is the instrument's error: each swarm offline
+time may be that much too long. Prints one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import math
 import os
@@ -37,7 +41,7 @@ from typing import Any, get_args
 
 from controller.core.budget import Budget
 from testbed.harness import Fleet
-from testbed.harness.haproxy import Balance
+from testbed.harness.haproxy import Balance, LoadBalancer
 from testbed.harness.supervising import Supervised
 from testbed.harness.waiting import wait_for
 from testbed.swarm.backoff import INITIAL_DELAY_S
@@ -94,6 +98,12 @@ def _js_summary(peers: list[Supervised]) -> dict[str, Any]:
             "offline": _offline(offline, JS_FIRST_BACKOFF_S)}
 
 
+def _times_down(lb: LoadBalancer, server: str) -> int:
+    """How often HAProxy took `server` out so far (`chkdown`; a `maint` counts too)."""
+    rows = csv.DictReader(io.StringIO(lb.command("show stat").removeprefix("# ")))
+    return sum(int(row.get("chkdown") or 0) for row in rows if row.get("svname") == server)
+
+
 def run_one(count: int, js: int, mode: str, balance: Balance) -> dict[str, Any]:
     with Fleet(BUDGET) as fleet:
         a, b = fleet.start_server("A"), fleet.start_server("B")
@@ -117,12 +127,14 @@ def run_one(count: int, js: int, mode: str, balance: Balance) -> dict[str, Any]:
         lb.set_server_state("B", "ready")
         lb.wait_state("B", "UP", timeout_s=60)
         total = count + js
+        b_down_before = _times_down(lb, "B")  # the `maint` while the clients joined counts as one
         drain_id = controller.drain("A", rate_per_s=RATE_PER_S, deadline_s=BUDGET.drain_deadline_s)["drain"]["id"]
         wait_for(lambda: b.open_sockets() == total, timeout_s=10 * total / RATE_PER_S + 120,
                  what=f"all {total} clients on B", interval_s=0.1)
         controller.wait_phase("A", ["released", "failed"], timeout_s=120)
         lines = {line["step"]: line for line in controller.drain_detail(drain_id)["journal"]}
         report = swarm.stop()
+        b_went_down = _times_down(lb, "B") - b_down_before
         refused_at_a = a.metric("drainctl_testbed_connects_rejected_total", {"reason": "draining"})
         js_summary = _js_summary(peers)
     rotated = next((line for step, line in lines.items() if step.startswith("out of rotation")), None)
@@ -132,6 +144,8 @@ def run_one(count: int, js: int, mode: str, balance: Balance) -> dict[str, Any]:
         "refused_draining": report["refused_draining"],
         "refused_at_a": int(refused_at_a),
         "rate_limited": report["rate_limited"],
+        "no_server_503": report.get("no_server_503"),
+        "b_marked_down": b_went_down,
         "by_cause": report["by_cause"],
         "swarm_offline": _offline([d["offline_s"] for d in report["disconnects"] if d["offline_s"] is not None],
                                   INITIAL_DELAY_S),

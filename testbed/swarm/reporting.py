@@ -4,8 +4,9 @@ Report shape (a contract):
 
     {"clients", "duration_s", "heartbeat_interval_s", "heartbeat_timeout_s",
      "connected_at_end", "servers_at_end": {name: count},
-     "connect_attempts", "rejected_503", "rate_limited", "refused_draining" (503 without Retry-After:
-     a draining server), "unauthorized", "connect_failures",
+     "connect_attempts", "rejected_503", "rate_limited" (503 with Retry-After: the connect rate limit),
+     "refused_draining" (503 from a draining server still in rotation), "no_server_503" (any other 503: a
+     load balancer with no server in rotation), "unauthorized", "connect_failures",
      "rate_limited_max_per_client",
      "disconnects": [{"client", "at", "cause", "code", "server", "offline_s"}],
      "offline_s": {"max", "p50", "p99", "count", "never_rejoined"},
@@ -94,7 +95,8 @@ def build_report(
         "connect_attempts": counts.connect_attempts,
         "rejected_503": counts.rejected_503,
         "rate_limited": counts.rate_limited,
-        "refused_draining": counts.rejected_503 - counts.rate_limited,
+        "refused_draining": counts.refused_draining,
+        "no_server_503": counts.rejected_503 - counts.rate_limited - counts.refused_draining,
         "unauthorized": counts.unauthorized,
         "connect_failures": counts.connect_failures,
         "rate_limited_max_per_client": max((client.rate_limited for client in state.clients), default=0),
@@ -137,6 +139,7 @@ def print_summary(report: dict[str, Any], file: TextIO) -> None:
         ("connect attempts", str(report["connect_attempts"])),
         ("rejected 503 (rate-limited)", f"{report['rejected_503']} ({report['rate_limited']})"),
         ("refused by a draining server", str(report.get("refused_draining", 0))),
+        ("503 from a load balancer with no server", str(report.get("no_server_503", 0))),
         ("unauthorized / other failures", f"{report['unauthorized']} / {report['connect_failures']}"),
         ("disconnects", str(len(report["disconnects"]))),
         *((f"  {cause}", str(count)) for cause, count in report["by_cause"].items()),

@@ -145,6 +145,8 @@ class Swarm:
         """Count a 503; Retry-After, when given, replaces the next backoff delay."""
         self.state.counts.rejected_503 += 1
         delay_s = backoff.next_delay_s()
+        if exc.draining:
+            self.state.counts.refused_draining += 1
         if exc.retry_after_s is None:
             return delay_s
         self.state.counts.rate_limited += 1
