@@ -19,8 +19,8 @@ import time
 from typing import Any
 
 from controller.core.errors import DrainctlError
+from testbed.collecting import Collector
 from testbed.swarm.backoff import Backoff
-from testbed.swarm.collecting import Collector
 from testbed.swarm.connecting import (
     CLOSE_TIMEOUT_S,
     ConnectFailed,
@@ -164,7 +164,7 @@ class Swarm:
         if client.joins == 1:
             self._joined_once += 1
             if self._joined_once == len(self.state.clients):
-                self.collector.everyone_joined()
+                self.collector.freeze()
                 self.lag.restart()
                 emit({"event": "joined", "count": self._joined_once})
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from testbed.swarm import collecting
-from testbed.swarm.collecting import Collector
+from testbed import collecting
+from testbed.collecting import Collector
 from testbed.swarm.lagging import LoopLag
 from tests.support.waiting import until
 
@@ -56,7 +56,7 @@ async def test_full_collections_run_only_when_every_client_is_connected(monkeypa
     collector = Collector(lambda: connected)
     collector.start()
     assert gc.get_threshold()[2] > 1_000_000, "CPython no longer starts full collections by itself"
-    collector.everyone_joined()
+    collector.freeze()
     assert gc.get_freeze_count() > 0, "the sessions that joined are out of every later collection's walk"
     task = asyncio.create_task(collector.run())
     for _ in range(20):  # young collections: generation 2's count grows towards a due full collection
