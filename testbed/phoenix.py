@@ -22,6 +22,10 @@ ERROR = "phx_error"
 
 CLOSE_SERVICE_RESTART = 1012
 """WebSocket close code a draining server sends (RFC 6455 registry: Service Restart)."""
+DRAINING_BODY = "draining\n"
+"""Body of the reference server's 503 to a socket handshake while it drains. The swarm tells it by this from
+a load balancer's own 503 (HAProxy's "No server is available" when every server is down), which also comes
+without `Retry-After` but means something else: no server at all, not a draining one still in rotation."""
 
 
 class ProtocolError(ValueError):

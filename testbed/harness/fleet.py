@@ -42,7 +42,7 @@ from testbed.addresses import HostPort
 from testbed.harness import agents, controllers, haproxy, prometheus
 from testbed.harness.agents import AgentProcess
 from testbed.harness.controllers import ControllerProcess
-from testbed.harness.haproxy import HealthCheck, LoadBalancer
+from testbed.harness.haproxy import Balance, HealthCheck, LoadBalancer
 from testbed.harness.platform import Platform
 from testbed.harness.ports import free_port
 from testbed.harness.prometheus import Prometheus
@@ -148,8 +148,11 @@ class Fleet:
         self.servers[name] = server
         return server
 
-    def start_haproxy(self, servers: Sequence[ServerProcess], health: HealthCheck | None = None) -> LoadBalancer:
-        """HAProxy in front of `servers`; returns once every server is UP in it."""
+    def start_haproxy(
+        self, servers: Sequence[ServerProcess], health: HealthCheck | None = None, balance: Balance = "leastconn"
+    ) -> LoadBalancer:
+        """HAProxy in front of `servers`; returns once every server is UP in it. `balance="roundrobin"` picks
+        servers as a cloud load balancer does, blind to their open sockets (testbed/harness/haproxy.py)."""
         backends = [(s.name, s.listen) for s in servers]
         index = len(self.load_balancers)
         config_path = self.workdir / f"haproxy-{index}.cfg"
@@ -164,6 +167,7 @@ class Fleet:
                     runtime_socket=runtime_socket,
                     health=health,
                     maxconn=haproxy.fitting_maxconn(),
+                    balance=balance,
                 ),
                 encoding="utf-8",
             )

@@ -12,7 +12,13 @@ from the `Budget` or fixed here with the reason:
   marked down keep their established sessions (no `on-marked-down shutdown-sessions`): a drain, not
   HAProxy, closes them.
 - `option forwardfor`: the servers' connect rate limit keys on the real client IP, not HAProxy's.
-- `balance leastconn`: long-lived sockets; reconnects after a drain go to the emptiest survivor.
+- `balance leastconn` by default: long-lived sockets; reconnects after a drain go to the emptiest survivor.
+  A cloud load balancer does not know a server's open sockets: GCP's backend services pick round robin
+  (`localityLbPolicy` ROUND_ROBIN, the default), Azure's load balancer hashes each flow's 5-tuple,
+  kube-proxy picks at random. So `balance="roundrobin"` is the faithful one where it matters *which* server
+  a reconnect lands on while a draining server is still in rotation (bench/rotation.py, issue 15): with
+  `leastconn` a draining server that still holds more sockets than the survivor is never chosen, which
+  hides the refused reconnects the out-of-rotation step exists to prevent.
 - `option redispatch` + `retries`: a connect refused by a dead server is retried on another one.
 - `maxconn` 30,000: room for 10,000+ sockets through one frontend, but each uses two file descriptors and
   HAProxy refuses to start when it cannot raise its open-files limit far enough, so `fitting_maxconn` lowers it
@@ -30,6 +36,7 @@ import resource
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from controller.core.budget import Budget
 from controller.core.errors import PermanentError, TemporaryError
@@ -38,6 +45,7 @@ from testbed.harness.supervising import Supervised
 from testbed.harness.waiting import wait_for
 
 BACKEND = "servers"
+Balance = Literal["leastconn", "roundrobin"]
 MAXCONN = 30_000
 _SUN_PATH_BYTES = 108
 _FDS_RESERVED = 200
@@ -92,6 +100,7 @@ def render_config(
     runtime_socket: str,
     health: HealthCheck | None = None,
     maxconn: int = MAXCONN,
+    balance: Balance = "leastconn",
 ) -> str:
     """The haproxy.cfg text for a frontend on `frontend` balancing over `servers` (name, address)."""
     health = health or HealthCheck.from_budget(budget)
@@ -121,7 +130,7 @@ def render_config(
         f"    default_backend {BACKEND}",
         "",
         f"backend {BACKEND}",
-        "    balance leastconn",
+        f"    balance {balance}",
         f"    option httpchk GET {health.path}",
         "    http-check expect status 200",
         f"    default-server check inter {health.inter_ms}ms fall {health.fall} rise {health.rise}"

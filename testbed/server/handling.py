@@ -38,7 +38,7 @@ class SocketHandler:
         except ConnectionClosed:
             pass
         finally:
-            self.sockets.remove(connection)
+            self.sockets.remove(connection, loop.time())
             self.metrics.open_sockets.dec()
             self.metrics.disconnected(peer.close_reason or _client_side_reason(connection))
 

@@ -53,7 +53,7 @@ class Admission:
             return connection.respond(HTTPStatus.UNAUTHORIZED, "missing token\n")
         if self.drainer.draining:
             self.metrics.rejected_connect("draining")
-            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, phoenix.DRAINING_BODY)
         forwarded_for = request.headers.get_all("X-Forwarded-For")
         ip = client_ip(_peer_host(connection), forwarded_for[0] if forwarded_for else None)
         if not self.limiter.allow((ip, token_hash(token)), asyncio.get_running_loop().time()):

@@ -27,6 +27,7 @@ from websockets.asyncio.server import serve as websockets_serve
 
 from controller.core.errors import ConfigError
 from testbed.addresses import HostPort
+from testbed.collecting import Collector
 from testbed.server.admin import admin_app
 from testbed.server.draining import Drainer
 from testbed.server.handling import SocketHandler
@@ -47,6 +48,9 @@ SHUTDOWN_GRACE_S = 3.0
 """On SIGTERM, how long the 1001 closes may take before the remaining connections are aborted."""
 MAX_FRAME_BYTES = 2**16
 """Phoenix control messages are small; a low cap bounds per-socket memory."""
+QUIET_S = 2.0
+"""No socket opened or closed for this long: a full garbage collection may stop the loop now
+(testbed/collecting.py: in a reconnect wave such a stop took the survivor out of HAProxy's rotation)."""
 
 
 def serve(options: ServerOptions) -> None:
@@ -73,6 +77,9 @@ async def _run(options: ServerOptions) -> None:
         _announce(options.name, listen=_bound(ws_server.sockets), admin=_bound_admin(runner))
         sweeper = loop.create_task(sweep_idle(sockets, idle_timeout_s=options.idle_timeout_s), name="idle-sweep")
         stack.callback(sweeper.cancel)
+        collector = Collector(lambda: loop.time() - sockets.changed_at_s >= QUIET_S)
+        collector.start()
+        stack.callback(loop.create_task(collector.run(), name="collector").cancel)
         await stopping.wait()
         log.info("stopping: closing %d sockets with 1001", len(sockets))
 

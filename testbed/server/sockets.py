@@ -36,13 +36,17 @@ class OpenSockets:
     def __init__(self) -> None:
         self._peers: dict[ServerConnection, Peer] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self.changed_at_s = float("-inf")
+        """Loop time a socket last opened or closed (the collector waits for a quiet spell)."""
 
     def add(self, connection: ServerConnection, now_s: float) -> Peer:
         peer = self._peers[connection] = Peer(now_s)
+        self.changed_at_s = now_s
         return peer
 
-    def remove(self, connection: ServerConnection) -> None:
+    def remove(self, connection: ServerConnection, now_s: float) -> None:
         self._peers.pop(connection, None)
+        self.changed_at_s = now_s
 
     def __len__(self) -> int:
         return len(self._peers)

@@ -29,11 +29,15 @@ class Unauthorized(PermanentError):
 
 
 class Rejected(TemporaryError):
-    """HTTP 503 on the handshake; `retry_after_s` is set when the server said when to come back."""
+    """HTTP 503 on the handshake; `retry_after_s` is set when the server said when to come back, `draining`
+    when the body is the reference server's draining refusal (else: a load balancer with no server)."""
 
-    def __init__(self, message: str, *, retry_after_s: float | None, fallback_delay_s: float = 0.0) -> None:
+    def __init__(
+        self, message: str, *, retry_after_s: float | None, draining: bool = False, fallback_delay_s: float = 0.0
+    ) -> None:
         super().__init__(message, delay_s=fallback_delay_s if retry_after_s is None else retry_after_s)
         self.retry_after_s = retry_after_s
+        self.draining = draining
 
 
 class ConnectFailed(TemporaryError):
@@ -100,5 +104,6 @@ def _rejection(exc: InvalidStatus) -> Exception:
         return Unauthorized("HTTP 401: token refused")
     if status == 503:
         header = exc.response.headers.get("Retry-After")
-        return Rejected(f"HTTP 503 (Retry-After: {header})", retry_after_s=retry_after_s(header))
+        draining = header is None and bytes(exc.response.body) == phoenix.DRAINING_BODY.encode()
+        return Rejected(f"HTTP 503 (Retry-After: {header})", retry_after_s=retry_after_s(header), draining=draining)
     return ConnectFailed(f"HTTP {status} on the WebSocket handshake")

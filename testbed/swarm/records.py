@@ -84,8 +84,9 @@ class AttemptCounts:
     connect_attempts: int = 0
     rejected_503: int = 0
     rate_limited: int = 0
-    """Of the 503s, those carrying Retry-After (the server's connect rate limit); the others are reconnects
-    refused by a draining server (`refused_draining` in the report)."""
+    """Of the 503s, those carrying Retry-After (the server's connect rate limit)."""
+    refused_draining: int = 0
+    """Of the 503s, the reference server's refusals while it drains (no Retry-After, body `draining`)."""
     unauthorized: int = 0
     connect_failures: int = 0
     """Everything else: refused, reset, timed out, other HTTP statuses, a refused join."""

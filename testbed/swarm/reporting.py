@@ -4,13 +4,19 @@ Report shape (a contract):
 
     {"clients", "duration_s", "heartbeat_interval_s", "heartbeat_timeout_s",
      "connected_at_end", "servers_at_end": {name: count},
-     "connect_attempts", "rejected_503", "rate_limited", "refused_draining" (503 without Retry-After:
-     a draining server), "unauthorized", "connect_failures",
+     "connect_attempts", "rejected_503", "rate_limited" (503 with Retry-After: the connect rate limit),
+     "refused_draining" (503 from a draining server still in rotation), "no_server_503" (any other 503: a
+     load balancer with no server in rotation), "unauthorized", "connect_failures",
      "rate_limited_max_per_client",
      "disconnects": [{"client", "at", "cause", "code", "server", "offline_s"}],
      "offline_s": {"max", "p50", "p99", "count", "never_rejoined"},
      "by_cause": {"close:1012": n, "heartbeat_timeout": n, ...},
-     "per_client": [{"client", "joins", "server", "rate_limited"}]}
+     "per_client": [{"client", "joins", "server", "rate_limited"}],
+     "loop_lag_s": {"p99", "max", "samples"}, "full_collections"}
+
+`loop_lag_s` is how late the swarm's own event loop ran after every client had joined once (lagging.py):
+each offline time may be that much too long. `full_collections` counts the garbage collections the swarm
+deferred to moments when every client was connected (collecting.py).
 
 `offline_s` statistics cover the disconnects that rejoined before the end (`count` of them); the others are
 `never_rejoined`. Percentiles are nearest-rank.
@@ -89,7 +95,8 @@ def build_report(
         "connect_attempts": counts.connect_attempts,
         "rejected_503": counts.rejected_503,
         "rate_limited": counts.rate_limited,
-        "refused_draining": counts.rejected_503 - counts.rate_limited,
+        "refused_draining": counts.refused_draining,
+        "no_server_503": counts.rejected_503 - counts.rate_limited - counts.refused_draining,
         "unauthorized": counts.unauthorized,
         "connect_failures": counts.connect_failures,
         "rate_limited_max_per_client": max((client.rate_limited for client in state.clients), default=0),
@@ -132,12 +139,16 @@ def print_summary(report: dict[str, Any], file: TextIO) -> None:
         ("connect attempts", str(report["connect_attempts"])),
         ("rejected 503 (rate-limited)", f"{report['rejected_503']} ({report['rate_limited']})"),
         ("refused by a draining server", str(report.get("refused_draining", 0))),
+        ("503 from a load balancer with no server", str(report.get("no_server_503", 0))),
         ("unauthorized / other failures", f"{report['unauthorized']} / {report['connect_failures']}"),
         ("disconnects", str(len(report["disconnects"]))),
         *((f"  {cause}", str(count)) for cause, count in report["by_cause"].items()),
         ("offline max / p50 / p99", " / ".join(_seconds(offline[key]) for key in ("max", "p50", "p99"))),
         ("never rejoined", str(offline["never_rejoined"])),
     ]
+    if "loop_lag_s" in report:
+        lag = report["loop_lag_s"]
+        rows.append(("swarm's own loop lag p99 / max", " / ".join(_seconds(lag[key]) for key in ("p99", "max"))))
     for row in rows:
         table.add_row(*row)
     Console(file=file, width=100).print(table)

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from controller.core.errors import DrainctlError
+from testbed.collecting import Collector
 from testbed.swarm.backoff import Backoff
 from testbed.swarm.connecting import (
     CLOSE_TIMEOUT_S,
@@ -30,6 +31,7 @@ from testbed.swarm.connecting import (
     socket_url,
 )
 from testbed.swarm.heartbeating import hold
+from testbed.swarm.lagging import LoopLag
 from testbed.swarm.options import SwarmOptions
 from testbed.swarm.records import ClientState, Disconnect, Ending, SwarmState
 from testbed.swarm.reporting import EndSnapshot, build_report, print_summary, snapshot, write_atomically
@@ -63,15 +65,25 @@ class Swarm:
         self.stopping = False
         self._rng = random.Random()
         self._joined_once = 0
+        self.connected = 0
+        """Clients joined right now."""
+        self.collector = Collector(self._all_connected)
+        self.lag = LoopLag()
+        self._own_tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> list[asyncio.Task[None]]:
-        """One task per client; initial connects are spread at `connect_rate_per_s`."""
+        """One task per client (initial connects spread at `connect_rate_per_s`), the collector's and the lag
+        probe's."""
+        self.collector.start()
+        self._own_tasks = [asyncio.create_task(self.collector.run()), asyncio.create_task(self.lag.run())]
         return [asyncio.create_task(self.live(client)) for client in self.state.clients]
 
     async def stop(self, tasks: list[asyncio.Task[None]]) -> list[str]:
         """End the run: cancel every client (each closes its socket), abort what is still open after a grace
         period. Returns a line per client task that had crashed (a bug, reported rather than hidden)."""
         self.stopping = True
+        for task in self._own_tasks:
+            task.cancel()
         crashed = [f"client {i}: {task.exception()!r}" for i, task in enumerate(tasks) if _crashed(task)]
         for task in tasks:
             task.cancel()
@@ -111,6 +123,10 @@ class Swarm:
                 delay_s = backoff.next_delay_s()
             await asyncio.sleep(delay_s)
 
+    def _all_connected(self) -> bool:
+        """Every client that may connect is joined (a refused token never will be)."""
+        return self.connected + self.state.counts.unauthorized == len(self.state.clients)
+
     async def _session(self, client: ClientState, joined: Joined) -> None:
         self._on_join(client, joined)
         try:
@@ -129,6 +145,8 @@ class Swarm:
         """Count a 503; Retry-After, when given, replaces the next backoff delay."""
         self.state.counts.rejected_503 += 1
         delay_s = backoff.next_delay_s()
+        if exc.draining:
+            self.state.counts.refused_draining += 1
         if exc.retry_after_s is None:
             return delay_s
         self.state.counts.rate_limited += 1
@@ -139,12 +157,15 @@ class Swarm:
         client.joins += 1
         client.server = joined.server
         client.connection = joined.connection
+        self.connected += 1
         if client.offline_since is not None:
             client.offline_since.offline_s = time.monotonic() - client.offline_since.at_monotonic_s
             client.offline_since = None
         if client.joins == 1:
             self._joined_once += 1
             if self._joined_once == len(self.state.clients):
+                self.collector.freeze()
+                self.lag.restart()
                 emit({"event": "joined", "count": self._joined_once})
 
     def _on_disconnect(self, client: ClientState, ending: Ending) -> None:
@@ -152,6 +173,7 @@ class Swarm:
         self.state.disconnects.append(disconnect)
         client.offline_since = disconnect
         client.connection = None
+        self.connected -= 1
         client.server = None
 
 
@@ -167,8 +189,11 @@ async def _run(options: SwarmOptions) -> tuple[dict[str, Any], list[str]]:
         await asyncio.wait_for(stop.wait(), timeout=options.duration_s)
     end = snapshot(swarm.state)
     duration_s = loop.time() - started_s
+    lag = swarm.lag.summary()
     crashed = await swarm.stop(tasks)
-    return _report(swarm.state, end, duration_s, options), crashed
+    report = _report(swarm.state, end, duration_s, options)
+    report |= {"loop_lag_s": lag, "full_collections": swarm.collector.full_collections}
+    return report, crashed
 
 
 def _crashed(task: asyncio.Task[None]) -> bool:

@@ -89,3 +89,10 @@ def test_prometheus_scrapes_each_server_every_second_with_its_name() -> None:
     assert job["scrape_interval"] == "1s"
     targets = {group["labels"]["server"]: group["targets"] for group in job["static_configs"]}
     assert targets == {"A": ["127.0.0.1:41001"], "B": ["127.0.0.1:41002"]}
+
+
+def test_haproxy_balances_by_least_connections_unless_told_to_pick_round_robin_like_a_cloud_lb() -> None:
+    assert "    balance leastconn\n" in _haproxy_config(Budget())
+    text = haproxy.render_config(Budget(), SERVERS, frontend=HostPort("127.0.0.1", 41000),
+                                 runtime_socket="drainctl-test", balance="roundrobin")
+    assert "    balance roundrobin\n" in text and "leastconn" not in text

@@ -145,6 +145,7 @@ def _state_after_a_drain() -> SwarmState:
     state.counts.connect_attempts = 9
     state.counts.rejected_503 = 4
     state.counts.rate_limited = 2
+    state.counts.refused_draining = 1
     state.counts.connect_failures = 2
     return state
 
@@ -159,7 +160,8 @@ def test_report_has_the_contract_shape() -> None:
     assert report["connected_at_end"] == 2
     assert report["servers_at_end"] == {"B": 2}
     assert (report["connect_attempts"], report["rejected_503"], report["rate_limited"]) == (9, 4, 2)
-    assert report["refused_draining"] == 2, "503s without Retry-After: refused by a draining server"
+    assert report["refused_draining"] == 1, "the draining server's own refusals"
+    assert report["no_server_503"] == 1, "the other 503 without Retry-After: a load balancer with no server"
     assert (report["unauthorized"], report["connect_failures"]) == (0, 2)
     assert report["rate_limited_max_per_client"] == 2
     assert report["by_cause"] == {"close:1012": 2, "heartbeat_timeout": 1}
@@ -270,9 +272,9 @@ async def test_close_frame_code_and_reset_are_told_apart() -> None:
             assert ending == expected
 
 
-def refuse_with(status: HTTPStatus, retry_after: str | None = None) -> Refusal:
+def refuse_with(status: HTTPStatus, retry_after: str | None = None, body: str | None = None) -> Refusal:
     def refuse(connection: ServerConnection, request: Request) -> Response:
-        response = connection.respond(status, f"{status.phrase}\n")
+        response = connection.respond(status, f"{status.phrase}\n" if body is None else body)
         if retry_after is not None:
             response.headers["Retry-After"] = retry_after
         return response
@@ -293,6 +295,17 @@ async def test_handshake_refusals_are_classified() -> None:
                 await connect_and_join(socket_url(url, "t"), "room:lobby", timeout_s=WAIT_S)
             if isinstance(caught.value, Rejected):
                 assert caught.value.retry_after_s == retry_after
+                assert caught.value.draining is False
+
+
+async def test_a_draining_servers_503_is_told_from_a_load_balancers_own() -> None:
+    """Both come without Retry-After; only the reference server's says `draining` (HAProxy's: no server)."""
+    haproxy_page = "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request."
+    for body, draining in ((phoenix.DRAINING_BODY, True), (haproxy_page, False)):
+        async with peer(phoenix_peer(), refuse_with(HTTPStatus.SERVICE_UNAVAILABLE, body=body)) as url:
+            with pytest.raises(Rejected) as caught:
+                await connect_and_join(socket_url(url, "t"), "room:lobby", timeout_s=WAIT_S)
+        assert (caught.value.retry_after_s, caught.value.draining) == (None, draining)
 
 
 async def test_connection_refused_is_a_retryable_failure() -> None:

@@ -220,6 +220,7 @@ def test_drain_closes_every_client_with_1012_and_they_keep_retrying(
     assert {(d["cause"], d["code"], d["server"]) for d in report["disconnects"]} == {("close", 1012, "A")}
     assert sorted(d["client"] for d in report["disconnects"]) == list(range(20))
     assert 40 <= report["rejected_503"] <= refused
+    assert report["refused_draining"] == report["rejected_503"], "every 503 here is the draining server's own"
     assert report["rate_limited"] == 0  # a draining 503 carries no Retry-After
     assert report["connected_at_end"] == 0
     assert report["offline_s"]["never_rejoined"] == 20
