@@ -96,13 +96,13 @@ class PreStopRelease:
     def __init__(self, hosts: PodHosts) -> None:
         self._hosts = hosts
 
-    async def release(self, drain: Drain) -> None:
+    async def release(self, drain: Drain, handles: tuple[str, ...]) -> None:
         try:
             agent = self._hosts.host(drain.instance)
         except UnknownHost:
             log.info("%s: the pod is gone; no preStop hook is waiting any more", drain.instance)
             return
-        for uid in drain.refs:
+        for uid in handles:
             await _release(agent, drain, uid)
 
 

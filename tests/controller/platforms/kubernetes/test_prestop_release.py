@@ -38,8 +38,8 @@ async def test_a_release_before_the_prestop_hook_opened_its_notice_lets_the_hook
     await server.start_server()
     client = AgentClient(str(server.make_url("")), TOKEN)
     try:
-        drain = SimpleNamespace(instance="api-a", refs=(UID,), not_after=START_S + 60)
-        await PreStopRelease(OnePod(client)).release(drain)  # type: ignore[arg-type]
+        drain = SimpleNamespace(instance="api-a", not_after=START_S + 60)
+        await PreStopRelease(OnePod(client)).release(drain, (UID,))  # type: ignore[arg-type]
 
         result = await hold(pod.agent, window_s=60, clock=pod.clock, notice_id=UID)
     finally:
@@ -60,8 +60,8 @@ async def test_a_release_after_the_hook_opened_its_notice_releases_that_notice()
     await server.start_server()
     client = AgentClient(str(server.make_url("")), TOKEN)
     try:
-        drain = SimpleNamespace(instance="api-a", refs=(UID,), not_after=START_S + 60)
-        await PreStopRelease(OnePod(client)).release(drain)  # type: ignore[arg-type]
+        drain = SimpleNamespace(instance="api-a", not_after=START_S + 60)
+        await PreStopRelease(OnePod(client)).release(drain, (UID,))  # type: ignore[arg-type]
     finally:
         await client.aclose()
         await server.close()
