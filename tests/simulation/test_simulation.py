@@ -133,6 +133,17 @@ def test_the_soaks_late_releases_hold_now(seed: int, directory: Path) -> None:
     assert result.ok, "\n".join(result.trace)
 
 
+def test_a_second_platforms_release_failing_past_the_earlier_deadline_is_retried_until_its_own(
+    directory: Path,
+) -> None:
+    """issue 9, beyond the eleven: a second platform's handle (seed 1670, found by this simulation): B's local
+    notice shortened to +106.4 s, GCP's own deadline +144.4 s, GCP's release answering 503 from +100.2 s to
+    +107.1 s: it was given up at the episode's (local) deadline and never released; it is retried until GCP's
+    own deadline now (`Ref.not_after`)."""
+    result = asyncio.run(simulate(generate(1670), cases=frozenset(cases.CASES), directory=directory))
+    assert result.ok, "\n".join(result.trace)
+
+
 def test_too_many_draining_is_a_violation_unless_at_the_deadline() -> None:
     early = [_drain(phase=Phase.VERIFYING, requested=T0, instance=name) for name in "AB"]
     assert invariants.budget(early, slots=1, rules=TEST_BUDGET)
