@@ -374,8 +374,12 @@ class Reconciler:
                                release_requested_at=self._clock.now())
         if not drain.refs:  # a platform that holds with no handle of its own (or nothing to release): told once
             return await self._release_source(drain.instance, drain.source, ())
+        left = drain.unreleased()
+        if not left:  # every handle settled but the episode's last step not journaled: never left hanging
+            self._conclude(drain, drain.refs, None)
+            return None
         retry_at: float | None = None
-        for source, handles in drain.unreleased().items():
+        for source, handles in left.items():
             at = await self._release_source(drain.instance, source, handles)
             if at is not None:
                 retry_at = at if retry_at is None else min(retry_at, at)
@@ -417,11 +421,15 @@ class Reconciler:
             detail = ", ".join(handles) + (f": {exc}" if exc is not None else "")
             self._move(current, f"{done} ({source})", detail=detail or None, refs=refs)
             return
+        self._conclude(current, refs, exc)
+
+    def _conclude(self, drain: Drain, refs: tuple[Ref, ...], exc: DrainctlError | None) -> None:
+        """Every handle is settled: the episode is released, or its release given up if a platform's was."""
         why = releasing.given_up(refs) if refs else (str(exc) if exc is not None else None)
         if why is not None:
-            self._give_up_release(current, why, exc, refs=refs)
+            self._give_up_release(drain, why, exc, refs=refs)
         else:
-            self._finish_release(current, refs)
+            self._finish_release(drain, refs)
 
     def _finish_release(self, drain: Drain, refs: tuple[Ref, ...]) -> None:
         now = self._clock.now()
