@@ -260,7 +260,10 @@ class Simulation:
             self._engine.reload()  # what `Engine.run` does as the leader elector starts it again
 
     async def _stuck(self, step: Step) -> None:
-        self._hosts[step.instance].stuck = step.sockets
+        """Some of the sockets open now are ones the kernel cannot destroy (none appear on a host already
+        drained: a second platform's earlier notice may have drained it before this operation's first notice)."""
+        host = self._hosts[step.instance]
+        host.stuck = min(step.sockets, host.remaining())
 
     # --- intake --------------------------------------------------------------------------------------------
 
