@@ -372,10 +372,10 @@ class Reconciler:
         if drain.release_requested_at is None:
             drain = self._move(drain, "release requested", detail=releasing.listed(drain) or None,
                                release_requested_at=self._clock.now())
-        if not drain.refs:  # a platform that holds with no handle of its own (or nothing to release): told once
-            return await self._release_source(drain.instance, drain.source, ())
         left = drain.unreleased()
-        if not left:  # every handle settled but the episode's last step not journaled: never left hanging
+        if not drain.refs:  # a platform that holds with no handle of its own (or nothing to release): told once
+            left = {drain.source: ()}
+        elif not left:  # every handle settled but the episode's last step not journaled: never left hanging
             self._conclude(drain, drain.refs, None)
             return None
         retry_at: float | None = None
