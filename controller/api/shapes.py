@@ -5,7 +5,9 @@ seconds on the controller's clock; `*_in_s` fields count from the response's `no
 clock of its own.
 
     drain:   every field of `models.Drain` (phase, outcome, reason, force_at, release_by, sockets_*, ...)
-             plus "active" and "finished"
+             plus "active" and "finished"; "refs" is the list of platform handles (strings, of every source),
+             "handles" the same with their source, own deadline and release: [{"source", "handle",
+             "not_after", "released_at", "release_error"}] (an episode can hold handles of two platforms)
     status:  {"instance", "pool", "phase" (a drain phase, or "idle" if never drained), "drain_id", "source",
               "kind", "outcome", "reason", "finished", "sockets_remaining", "sockets_kernel",
               "sockets_prometheus", "observed_at", "rate_per_s", "drain_deadline_at", "drain_deadline_in_s",
@@ -35,7 +37,8 @@ def drain_json(drain: Drain) -> dict[str, Any]:
         kind=drain.kind.value,
         phase=drain.phase.value,
         outcome=drain.outcome.value if drain.outcome else None,
-        refs=list(drain.refs),
+        refs=list(drain.handles()),
+        handles=[dataclasses.asdict(ref) for ref in drain.refs],
         active=drain.active,
         finished=drain.finished,
     )

@@ -136,6 +136,38 @@ class Disposition(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class Ref:
+    """One platform handle an episode holds: which source's platform waits on it, and what became of its release.
+
+    An episode can hold handles of several platforms (a GCP preemption notice and, for the same instance, an
+    agent-pushed notice or a Kubernetes preStop hold): each is released through its own source's releaser, once.
+    The release state is journaled with the handle, so a controller restarted between two platforms' releases
+    releases only what the journal does not say is released (the one in flight at the crash again: idempotent)."""
+
+    source: str
+    """The source whose platform holds the instance by this handle (its releaser lets go of it)."""
+    handle: str
+    """The platform's own handle (Azure EventId, the local notice id, a pod uid)."""
+    not_after: float | None = None
+    """Unix seconds: this platform's own deadline for this handle (the earliest it announced). The episode's
+    timers follow the earliest deadline of all its handles (`Drain.not_after`); this one bounds the retries of
+    this platform's release, which may go on after another platform's earlier deadline. None: the episode's."""
+    released_at: float | None = None
+    """When the platform accepted this handle's release (None: not yet)."""
+    release_error: str | None = None
+    """Why this handle's release was given up (its platform refused, or the deadline passed)."""
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more to do for this handle: released, or its release given up."""
+        return self.released_at is not None or self.release_error is not None
+
+    def describe(self, *, source: str | None = None) -> str:
+        """`handle`, or `source:handle` when it is not of `source` (the episode's own)."""
+        return self.handle if self.source == source else f"{self.source}:{self.handle}"
+
+
+@dataclass(frozen=True)
 class Drain:
     """One drain episode of one instance: what the journal holds and the API shows."""
 
@@ -146,13 +178,14 @@ class Drain:
     kind: EventKind
     event_id: str
     not_after: float
-    """Unix seconds; the earliest deadline of every event merged into this episode."""
+    """Unix seconds; the earliest deadline of every event merged into this episode, whichever platform sent it.
+    Every timer follows it, so each handle is released by the earliest, before its own (`Ref.not_after`)."""
     rate_per_s: float
     drain_deadline_s: float
     needs_release: bool
     """False when the source has no platform hold (manual, operator reset)."""
-    refs: tuple[str, ...] = ()
-    """Platform handles to release (one per merged event that carried one)."""
+    refs: tuple[Ref, ...] = ()
+    """Platform handles to release (one per merged event that carried one), each with its source."""
     phase: Phase = Phase.PENDING
     phase_since: float = 0.0
     reason: str | None = None
@@ -180,6 +213,28 @@ class Drain:
     @property
     def active(self) -> bool:
         return self.phase in ACTIVE_PHASES
+
+    def handles(self, source: str | None = None) -> tuple[str, ...]:
+        """The handles of `source`'s platform (None: of every source), in the order they joined."""
+        return tuple(ref.handle for ref in self.refs if source is None or ref.source == source)
+
+    def holds_handle(self, source: str, handle: str) -> bool:
+        """Whether this episode holds `handle` of `source`'s platform."""
+        return any(ref.source == source and ref.handle == handle for ref in self.refs)
+
+    def deadline_of(self, source: str, handles: tuple[str, ...]) -> float:
+        """The earliest own deadline of `source`'s `handles` (the episode's where a handle has none)."""
+        own = [ref.not_after if ref.not_after is not None else self.not_after for ref in self.refs
+               if ref.source == source and ref.handle in handles]
+        return min(own, default=self.not_after)
+
+    def unreleased(self) -> dict[str, tuple[str, ...]]:
+        """By source, in the order the sources joined: the handles whose release is still to be made."""
+        left: dict[str, tuple[str, ...]] = {}
+        for ref in self.refs:
+            if not ref.settled:
+                left[ref.source] = (*left.get(ref.source, ()), ref.handle)
+        return left
 
     @property
     def finished(self) -> bool:

@@ -80,8 +80,10 @@ class Releaser(Protocol):
     holds: bool
     """Whether the platform waits for a release; False: the drain ends at drained."""
 
-    async def release(self, drain: Drain) -> None:
-        """Let the platform proceed for every handle in `drain.refs`. Our errors only; idempotent."""
+    async def release(self, drain: Drain, handles: tuple[str, ...]) -> None:
+        """Let the platform proceed for `handles`, this platform's handles of `drain` (`Drain.handles(source)`,
+        less those already released; may be empty: a platform that holds without a handle). Our errors only;
+        idempotent (a controller that crashed after releasing releases again on resume)."""
 
 
 class NothingToRelease:
@@ -89,7 +91,7 @@ class NothingToRelease:
 
     holds = False
 
-    async def release(self, drain: Drain) -> None:
+    async def release(self, drain: Drain, handles: tuple[str, ...]) -> None:
         return None
 
 

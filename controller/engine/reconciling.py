@@ -39,11 +39,11 @@ from controller.core.announcements import Journaled, Taken
 from controller.core.budget import Budget
 from controller.core.clocks import Clock
 from controller.core.errors import DrainctlError, PermanentError, TemporaryError
-from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase, Transition
+from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase, Ref, Transition
 from controller.core.ports import HostActions, Hosts, Journal, NothingToRelease, Releaser
 from controller.core.settings import EngineConfig
 from controller.core.stall import Progress
-from controller.engine import triaging
+from controller.engine import releasing, triaging
 from controller.engine.announcing import Announcer
 from controller.engine.budgeting import admit
 from controller.engine.rotating import Rotation
@@ -117,8 +117,6 @@ class Reconciler:
         self._attempts: dict[str, int] = {}
         self._errors: dict[str, DrainctlError] = {}
         self._waiting: dict[str, str] = {}
-        self._released_refs: dict[int, set[str]] = {}
-        """By drain id: the refs released while another joined (the next call releases only the new ones)."""
         self._handlers: Mapping[Phase, Callable[[Drain], Awaitable[float | None]]] = {
             Phase.PENDING: self._pending,
             Phase.DRAINING: self._draining,
@@ -131,7 +129,7 @@ class Reconciler:
 
     def forget(self) -> None:
         """Drop everything held in memory (episodes, watches, retries): the journal is read again (`Engine.run`)."""
-        for held in (self.drains, self.watches, self._attempts, self._errors, self._waiting, self._released_refs):
+        for held in (self.drains, self.watches, self._attempts, self._errors, self._waiting):
             held.clear()
 
     # --- intake --------------------------------------------------------------------------------------------
@@ -188,12 +186,22 @@ class Reconciler:
                                holds=joined.needs_release)
                 changes["force_at"] = min(joined.force_at, tighter.force_at)
                 changes["release_by"] = min(joined.release_by, tighter.release_by)
-        if event.ref and joined.needs_release and event.source == joined.source and event.ref not in joined.refs:
-            changes["refs"] = (*joined.refs, event.ref)
+        if self._keeps_handle(joined, event):
+            assert event.ref is not None
+            changes["refs"] = releasing.joined(joined.refs, event.source, event.ref, event.not_after)
         detail = f"{event.kind} from {event.source} joins drain {current.id}"
         if "needs_release" in changes:
             detail += f"; {event.source} now waits for its release"
         return self._move(current, "event merged", detail=detail, event=event, **changes)
+
+    def _keeps_handle(self, joined: Drain, event: LifecycleEvent) -> bool:
+        """Whether the episode takes the event's handle (or an earlier deadline for one it holds): any platform's
+        that waits for a release, the episode's own or another's (an agent's notice joining a GCP preemption:
+        each is released by its own releaser, its retries bounded by its own deadline)."""
+        if not event.ref or not joined.needs_release or event.kind in triaging.OPERATOR_KINDS:
+            return False
+        return self.releaser(event.source).holds and joined.refs != releasing.joined(
+            joined.refs, event.source, event.ref, event.not_after)
 
     def _hold_for(self, current: Drain, event: LifecycleEvent) -> dict[str, Any]:
         """A platform's event joining an operator's episode (nothing to release) makes the episode hold for that
@@ -359,55 +367,88 @@ class Reconciler:
         return await self._release(drain)
 
     async def _release(self, drain: Drain) -> float | None:
+        """Release every handle not settled yet, source by source (`releasing`): each source's result is
+        journaled before the next one's call, so a restart repeats no release the journal says is done."""
         if drain.release_requested_at is None:
-            drain = self._move(drain, "release requested", detail=", ".join(drain.refs) or None,
+            drain = self._move(drain, "release requested", detail=releasing.listed(drain) or None,
                                release_requested_at=self._clock.now())
-        handing = self._unreleased(drain)
-        try:
-            await self.releaser(drain.source).release(handing)
-        except DrainctlError as exc:
-            self._errors[drain.instance] = exc
-            if isinstance(exc, TemporaryError) and self._clock.now() < drain.not_after:
-                return self._retry_at(drain, exc, cap=self._release_retry_cap(drain))
-            self._give_up_release(drain, exc)
+        left = drain.unreleased()
+        if not drain.refs:  # a platform that holds with no handle of its own (or nothing to release): told once
+            left = {drain.source: ()}
+        elif not left:  # every handle settled but the episode's last step not journaled: never left hanging
+            self._conclude(drain, drain.refs, None)
             return None
-        self._released_refs.setdefault(drain.id, set()).update(handing.refs)
-        if self._joined_while_releasing(drain):
+        retry_at: float | None = None
+        for source, handles in left.items():
+            at = await self._release_source(drain.instance, source, handles)
+            if at is not None:
+                retry_at = at if retry_at is None else min(retry_at, at)
+        tried = {(ref.source, ref.handle) for ref in drain.refs}
+        joined = [r for r in self.drains[drain.instance].refs if not r.settled and (r.source, r.handle) not in tried]
+        if joined:  # merged while a release call was out: released in the next pass (releases are idempotent)
+            log.info("%s: %s joined while releasing; releasing again", drain.instance,
+                     ", ".join(ref.describe() for ref in joined))
             return self._clock.now()
-        self._released_refs.pop(drain.id, None)
-        if drain.phase is Phase.DRAINED:
-            self._move(drain, "released", phase=Phase.RELEASED, released_at=self._clock.now())
-        elif drain.phase is Phase.CANCELLED:
-            self._move(drain, "released", detail="at its deadline, after the cancel", released_at=self._clock.now())
-        else:
-            self._move(drain, "released", detail=f"after failing: {drain.reason}", released_at=self._clock.now())
+        return retry_at
+
+    async def _release_source(self, instance: str, source: str, handles: tuple[str, ...]) -> float | None:
+        """Release `source`'s `handles`; when to try them again after a temporary failure (None: settled)."""
+        drain = self.drains[instance]
+        try:
+            await self.releaser(source).release(drain, handles)
+        except DrainctlError as exc:
+            self._errors[instance] = exc
+            own = drain.deadline_of(source, handles)  # this platform's own: it may be later than the episode's
+            if isinstance(exc, TemporaryError) and self._clock.now() < own:
+                key = f"{instance} release {source}"
+                return self._retry_at(drain, exc, cap=self._release_retry_cap(drain, own), key=key)
+            self._settled(instance, source, handles, exc)
+            return None
+        self._settled(instance, source, handles, None)
         return None
 
-    def _unreleased(self, drain: Drain) -> Drain:
-        """`drain` with only the refs not released yet by this engine (a handle that joined during a release)."""
-        done = self._released_refs.get(drain.id)
-        if not done:
-            return drain
-        return dataclasses.replace(drain, refs=tuple(ref for ref in drain.refs if ref not in done))
+    def _settled(self, instance: str, source: str, handles: tuple[str, ...], exc: DrainctlError | None) -> None:
+        """Journal what became of `source`'s release: with the episode's last step when nothing else is left."""
+        self._attempts.pop(f"{instance} release {source}", None)
+        current = self.drains[instance]
+        refs = releasing.settle(current.refs, source, handles, at=self._clock.now(),
+                                error=str(exc) if exc is not None else None)
+        if any(not ref.settled for ref in refs):
+            if exc is not None:
+                log.error("%s: release of %s not confirmed: %s; that platform proceeds at its own deadline",
+                          instance, source, exc)
+            done = "release given up" if exc is not None else "released"
+            detail = ", ".join(handles) + (f": {exc}" if exc is not None else "")
+            self._move(current, f"{done} ({source})", detail=detail or None, refs=refs)
+            return
+        self._conclude(current, refs, exc)
 
-    def _joined_while_releasing(self, released: Drain) -> bool:
-        """A handle merged while the release call was out was not in it: release again (releases are idempotent)."""
-        current = self.drains[released.instance]
-        missing = [ref for ref in current.refs if ref not in released.refs]
-        if not missing and current.source == released.source:
-            return False
-        log.info("%s: %s joined while releasing; releasing again", released.instance, ", ".join(missing) or "a source")
-        return True
+    def _conclude(self, drain: Drain, refs: tuple[Ref, ...], exc: DrainctlError | None) -> None:
+        """Every handle is settled: the episode is released, or its release given up if a platform's was."""
+        why = releasing.given_up(refs) if refs else (str(exc) if exc is not None else None)
+        if why is not None:
+            self._give_up_release(drain, why, exc, refs=refs)
+        else:
+            self._finish_release(drain, refs)
 
-    def _give_up_release(self, drain: Drain, exc: DrainctlError) -> None:
-        """The platform refused, or its deadline passed: it proceeds on its own; say so and stop trying."""
-        why = f"release not confirmed: {exc}"
+    def _finish_release(self, drain: Drain, refs: tuple[Ref, ...]) -> None:
+        now = self._clock.now()
+        if drain.phase is Phase.DRAINED:
+            self._move(drain, "released", phase=Phase.RELEASED, released_at=now, refs=refs)
+        elif drain.phase is Phase.CANCELLED:
+            self._move(drain, "released", detail="at its deadline, after the cancel", released_at=now, refs=refs)
+        else:
+            self._move(drain, "released", detail=f"after failing: {drain.reason}", released_at=now, refs=refs)
+
+    def _give_up_release(self, drain: Drain, error: str, exc: DrainctlError | None, *, refs: tuple[Ref, ...]) -> None:
+        """A platform refused, or its deadline passed: it proceeds on its own; say so and stop trying."""
+        why = f"release not confirmed: {error}"
         log.error("%s: %s; the platform proceeds at its own deadline", drain.instance, why)
         if drain.phase is Phase.FAILED:
-            self._move(drain, "release given up", detail=why, release_error=str(exc))
+            self._move(drain, "release given up", detail=why, release_error=error, refs=refs)
         else:
-            self._move(drain, "release given up", detail=why, phase=Phase.FAILED, reason=why, release_error=str(exc),
-                       cause=_cause(exc))
+            self._move(drain, "release given up", detail=why, phase=Phase.FAILED, reason=why, release_error=error,
+                       refs=refs, cause=_cause(exc))
 
     # --- operator reset ------------------------------------------------------------------------------------
 
@@ -467,7 +508,8 @@ class Reconciler:
             counting = f"counting: {seen.kernel_error}" if seen.kernel is None and seen.kernel_error else None
             return counting, 0
         error = self._errors.get(instance)
-        return (str(error) if error is not None else None), self._attempts.get(instance, 0)
+        retries = [n for key, n in self._attempts.items() if key == instance or key.startswith(f"{instance} release ")]
+        return (str(error) if error is not None else None), max(retries, default=0)
 
     # --- bookkeeping ---------------------------------------------------------------------------------------
 
@@ -478,18 +520,24 @@ class Reconciler:
                    last_error=str(error) if error else drain.last_error, cause=_cause(error))
         return self._clock.now()
 
-    def _release_retry_cap(self, drain: Drain) -> float:
-        """The latest a failed release is tried again: by the release deadline while it is ahead, then at the
-        shortest backoff until the platform's. Waiting for a full backoff up to the platform's deadline itself
-        would spend the margin the budget keeps for a wall clock that is off (found by the soak: seeds 30187 and
-        32841, a clock 1.45 s behind and an agent unreachable at the first release)."""
-        now, release_by = self._clock.now(), drain.release_by
-        if release_by is not None and now < release_by:
-            return release_by
-        return min(now + self._settings.retry_initial_s, drain.not_after)
+    def _release_retry_cap(self, drain: Drain, own: float) -> float:
+        """The latest a failed release is tried again: by the release deadline while it is ahead (then by `own`,
+        this platform's deadline, less the margin, where it is later than the episode's), then at the shortest
+        backoff until `own`. Waiting for a full backoff up to the platform's deadline itself would spend the
+        margin the budget keeps for a wall clock that is off (found by the soak: seeds 30187 and 32841, a clock
+        1.45 s behind and an agent unreachable at the first release)."""
+        now = self._clock.now()
+        for by in (drain.release_by, own - self._budget.margin_s):
+            if by is not None and now < by:
+                return by
+        return min(now + self._settings.retry_initial_s, own)
 
-    def _retry_at(self, drain: Drain, exc: TemporaryError, *, cap: float | None = None) -> float:
-        attempt = self._attempts[drain.instance] = self._attempts.get(drain.instance, 0) + 1
+    def _retry_at(
+        self, drain: Drain, exc: TemporaryError, *, cap: float | None = None, key: str | None = None
+    ) -> float:
+        """When to try again; `key`: what the retries count under (a source's release has its own count)."""
+        key = key or drain.instance
+        attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
         previous = self._errors.get(drain.instance)
         self._errors[drain.instance] = exc
         delay_s = backoff_s(attempt, initial_s=self._settings.retry_initial_s, max_s=self._settings.retry_max_s,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.core.budget import Budget
-from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent
+from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Ref
 
 OPERATOR_KINDS = frozenset({EventKind.MANUAL, EventKind.RESET})
 """Events an operator caused: no platform holds the instance, and they are never stale."""
@@ -58,7 +58,7 @@ def _stale(event: LifecycleEvent, finished: Drain, *, holds: bool) -> bool:
     late, with its own ref): its platform waits for that handle until its deadline, so a new episode drains
     (the host is likely at zero already) and releases it."""
     held = finished.kind not in OPERATOR_KINDS or finished.needs_release
-    own_handle = holds and event.ref is not None and event.ref not in finished.refs
+    own_handle = holds and event.ref is not None and not finished.holds_handle(event.source, event.ref)
     return event.kind not in OPERATOR_KINDS and held and not own_handle and event.not_after <= finished.not_after
 
 
@@ -76,7 +76,7 @@ def draft(event: LifecycleEvent, *, pool: str, holds: bool, budget: Budget, now:
         rate_per_s=event.rate_per_s or budget.drain_rate_per_s,
         drain_deadline_s=event.drain_deadline_s if event.drain_deadline_s is not None else budget.drain_deadline_s,
         needs_release=held,
-        refs=(event.ref,) if held and event.ref else (),
+        refs=(Ref(event.source, event.ref, event.not_after),) if held and event.ref else (),
         phase_since=now,
         created_at=now,
         updated_at=now,

@@ -100,8 +100,20 @@ _V1 = (
 )""",
 )
 
+_V2_REFS = """UPDATE drains SET refs = (
+    SELECT coalesce(json_agg(json_build_object(
+        'source', drains.source, 'handle', handle.value, 'not_after', drains.not_after,
+        'released_at', drains.released_at, 'release_error', drains.release_error
+    ) ORDER BY handle.n), '[]'::json)::text
+    FROM json_array_elements_text(drains.refs::json) WITH ORDINALITY AS handle (value, n)
+)"""
+"""Version 2: as SQLite's version 3 (`sqlite_schema._V3_REFS`): each handle string of `refs` becomes an object
+naming the episode's source, its deadline and its release state."""
+
 MIGRATIONS = (
     Migration(version=1, why="drains, events, transitions and the leader lease", statements=_V1),
+    Migration(version=2, why="each platform handle in drains.refs names its source and its release",
+              statements=(_V2_REFS,)),
 )
 """The schema's history, oldest first: MIGRATIONS[n] takes a journal from version n to n + 1."""
 

@@ -4,6 +4,11 @@ The mapping is explicit on purpose: the `drains` table is defined by the migrati
 by the `Drain` dataclass, so a field added to `Drain` changes nothing on disk until someone writes a
 migration and maps the field here (tests/controller/journal/test_rows.py fails loudly until they do).
 Rows are dicts keyed by column name, ready for named SQL parameters (`:instance`).
+
+`refs` is a JSON array of objects, one per platform handle: `{"source", "handle", "not_after"}` plus
+`released_at` and `release_error` once its release is settled (absent while it is not). Journals of SQLite
+schema 2 and Postgres schema 1 held bare handle strings, each of the episode's source: the migrations to
+SQLite 3 / Postgres 2 rewrite them in place.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase, Transition
+from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase, Ref, Transition
 
 DRAIN_COLUMNS = (
     "instance", "pool", "source", "kind", "event_id", "not_after", "rate_per_s", "drain_deadline_s",
@@ -40,7 +45,7 @@ def drain_row(drain: Drain) -> dict[str, object]:
         "id": drain.id, "instance": drain.instance, "pool": drain.pool, "source": drain.source,
         "kind": drain.kind.value, "event_id": drain.event_id, "not_after": drain.not_after,
         "rate_per_s": drain.rate_per_s, "drain_deadline_s": drain.drain_deadline_s,
-        "needs_release": int(drain.needs_release), "refs": json.dumps(list(drain.refs)),
+        "needs_release": int(drain.needs_release), "refs": refs_text(drain.refs),
         "phase": drain.phase.value, "phase_since": drain.phase_since, "reason": drain.reason,
         "outcome": drain.outcome.value if drain.outcome is not None else None,
         "created_at": drain.created_at, "updated_at": drain.updated_at,
@@ -58,7 +63,7 @@ def drain_from(row: Row) -> Drain:
         id=row["id"], instance=row["instance"], pool=row["pool"], source=row["source"],
         kind=EventKind(row["kind"]), event_id=row["event_id"], not_after=row["not_after"],
         rate_per_s=row["rate_per_s"], drain_deadline_s=row["drain_deadline_s"],
-        needs_release=bool(row["needs_release"]), refs=tuple(json.loads(row["refs"])),
+        needs_release=bool(row["needs_release"]), refs=refs_from(row["refs"]),
         phase=Phase(row["phase"]), phase_since=row["phase_since"], reason=row["reason"],
         outcome=Outcome(row["outcome"]) if row["outcome"] else None,
         created_at=row["created_at"], updated_at=row["updated_at"],
@@ -68,6 +73,19 @@ def drain_from(row: Row) -> Drain:
         sockets_last=row["sockets_last"], sockets_reset=row["sockets_reset"], verified_by=row["verified_by"],
         last_error=row["last_error"],
     )
+
+
+def refs_text(refs: tuple[Ref, ...]) -> str:
+    """The `refs` column of an episode's handles (unset release fields left out)."""
+    fields = ("source", "handle", "not_after", "released_at", "release_error")
+    items = [{key: value for key in fields if (value := getattr(ref, key)) is not None} for ref in refs]
+    return json.dumps(items, separators=(",", ":"))
+
+
+def refs_from(text: str) -> tuple[Ref, ...]:
+    """The handles a `refs` column holds."""
+    return tuple(Ref(str(item["source"]), str(item["handle"]), item.get("not_after"), item.get("released_at"),
+                     item.get("release_error")) for item in json.loads(text))
 
 
 def event_row(

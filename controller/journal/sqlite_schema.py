@@ -117,6 +117,20 @@ _V2_COLUMNS = (
 
 _TABLES = frozenset({"drains", "events", "transitions"})
 
+_V3_REFS = """
+UPDATE drains SET refs = (
+    SELECT json_group_array(json_object(
+        'source', drains.source, 'handle', handle.value, 'not_after', drains.not_after,
+        'released_at', drains.released_at, 'release_error', drains.release_error
+    ))
+    FROM json_each(drains.refs) AS handle
+)
+"""
+"""Version 3: `refs` was a JSON array of handle strings, all of the episode's own source (the only one an episode
+could hold); each becomes `{"source", "handle", "not_after", "released_at", "release_error"}`, its deadline
+and release state the episode's (a handle of a released episode was released with it; of one mid-release, it
+is released again on resume: releases are idempotent). `[]` stays `[]`; nulls are read as unset (`rows.refs_from`)."""
+
 MIGRATIONS = (
     Migration(
         version=1,
@@ -136,6 +150,12 @@ MIGRATIONS = (
             "ALTER TABLE drains_v2 RENAME TO drains",
             "CREATE INDEX drains_by_instance ON drains (instance, id)",
         ),
+        tables=_TABLES,
+    ),
+    Migration(
+        version=3,
+        why="each platform handle in drains.refs names its source and its release (episodes of two platforms)",
+        statements=(_V3_REFS.strip(),),
         tables=_TABLES,
     ),
 )

@@ -83,7 +83,7 @@ def history_table(drains: Sequence[Json], *, wide: bool = False) -> Table:
     table.add_column("REASON")
     for drain in drains:
         extra = [_time(drain.get("released_at") or (drain["updated_at"] if drain.get("finished") else None)),
-                 _or_dash(drain.get("verified_by")), ", ".join(drain.get("refs") or ()) or "-"]
+                 _or_dash(drain.get("verified_by")), refs_text(drain) or "-"]
         table.add_row(
             str(drain["id"]),
             str(drain["instance"]),
@@ -130,7 +130,7 @@ def describe_lines(status: Json, journal: Sequence[Json]) -> list[str]:
         ("Started", _time(drain.get("created_at"))), ("Drain requested", _time(drain.get("drain_requested_at"))),
         ("Reset at", _time(status.get("drain_deadline_at"))), ("Release by", _time(drain.get("release_by"))),
         ("Platform deadline", _time(status.get("not_after"))), ("Released", _time(drain.get("released_at"))),
-        ("Refs", ", ".join(drain.get("refs") or ()) or None), ("Error now", status.get("error")),
+        ("Refs", refs_text(drain) or None), ("Error now", status.get("error")),
         ("Last error", drain.get("last_error")),
     ]
     lines = [f"{name + ':':<19}{_or_dash(value)}" for name, value in fields]
@@ -295,6 +295,16 @@ def _compact(error: str) -> str:
 
 def _cut(text: str, room: int) -> str:
     return text if len(text) <= room else text[: room - 1] + "…"
+
+
+def refs_text(drain: Json) -> str:
+    """A drain's platform handles: `h1, h2`, or `gcp:h1, local:h2` when they are of more than one source (a
+    controller older than the `handles` field answers only `refs`)."""
+    handles = drain.get("handles")
+    if not handles:
+        return ", ".join(drain.get("refs") or ())
+    several = len({item["source"] for item in handles}) > 1
+    return ", ".join(f"{item['source']}:{item['handle']}" if several else str(item["handle"]) for item in handles)
 
 
 def _or_dash(value: object) -> str:

@@ -186,7 +186,7 @@ async def test_a_new_scale_set_vm_with_a_scheduled_event_is_drained_and_the_even
         await close_all(clients)
 
     assert (drain.source, drain.outcome, drain.verified_by) == ("local", Outcome.GRACEFUL, "kernel")
-    assert drain.refs == (event_id,)
+    assert drain.handles() == (event_id,)
     assert {ws.close_code for ws in clients} == {phoenix.CLOSE_SERVICE_RESTART}
     assert other is None, "the other VM was not drained"
     assert token_requests, "the ARM token came from the managed identity (IMDS) through azure-identity"

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from controller.core.errors import DrainctlError, JournalError
 from controller.core.models import Disposition, Drain, LifecycleEvent, Transition
-from controller.hosts.client import AgentTimeout, AgentUnavailable, AgentUnreachable
+from controller.hosts.client import AgentError, AgentTimeout, AgentUnavailable, AgentUnreachable
 from controller.journal.sqlite import SqliteJournal
 from tests.simulation.clocks import SimClock
 
@@ -33,7 +33,10 @@ class Crash(BaseException):
 
 
 def agent_error(kind: str, what: str) -> DrainctlError:
-    """The error the real agent client raises for a fault of `kind`: timeout, unreachable or 503."""
+    """The error the real agent client raises for a fault of `kind`: timeout, unreachable, 503 or refuse (409,
+    permanent: the platform will not take this release)."""
+    if kind == "refuse":
+        return AgentError(f"agent: {what}: 409 Conflict (the platform refused)", status=409)
     if kind == "timeout":
         return AgentTimeout(f"agent: {what}: timed out")
     if kind == "unreachable":
@@ -43,7 +46,8 @@ def agent_error(kind: str, what: str) -> DrainctlError:
 
 @dataclass(frozen=True)
 class Outage:
-    """From `start` to `end` (true time) the agent's `op` (drain, count, reset, release) fails with `kind`."""
+    """From `start` to `end` (true time) the agent's `op` (drain, count, reset, release; `release gcp`: the
+    second platform's release) fails with `kind`."""
 
     start: float
     end: float
@@ -123,6 +127,10 @@ class Handle:
     releases: list[tuple[float, int]] = field(default_factory=list)
     """(true time, fault epoch) of each successful release; the epoch counts crashes and journal faults, after
     which a repeated release is the design's idempotent retry."""
+    source: str = "local"
+    """The platform that holds it (only its own releaser may release it)."""
+    refused: bool = False
+    """The platform refused a release of it (for good): it proceeds at its deadline on its own."""
 
 
 @dataclass
@@ -131,15 +139,15 @@ class Platform:
 
     handles: dict[str, Handle] = field(default_factory=dict)
 
-    def announce(self, instance: str, ref: str, not_after: float) -> Handle:
+    def announce(self, instance: str, ref: str, not_after: float, source: str = "local") -> Handle:
         handle = self.handles.get(ref)
         if handle is None:
-            handle = self.handles[ref] = Handle(instance, ref, not_after)
+            handle = self.handles[ref] = Handle(instance, ref, not_after, source=source)
         handle.not_after = min(handle.not_after, not_after)
         return handle
 
 
-Check = Callable[[Drain], None]
+Check = Callable[[Drain, tuple[str, ...], str], None]
 """Called with the episode at each successful release, before it is recorded (the invariants' hook)."""
 
 
@@ -188,19 +196,26 @@ class HostsView:
 
 
 class ReleaserView:
-    """The notices platform's releaser as one incarnation sees it: releases every ref through the agent."""
+    """One platform's releaser as one incarnation sees it: releases the handles it is given; its faults are the
+    host's outages of `op` (`release` for the notices platform, released through the agent)."""
 
     holds = True
 
     def __init__(self, platform: Platform, hosts: dict[str, SimHost], life: Life, check: Check,
-                 epoch: Callable[[], int]) -> None:
+                 epoch: Callable[[], int], *, source: str = "local", op: str = "release") -> None:
         self._platform, self._hosts, self._life, self._check, self._epoch = platform, hosts, life, check, epoch
+        self._source, self._op = source, op
 
-    async def release(self, drain: Drain) -> None:
+    async def release(self, drain: Drain, handles: tuple[str, ...]) -> None:
         self._life.check()
-        self._hosts[drain.instance].fail_if_out("release")
-        self._check(drain)
-        for ref in drain.refs:
+        try:
+            self._hosts[drain.instance].fail_if_out(self._op)
+        except AgentError:
+            for ref in handles:
+                self._platform.handles[ref].refused = True
+            raise
+        self._check(drain, handles, self._source)
+        for ref in handles:
             self._platform.handles[ref].releases.append((self._hosts[drain.instance].clock.true, self._epoch()))
 
 

@@ -37,11 +37,17 @@ class Violation:
         return f"t=+{self.at:.2f} VIOLATION {self.invariant}: {self.detail}"
 
 
-def at_release(drain: Drain, host: SimHost, handles: Mapping[str, Handle], *, wall: float, epoch: int) -> list[str]:
-    """What is wrong with releasing `drain` now: (invariant, detail) pairs joined as 'invariant: detail'."""
+def at_release(
+    drain: Drain, released: tuple[str, ...], host: SimHost, handles: Mapping[str, Handle], *, wall: float, epoch: int,
+    source: str = "local",
+) -> list[str]:
+    """What is wrong with releasing `released`, handles of `drain`, through `source`'s releaser now: 'invariant:
+    detail' lines. Each handle is judged by its own platform's deadline."""
     problems = []
-    for ref in drain.refs:
+    for ref in released:
         handle = handles[ref]
+        if handle.source != source:
+            problems.append(f"released once: {ref} of {handle.source} released through {source}'s releaser")
         if not handle.releases and host.clock.true > handle.not_after:  # a repeat of a release in time is moot
             problems.append(f"released by deadline: {ref} released {host.clock.true - handle.not_after:.2f} s late")
         if handle.releases and handle.releases[-1][1] == epoch:
@@ -57,8 +63,8 @@ def at_release(drain: Drain, host: SimHost, handles: Mapping[str, Handle], *, wa
 
 def unreleased(handles: Iterable[Handle], now: float) -> list[str]:
     """Handles whose platform deadline passed without a release."""
-    return [f"released by deadline: {h.ref} ({h.instance}) not released by its deadline"
-            for h in handles if not h.releases and now > h.not_after]
+    return [f"released by deadline: {h.ref} ({h.instance}, {h.source}) not released by its deadline"
+            for h in handles if not h.releases and not h.refused and now > h.not_after]
 
 
 def budget(drains: Iterable[Drain], *, slots: int, rules: Budget) -> list[str]:

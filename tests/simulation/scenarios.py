@@ -19,6 +19,13 @@ STALE_HANDLE = "stale handle"
 """Found by this simulation, beyond the eleven cases: a second, older notice of an instance (another handle, an
 earlier deadline) delivered after the episode ended is stale, and its handle is never released."""
 
+SECOND_SOURCE = "second platform"
+"""Beyond the eleven cases: a second platform's notice for an instance another platform's notice is draining
+(a GCP preemption beside the agent's notice), with its own handle and deadline; its handle used to be dropped."""
+
+SECOND = "gcp"
+"""The second platform's source (its handles end in `g`; the first platform's source is `local`)."""
+
 
 @dataclass(frozen=True)
 class Step:
@@ -40,10 +47,12 @@ class Step:
     outage: Outage | None = None
     offset: float = 0.0
     case: str | None = None
+    source: str = "local"
+    """notice: the platform that sends it (`local`, or `SECOND`)."""
 
     def describe(self) -> str:
         table: dict[str, Callable[[], str]] = {
-            "notice": lambda: (f"notice {self.instance} ref={self.ref} deadline=+{self.deadline:.1f} "
+            "notice": lambda: (f"notice {self.instance} {self.source} ref={self.ref} deadline=+{self.deadline:.1f} "
                                f"sockets={self.sockets} {self.behaviour} app_rate={self.rate}"
                                + (" during-io" if self.during_io else "")),
             "manual": lambda: f"manual drain {self.instance} deadline_s={self.deadline:.1f} rate={self.rate} "
@@ -84,6 +93,7 @@ def generate(seed: int) -> Scenario:
     steps += _faults(rng, instances)
     journal = {rng.randint(1, 60): rng.choice(("error", "error", "crash_before", "crash_after"))
                for _ in range(rng.randint(0, 3))}
+    steps += _second_platform(random.Random(seed * 1_000_003 + 17), steps)
     ordered = tuple(sorted(steps, key=lambda s: s.at))
     return Scenario(seed, instances, rng.randint(1, 2), ordered, journal)
 
@@ -130,11 +140,33 @@ def _operation(rng: random.Random, instance: str, name: str, start: float) -> li
     return steps
 
 
+def _second_platform(rng: random.Random, steps: list[Step]) -> list[Step]:
+    """A second platform's notices for some operations (drawn from a stream of their own, so every other step
+    of a seed is what it was before this case existed): another handle, a deadline earlier or later than the
+    first platform's, sometimes while an agent call is out; and that platform's release failing for a while
+    (timeouts, refused connections, 503s) or refused for good (its handle is then the platform's to let go)."""
+    extra: list[Step] = []
+    firsts = {s.ref: s for s in reversed(steps) if s.action == "notice" and s.ref.endswith("a")}  # not the copies
+    for first in sorted(firsts.values(), key=lambda s: s.ref):
+        if rng.random() >= 0.35:
+            continue
+        at = max(0.0, first.at + rng.uniform(-5, 20))
+        deadline = max(at + 15, first.at + rng.uniform(25, 100))
+        extra.append(Step(at, "notice", first.instance, f"{first.ref[:-1]}g", deadline, first.sockets, first.behaviour,
+                          first.rate, during_io=rng.random() < 0.3, case=SECOND_SOURCE, source=SECOND))
+        if rng.random() < 0.4:  # aimed at the first half minute, where most releases are; over 4 s before the
+            start = rng.uniform(at, max(at, min(at + 30, deadline - 12, first.deadline - 12)))  # deadlines
+            kind = rng.choice(("timeout", "unreachable", "503", "503", "refuse"))
+            outage = Outage(start, start + rng.uniform(1, 8), f"release {SECOND}", kind)
+            extra.append(Step(start, "outage", first.instance, outage=outage, case=SECOND_SOURCE))
+    return extra
+
+
 def _again(first: Step, *, at: float, deadline: float | None = None, ref: str | None = None,
            during_io: bool = False, case: str | None = None) -> Step:
     """The same notice delivered again (a duplicate), or with a changed deadline or another handle."""
     return Step(at, "notice", first.instance, ref or first.ref, first.deadline if deadline is None else deadline,
-                first.sockets, first.behaviour, first.rate, during_io=during_io, case=case)
+                first.sockets, first.behaviour, first.rate, during_io=during_io, case=case, source=first.source)
 
 
 def _manual_steps(rng: random.Random, instance: str) -> list[Step]:

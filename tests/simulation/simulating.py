@@ -39,7 +39,7 @@ from tests.simulation.fakes import (
     SimHost,
 )
 from tests.simulation.invariants import Violation
-from tests.simulation.scenarios import Scenario, Step
+from tests.simulation.scenarios import SECOND, Scenario, Step
 from tests.support.budgets import TEST_BUDGET
 
 POOL = "web"
@@ -201,14 +201,15 @@ class Simulation:
         host, drain = self._hosts[step.instance], self._engine.get(step.instance)
         idle = drain is None or drain.finished
         known = self._platform.handles.get(step.ref)
-        if known is not None and known.releases and known.not_after != T0 + step.deadline:
-            self._note("  (not announced: the platform does not change a handle it has released)")
+        if known is not None and (known.releases or known.refused) and known.not_after != T0 + step.deadline:
+            self._note("  (not announced: the platform does not change a handle it has released or refused)")
             return
-        if step.ref not in self._platform.handles and step.ref.endswith("a") and idle:
+        if idle and not any(ref.startswith(step.ref[:-1]) for ref in self._platform.handles):  # a new operation
             host.refill(step.sockets, step.behaviour, step.rate)
-        event = LifecycleEvent.create(instance=step.instance, kind=EventKind.TERMINATE, not_after=T0 + step.deadline,
-                                      source="local", ref=step.ref)
-        self._platform.announce(step.instance, step.ref, event.not_after)
+        kind = EventKind.TERMINATE if step.source == "local" else EventKind.PREEMPT
+        event = LifecycleEvent.create(instance=step.instance, kind=kind, not_after=T0 + step.deadline,
+                                      source=step.source, ref=step.ref)
+        self._platform.announce(step.instance, step.ref, event.not_after, step.source)
         self._open[step.ref] = event
         if step.during_io and not idle:
             self._armed.setdefault(step.instance, []).append((self._clock.true + ARMED_WAIT_S, event))
@@ -259,7 +260,10 @@ class Simulation:
             self._engine.reload()  # what `Engine.run` does as the leader elector starts it again
 
     async def _stuck(self, step: Step) -> None:
-        self._hosts[step.instance].stuck = step.sockets
+        """Some of the sockets open now are ones the kernel cannot destroy (none appear on a host already
+        drained: a second platform's earlier notice may have drained it before this operation's first notice)."""
+        host = self._hosts[step.instance]
+        host.stuck = min(step.sockets, host.remaining())
 
     # --- intake --------------------------------------------------------------------------------------------
 
@@ -286,9 +290,9 @@ class Simulation:
     def _taken(self, event: LifecycleEvent, submission: Submission) -> None:
         drain = submission.drain
         self._note(f"  {event.instance} {event.ref or event.kind}: {submission.disposition}"
-                   + (f" (drain {drain.id}, {drain.phase}, refs {list(drain.refs)})" if drain else ""))
+                   + (f" (drain {drain.id}, {drain.phase}, refs {list(drain.handles())})" if drain else ""))
         if submission.disposition in (Disposition.STARTED, Disposition.MERGED):
-            joined = drain is not None and event.ref is not None and event.ref in drain.refs
+            joined = drain is not None and event.ref is not None and drain.holds_handle(event.source, event.ref)
             self._accepted.append((event, joined))
 
     async def _flush(self) -> None:
@@ -321,8 +325,11 @@ class Simulation:
         life = self._life
         views = {name: HostView(host, life, self._episode(name), self._call_hook(name))
                  for name, host in self._hosts.items()}
-        releaser = ReleaserView(self._platform, self._hosts, life, self._check_release, self._epoch)
-        releasers: dict[str, Releaser] = {"local": releaser}
+        releasers: dict[str, Releaser] = {
+            source: ReleaserView(self._platform, self._hosts, life, self._check_release, self._epoch, source=source,
+                                 op="release" if source == "local" else f"release {source}")
+            for source in ("local", SECOND)
+        }
         return Engine(
             store=self._journal, hosts=HostsView(views), verifier=Verifier(FakeGauge()), releasers=releasers,
             inventory={name: POOL for name in self._hosts}, slots=lambda pool: self.result.scenario.slots,
@@ -370,13 +377,13 @@ class Simulation:
 
     # --- invariants ----------------------------------------------------------------------------------------
 
-    def _check_release(self, drain: Drain) -> None:
+    def _check_release(self, drain: Drain, handles: tuple[str, ...], source: str) -> None:
         host = self._hosts[drain.instance]
-        self._note(f"  release {drain.instance} refs {list(drain.refs)} (drain {drain.id}, {drain.phase}, "
+        self._note(f"  release {drain.instance} {source} refs {list(handles)} (drain {drain.id}, {drain.phase}, "
                    f"kernel count {host.last_count}, reset since {host.reset_since_count}, "
                    f"open {host.remaining()})")
-        for problem in invariants.at_release(drain, host, self._platform.handles, wall=self._clock.now(),
-                                             epoch=self._epoch()):
+        for problem in invariants.at_release(drain, handles, host, self._platform.handles, wall=self._clock.now(),
+                                             epoch=self._epoch(), source=source):
             self._violate(problem)
 
     def _check(self) -> None:
@@ -392,7 +399,7 @@ class Simulation:
         for event, joined in self._accepted:
             if not self._journal.seen(event.id):
                 self._violate(f"nothing lost: event {event.instance} {event.ref or event.kind} not in the journal")
-            refs = {ref for d in self._journal.drains(instance=event.instance, limit=1000) for ref in d.refs}
+            refs = {ref for d in self._journal.drains(instance=event.instance, limit=1000) for ref in d.handles()}
             if joined and event.ref not in refs:
                 self._violate(f"nothing lost: handle {event.ref} of {event.instance} is in no journaled episode")
 

@@ -34,11 +34,11 @@ class ShutdownHookRelease:
     def __init__(self, agents: Mapping[str, GuestAgent]) -> None:
         self._agents = agents
 
-    async def release(self, drain: Drain) -> None:
+    async def release(self, drain: Drain, handles: tuple[str, ...]) -> None:
         agent = self._agents.get(drain.instance)
         if agent is None:
             raise UnknownHost(f"{drain.instance}: not in the inventory, cannot tell its agent the drain is done")
-        for ref in drain.refs:
+        for ref in handles:
             await agent.post_notice(ref, drain.kind.value, drain.not_after)
             await agent.release(ref)
         for notice in await agent.notices():

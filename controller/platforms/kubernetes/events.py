@@ -103,7 +103,8 @@ class PodEvents:
         if pod is not None:
             return pod.uid
         if drain.source == SOURCE:
-            return drain.refs[0] if drain.refs else ""
+            uids = drain.handles(SOURCE)
+            return uids[0] if uids else ""
         return None
 
     def _complain(self, reason: str, exc: Exception) -> None:

@@ -40,8 +40,8 @@ class FinalizerRelease:
         self._namespace = namespace
         self._finalizer = finalizer
 
-    async def release(self, drain: Drain) -> None:
-        for uid in drain.refs:
+    async def release(self, drain: Drain, handles: tuple[str, ...]) -> None:
+        for uid in handles:
             removed = await edit_finalizers(self._api, self._namespace, drain.instance, uid, self._finalizer, add=False)
             log.info("%s: finalizer %s %s", drain.instance, self._finalizer, "removed" if removed else "already gone")
 

@@ -41,14 +41,14 @@ class PreStopRelease:
         self._hosts = hosts
         self._pods = pods
 
-    async def release(self, drain: Drain) -> None:
+    async def release(self, drain: Drain, handles: tuple[str, ...]) -> None:
         if not self._pods.listed:
             raise PodsNotListed(f"{drain.instance}: the pods have not been listed yet", delay_s=1.0)
         if self._pods.get(drain.instance) is None:
             log.info("%s: the pod is gone; no preStop hook is waiting any more", drain.instance)
             return
         agent = self._hosts.host(drain.instance)
-        for uid in drain.refs:
+        for uid in handles:
             await _release(agent, drain, uid)
 
 

@@ -1,7 +1,8 @@
 """Tell the platform it may proceed: the last step of every drain, and always before the platform's deadline.
 
 Each source has its own platform hold (DESIGN.md §4, "Platform hold / release"). A `Releaser` knows whether
-its platform holds at all (`holds`) and how to let go of every platform handle (`Drain.refs`) of an episode.
+its platform holds at all (`holds`) and how to let go of its platform's handles of an episode (the engine hands
+each source's releaser only its own: an episode can hold handles of several platforms, `Drain.refs`).
 Releases must be idempotent: a controller that crashed after releasing releases again on resume.
 """
 
@@ -26,9 +27,9 @@ class AgentNoticeRelease:
     def __init__(self, agents: Mapping[str, NoticeReleaser]) -> None:
         self._agents = agents
 
-    async def release(self, drain: Drain) -> None:
+    async def release(self, drain: Drain, handles: tuple[str, ...]) -> None:
         agent = self._agents.get(drain.instance)
         if agent is None:
             raise UnknownHost(f"{drain.instance}: not in the inventory, cannot release its notices")
-        for ref in drain.refs:
+        for ref in handles:
             await agent.release(ref)

@@ -166,7 +166,7 @@ class FakeReleaser:
         self.attempts = 0
         self._on_release = on_release
 
-    async def release(self, drain: Drain) -> None:
+    async def release(self, drain: Drain, handles: tuple[str, ...]) -> None:
         self.attempts += 1
         if self.always is not None:
             raise self.always
@@ -174,7 +174,7 @@ class FakeReleaser:
             raise self.failures.pop(0)
         if self._on_release is not None:
             self._on_release(drain)
-        self.releases.append(Release(self.clock.now(), drain, drain.refs))
+        self.releases.append(Release(self.clock.now(), drain, handles))
 
 
 @dataclass
@@ -240,15 +240,17 @@ def make_world(
     store: SqliteJournal | None = None,
     settings: EngineConfig = SETTINGS,
     listeners: Sequence[Listener | AsyncListener] = (),
+    more_releasers: Mapping[str, Releaser] | None = None,
 ) -> World:
-    """An engine over fakes; its metrics listener comes first, then `listeners`."""
+    """An engine over fakes; its metrics listener comes first, then `listeners`. `releaser` is the local
+    source's; `more_releasers`, by source, other platforms' (an episode can hold handles of two)."""
     clock = clock or FakeClock()
     hosts = dict(hosts) if hosts is not None else {"A": FakeHost(clock)}
     gauge = gauge or FakeGauge()
     releaser = releaser or FakeReleaser(clock)
     store = store or SqliteJournal(journal)
     metrics = EngineMetrics()
-    releasers: dict[str, Releaser] = {"local": releaser}
+    releasers: dict[str, Releaser] = {"local": releaser, **(more_releasers or {})}
     engine = Engine(
         store=store,
         hosts=FakeHosts(hosts),

@@ -96,7 +96,7 @@ async def test_a_handle_merged_while_the_release_call_is_out_is_released_once(tm
     released = [ref for release in world.releaser.releases for ref in release.refs]
     assert sorted(released) == ["first", "second"], "every handle is released exactly once"
     drain = world.engine.get("A")
-    assert drain is not None and drain.phase is Phase.RELEASED and set(drain.refs) == {"first", "second"}
+    assert drain is not None and drain.phase is Phase.RELEASED and set(drain.handles()) == {"first", "second"}
 
 
 @async_test

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from controller.core.models import Drain, EventKind, LifecycleEvent, Phase
+from controller.core.models import Drain, EventKind, LifecycleEvent, Phase, Ref
 from controller.journal.sqlite import SqliteJournal
 
 T0 = 1_700_000_000.0
@@ -25,7 +25,7 @@ def _episode(store: SqliteJournal, instance: str, now: float) -> Drain:
                                   ref=f"notice-{instance}")
     draft = Drain(id=0, instance=instance, pool="web", source="local", kind=event.kind, event_id=event.id,
                   not_after=event.not_after, rate_per_s=500.0, drain_deadline_s=20.0, needs_release=True,
-                  refs=(f"notice-{instance}",), phase_since=now, created_at=now, updated_at=now)
+                  refs=(Ref("local", f"notice-{instance}"),), phase_since=now, created_at=now, updated_at=now)
     return store.create(draft, event=event, at=now, step="event accepted")
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from controller.core.errors import ConfigError
-from controller.core.models import Phase
+from controller.core.models import Phase, Ref
 from controller.journal import open_journal
 from controller.journal.sqlite import SqliteJournal
 from controller.journal.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
@@ -92,8 +92,9 @@ def test_the_migrated_schema_is_typed_and_keeps_the_sequences(tmp_path: Path) ->
     SqliteJournal(path).close()
 
     after = snapshot(path)
-    assert after["version"] == SCHEMA_VERSION == 2
-    assert after["drains"] == before["drains"] and after["transitions"] == before["transitions"]
+    assert after["version"] == SCHEMA_VERSION == 3
+    assert [_but_refs(row) for row in after["drains"]] == [_but_refs(row) for row in before["drains"]]
+    assert after["transitions"] == before["transitions"]
     assert after["sqlite_sequence"] == before["sqlite_sequence"] == [("drains", 41), ("transitions", 4)]
     with contextlib.closing(sqlite3.connect(path)) as db:
         types = {name: (kind, bool(notnull)) for _, name, kind, notnull, *_ in db.execute("PRAGMA table_info(drains)")}
@@ -101,6 +102,46 @@ def test_the_migrated_schema_is_typed_and_keeps_the_sequences(tmp_path: Path) ->
     assert types["instance"] == ("TEXT", True) and types["not_after"] == ("REAL", True)
     assert types["sockets_last"] == ("INTEGER", False) and types["needs_release"] == ("INTEGER", True)
     assert all(kind for kind, _ in types.values()), f"untyped columns left: {types}"
+
+
+REFS = 10
+"""The index of `refs` in a `drains` row (migration 3 rewrites it)."""
+
+
+def _but_refs(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row[:REFS] + row[REFS + 1:]
+
+
+def _at_version_2(path: Path) -> None:
+    """A journal as drainctl wrote it at schema version 2: refs as bare handle strings."""
+    write_v1_journal(path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        for statement in MIGRATIONS[1].statements:
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 2")
+        released = ("INSERT INTO drains (instance, pool, source, kind, event_id, not_after, rate_per_s, "
+                    "drain_deadline_s, needs_release, refs, phase, released_at, release_error) VALUES "
+                    "('B', 'web', 'azure', 'preempt', 'e-b', 50.0, 1.0, 1.0, 1, ?, ?, ?, ?)")
+        db.execute(released, ('["ev-1", "ev-2"]', "released", 40.0, None))
+        db.execute(released, ('["ev-3"]', "failed", None, "the platform refused"))
+        db.execute(released, ("[]", "released", 41.0, None))
+        db.commit()
+
+
+def test_migration_3_names_each_handles_source_and_release_and_the_unfinished_drain_releases_it_once(
+    tmp_path: Path,
+) -> None:
+    """Every handle a journal of schema 2 holds belongs to its episode's source (the only one it could hold),
+    and was released when its episode was: the unfinished drain's handle is released after the migration."""
+    path = tmp_path / "journal.sqlite"
+    _at_version_2(path)
+    with SqliteJournal(path) as journal:
+        drains = {d.id: d for d in journal.drains(limit=10)}
+    assert drains[1].refs == (Ref("local", "notice-A-60", not_after=drains[1].not_after),)
+    assert drains[2].refs == tuple(Ref("azure", handle, 50.0, released_at=40.0) for handle in ("ev-1", "ev-2"))
+    assert drains[3].refs == (Ref("azure", "ev-3", 50.0, release_error="the platform refused"),)
+    assert drains[4].refs == ()
+    assert snapshot(path)["version"] == SCHEMA_VERSION
 
 
 def test_migration_1_is_the_schema_drainctl_wrote_before_it_had_migrations(tmp_path: Path) -> None:
@@ -120,7 +161,7 @@ def test_opening_a_migrated_journal_again_changes_nothing(tmp_path: Path, caplog
     with caplog.at_level(logging.INFO, logger="drainctl.journal"):
         SqliteJournal(path).close()
         assert [r.getMessage() for r in caplog.records] == [
-            f"journal: migrated {path} from schema version 1 to 2 (2: {MIGRATIONS[1].why})"
+            f"journal: migrated {path} from schema version 1 to 3 (2: {MIGRATIONS[1].why}; 3: {MIGRATIONS[2].why})"
         ]
         caplog.clear()
         migrated = snapshot(path)
@@ -206,7 +247,7 @@ def test_a_migration_that_cannot_complete_leaves_the_journal_at_its_version(tmp_
         db.execute("UPDATE drains SET pool = NULL")
         db.commit()
     before = snapshot(path)
-    with pytest.raises(ConfigError, match=r"cannot migrate .* from schema version 1 to 2: NOT NULL .*pool"):
+    with pytest.raises(ConfigError, match=r"cannot migrate .* from schema version 1 to 3: NOT NULL .*pool"):
         SqliteJournal(path)
     assert snapshot(path) == before
 

@@ -12,9 +12,10 @@ import pytest
 
 from controller.core.errors import ConfigError, JournalError
 from controller.core.fencing import JournalFenced
-from controller.core.models import Drain, EventKind, LifecycleEvent, Phase
+from controller.core.models import Drain, EventKind, LifecycleEvent, Phase, Ref
 from controller.journal import open_journal
 from controller.journal.postgres import PostgresJournal
+from controller.journal.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 from tests.support.postgres import PostgresServer
 from tests.support.waiting import wait_until
 
@@ -92,6 +93,32 @@ def test_a_journal_of_a_newer_drainctl_is_refused_untouched(
     _journal(postgres_server, postgres_url).close()
     database = postgres_url.rsplit("/", 1)[1]
     postgres_server.psql("UPDATE drainctl_schema SET version = 99", database=database)
-    with pytest.raises(ConfigError, match="schema version 99, this drainctl's is 1"):
+    with pytest.raises(ConfigError, match=f"schema version 99, this drainctl's is {SCHEMA_VERSION}"):
         _journal(postgres_server, postgres_url)
     assert postgres_server.psql("SELECT version FROM drainctl_schema", database=database).strip() == "99"
+
+
+def test_a_journal_of_schema_1_gets_each_handles_source_and_release(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """Migration 2: refs held bare handle strings, each of the episode's own source; each becomes a handle naming
+    that source and the episode's release (an unfinished episode's handle is released again: idempotent)."""
+    database = postgres_url.rsplit("/", 1)[1]
+    statements = [s.replace("\n", " ") for s in MIGRATIONS[0].statements]
+    columns = "instance, pool, source, kind, event_id, not_after, rate_per_s, drain_deadline_s, needs_release, refs"
+    statements += [
+        "CREATE TABLE drainctl_schema (version integer NOT NULL)", "INSERT INTO drainctl_schema VALUES (1)",
+        f"INSERT INTO drains ({columns}, phase, released_at) VALUES "
+        "('A', 'web', 'azure', 'preempt', 'e-a', 50.0, 1.0, 1.0, 1, '[\"ev-1\", \"ev-2\"]', 'released', 40.0)",
+        f"INSERT INTO drains ({columns}) VALUES ('B', 'web', 'local', 'terminate', 'e-b', 60.0, 1.0, 1.0, 1, "
+        "'[\"n-1\"]')",
+        f"INSERT INTO drains ({columns}) VALUES ('C', 'web', 'manual', 'manual', 'e-c', 60.0, 1.0, 1.0, 0, '[]')",
+    ]
+    postgres_server.psql(";\n".join(statements) + ";", database=database)
+    with _journal(postgres_server, postgres_url) as store:
+        drains = {d.instance: d for d in store.drains(limit=10)}
+        assert [d.instance for d in store.unfinished()] == ["B", "C"]
+    assert drains["A"].refs == tuple(Ref("azure", handle, 50.0, released_at=40.0) for handle in ("ev-1", "ev-2"))
+    assert drains["B"].refs == (Ref("local", "n-1", 60.0),) and drains["C"].refs == ()
+    version = postgres_server.psql("SELECT version FROM drainctl_schema", database=database).strip()
+    assert version == str(SCHEMA_VERSION)

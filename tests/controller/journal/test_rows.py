@@ -6,13 +6,16 @@ import dataclasses
 import sqlite3
 from pathlib import Path
 
-from controller.core.models import Drain, EventKind, LifecycleEvent, Outcome, Phase
+from controller.core.models import Drain, EventKind, LifecycleEvent, Outcome, Phase, Ref
 from controller.journal.rows import DRAIN_COLUMNS, drain_row
 from controller.journal.sqlite import SqliteJournal
 
+TWO_SOURCES = (Ref("azure", "ev-1", released_at=104.7), Ref("local", "ev-2", release_error="refused"))
+"""Two platforms' handles, one released and one given up."""
+
 EVERYTHING_SET = Drain(
     id=7, instance="A", pool="web", source="azure", kind=EventKind.PREEMPT, event_id="e-1", not_after=160.5,
-    rate_per_s=250.0, drain_deadline_s=12.5, needs_release=True, refs=("ev-1", "ev-2"), phase=Phase.DRAINED,
+    rate_per_s=250.0, drain_deadline_s=12.5, needs_release=True, refs=TWO_SOURCES, phase=Phase.DRAINED,
     phase_since=104.25, reason="no progress for 3 s", outcome=Outcome.FORCED, created_at=100.0, updated_at=104.25,
     drain_requested_at=100.5, force_at=103.0, release_by=150.0, release_requested_at=104.5, released_at=104.75,
     release_error="the platform refused", sockets_before=1200, sockets_last=7, sockets_reset=7,

@@ -66,7 +66,7 @@ async def test_a_terminate_is_drained_by_the_controller_and_approved_once_after_
     assert imds.approved(other) == [], "the other VM's event is not ours to approve"
     assert steps["verified zero"] < approval.at < not_before(imds, mine)
     assert {ws.close_code for ws in clients} == {phoenix.CLOSE_SERVICE_RESTART}
-    assert drain.source == "local" and drain.refs == (mine,)
+    assert drain.source == "local" and drain.handles() == (mine,)
     [notice] = host.notices()
     assert (notice["id"], notice["kind"], notice["source"]) == (mine, "terminate", "azure")
     assert (notice["drain_started_by"], notice["released_by"]) == ("controller", "controller")

@@ -84,7 +84,7 @@ async def test_a_deleting_instance_is_drained_and_verified_before_its_graceful_s
     assert drain.not_after == pytest.approx(deadline, abs=0.01)
     assert steps["verified zero"] < steps["release requested"] <= hold_returned_at < deadline
     notices = {n["id"]: n for n in host.notices()}
-    assert notices[drain.refs[0]]["released_by"] == "controller"
+    assert notices[drain.handles()[0]]["released_by"] == "controller"
     assert all(n["state"] == "released" for n in notices.values())
     statuses = [(r.query.get("pageToken"), r.status) for r in fake.lists()]
     retried = statuses.index(("1", 429))

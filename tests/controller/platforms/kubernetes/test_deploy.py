@@ -17,7 +17,7 @@ import yaml
 
 from controller.config import parse_config
 from controller.core.announcements import Journaled
-from controller.core.models import Drain, EventKind, Phase, Transition
+from controller.core.models import Drain, EventKind, Phase, Ref, Transition
 from controller.platforms.kubernetes.endpoints import ServiceEndpoints
 from controller.platforms.kubernetes.events import PodEvents
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease
@@ -142,8 +142,8 @@ async def test_the_role_grants_exactly_the_verbs_the_controller_uses(
             await until(lambda: seen.events, what="the deletion event")
             drain = Drain(id=1, instance="api-0", pool="p", source="kubernetes", kind=EventKind.TERMINATE,
                           event_id="e", not_after=seen.events[0].not_after, rate_per_s=1.0, drain_deadline_s=1.0,
-                          needs_release=True, refs=(pod["metadata"]["uid"],))
-            await FinalizerRelease(api, namespace="default", finalizer=FINALIZER).release(drain)
+                          needs_release=True, refs=(Ref("kubernetes", pod["metadata"]["uid"]),))
+            await FinalizerRelease(api, namespace="default", finalizer=FINALIZER).release(drain, drain.handles())
             line = Transition(seq=1, drain_id=1, instance="api-0", at=0.0, previous=Phase.PENDING,
                               phase=Phase.DRAINING, step="drain requested")
             events = PodEvents(api, seen.pods, namespace="default", instance="one")

@@ -96,7 +96,7 @@ async def test_a_deleted_pod_is_drained_with_1012_and_its_finalizer_removed_only
         await released(running, "api-a")
         [drain] = running.engine.history(instance="api-a")
         assert (drain.phase, drain.outcome, drain.verified_by) == (Phase.RELEASED, Outcome.GRACEFUL, "kernel")
-        assert drain.sockets_before == 10 and drain.refs == (fake.pod("api-a")["metadata"]["uid"],)
+        assert drain.sockets_before == 10 and drain.handles() == (fake.pod("api-a")["metadata"]["uid"],)
         steps = {t.step: t.at for t in running.engine.journal(drain.id)}
         adding, removal = [r for r in fake.requests_where("PATCH", "/pods/api-a") if r.status == 200]
         assert (adding.body["metadata"]["finalizers"], removal.body["metadata"]["finalizers"]) == ([FINALIZER], [])
@@ -167,7 +167,7 @@ async def test_hold_prestop_releases_the_notice_the_pods_prestop_hook_waits_on_a
         assert {ws.close_code for ws in clients} == {phoenix.CLOSE_SERVICE_RESTART}
         await released(running, "api-a")
         [drain] = running.engine.history(instance="api-a")
-        assert drain.outcome is Outcome.GRACEFUL and drain.refs == (uid,)
+        assert drain.outcome is Outcome.GRACEFUL and drain.handles() == (uid,)
         assert fake.requests_where("PATCH") == [], "hold: prestop never touches finalizers"
         assert deleted["metadata"]["finalizers"] == []
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from controller.core.models import Drain, EventKind
+from controller.core.models import Drain, EventKind, Ref
 from controller.platforms.kubernetes.api import Conflict, KubernetesApi, Refused
 from controller.platforms.kubernetes.finalizers import FinalizerHold, FinalizerRelease, edit_finalizers
 from tests.controller.platforms.kubernetes.support import FINALIZER, Watching, api_for, watching
@@ -43,7 +43,7 @@ def patches(fake: Handle, name: str) -> list[int]:
 def drain_of(instance: str, uid: str) -> Drain:
     return Drain(id=1, instance=instance, pool="kubernetes", source="kubernetes", kind=EventKind.TERMINATE,
                  event_id="e", not_after=time.time() + 60, rate_per_s=100.0, drain_deadline_s=20.0,
-                 needs_release=True, refs=(uid,))
+                 needs_release=True, refs=(Ref("kubernetes", uid),))
 
 
 @contextlib.asynccontextmanager
@@ -116,10 +116,10 @@ async def test_release_removes_only_our_finalizer_and_only_from_the_pod_of_the_d
     api = api_for(fake)
     release = FinalizerRelease(api, namespace="default", finalizer=FINALIZER)
     try:
-        await release.release(drain_of("a", a["metadata"]["uid"]))
-        await release.release(drain_of("b", old_b["metadata"]["uid"]))
-        await release.release(drain_of("gone", "no-such-uid"))
-        await release.release(drain_of("a", a["metadata"]["uid"]))  # idempotent
+        await release.release(drain_of("a", a["metadata"]["uid"]), (a["metadata"]["uid"],))
+        await release.release(drain_of("b", old_b["metadata"]["uid"]), (old_b["metadata"]["uid"],))
+        await release.release(drain_of("gone", "no-such-uid"), ("no-such-uid",))
+        await release.release(drain_of("a", a["metadata"]["uid"]), (a["metadata"]["uid"],))  # idempotent
     finally:
         api.close()
     assert finalizers(fake, "a") == [KEEP]

@@ -49,8 +49,8 @@ async def test_a_release_before_the_prestop_hook_opened_its_notice_lets_the_hook
     await server.start_server()
     client = AgentClient(str(server.make_url("")), TOKEN)
     try:
-        drain = SimpleNamespace(instance="api-a", refs=(UID,), not_after=START_S + 60)
-        await PreStopRelease(OnePod(client), watched()).release(drain)  # type: ignore[arg-type]
+        drain = SimpleNamespace(instance="api-a", not_after=START_S + 60)
+        await PreStopRelease(OnePod(client), watched()).release(drain, (UID,))  # type: ignore[arg-type]
 
         result = await hold(pod.agent, window_s=60, clock=pod.clock, notice_id=UID)
     finally:
@@ -71,8 +71,8 @@ async def test_a_release_after_the_hook_opened_its_notice_releases_that_notice()
     await server.start_server()
     client = AgentClient(str(server.make_url("")), TOKEN)
     try:
-        drain = SimpleNamespace(instance="api-a", refs=(UID,), not_after=START_S + 60)
-        await PreStopRelease(OnePod(client), watched()).release(drain)  # type: ignore[arg-type]
+        drain = SimpleNamespace(instance="api-a", not_after=START_S + 60)
+        await PreStopRelease(OnePod(client), watched()).release(drain, (UID,))  # type: ignore[arg-type]
     finally:
         await client.aclose()
         await server.close()
@@ -89,7 +89,7 @@ async def test_a_pod_no_longer_watched_has_no_hook_to_release_and_before_the_fir
         def host(self, instance: str) -> AgentClient:
             raise AssertionError(f"no agent call for {instance}")
 
-    drain = SimpleNamespace(instance="api-a", refs=(UID,), not_after=START_S + 60)
-    await PreStopRelease(NoAgent(), watched("api-b")).release(drain)  # type: ignore[arg-type]
+    drain = SimpleNamespace(instance="api-a", not_after=START_S + 60)
+    await PreStopRelease(NoAgent(), watched("api-b")).release(drain, (UID,))  # type: ignore[arg-type]
     with pytest.raises(PodsNotListed):
-        await PreStopRelease(NoAgent(), PodDirectory()).release(drain)  # type: ignore[arg-type]
+        await PreStopRelease(NoAgent(), PodDirectory()).release(drain, (UID,))  # type: ignore[arg-type]
