@@ -6,6 +6,7 @@ keeps instance -> pool in the shared `Inventory` (what the engine reads), reache
 
     drainctl_discovery_instances{platform}                     instances the platform's discovery holds now
     drainctl_discovery_last_success_timestamp_seconds{platform}  unix time of its last round that answered
+    drainctl_discovery_round_duration_seconds{platform}        how long its last answered round took (list + apply)
 
 A static instance (`instances:`) always wins over a discovered one of the same name. A member missing from a
 round is dropped only once no drain of it is open (`busy`); until then it stays, so its drain can finish.
@@ -77,11 +78,15 @@ class Fleet(Mapping[str, AgentClient]):
         self._last_success = Gauge("drainctl_discovery_last_success_timestamp_seconds",
                                    "Unix time of the last discovery round of a platform that answered.",
                                    ["platform"], registry=registry)
+        self._round_s = Gauge("drainctl_discovery_round_duration_seconds",
+                              "How long the last discovery round of a platform that answered took, listing and "
+                              "applying.", ["platform"], registry=registry)
 
     # --- discovery -------------------------------------------------------------------------------------------
 
-    def apply(self, platform: str, members: Iterable[Member]) -> None:
-        """A round of `platform` answered with exactly these members (add, update, drop the missing)."""
+    def apply(self, platform: str, members: Iterable[Member], *, started: float | None = None) -> None:
+        """A round of `platform` answered with exactly these members (add, update, drop the missing).
+        `started`: when the round began (`time.monotonic()`), for its duration gauge."""
         fresh = {m.name: m for m in members if m.name not in self._static}
         for member in fresh.values():
             self._put(member)
@@ -90,6 +95,8 @@ class Fleet(Mapping[str, AgentClient]):
                 self._missing(name, entry)
         self._instances.labels(platform).set(self.count(platform))
         self._last_success.labels(platform).set(self._clock())
+        if started is not None:
+            self._round_s.labels(platform).set(time.monotonic() - started)
 
     def count(self, platform: str) -> int:
         return sum(1 for e in self._entries.values() if e.member.platform == platform)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from prometheus_client import CollectorRegistry
+
 from controller.core.inventory import Inventory
 from controller.core.members import Member
 from controller.core.models import EventKind, LifecycleEvent
@@ -58,3 +60,13 @@ async def test_an_event_for_an_unknown_instance_waits_for_a_fresh_round_and_is_t
     assert sorted(taken[1:]) == [("api-never", False), ("api-new", True)], (
         "held until the round that lists api-new; api-never passed on (to be refused) after it")
     assert platform.rounds >= 2, "the unknown instances asked for a round (the interval is an hour)"
+
+
+@async_test
+async def test_an_answered_round_exports_its_size_and_how_long_it_took() -> None:
+    registry = CollectorRegistry()
+    fleet = Fleet(Inventory(), {}, timeout_s=1.0, registry=registry)
+    await Discovery("gcp", Platform(), fleet, interval_s=3600.0).round()
+    took = registry.get_sample_value("drainctl_discovery_round_duration_seconds", {"platform": "gcp"})
+    held = registry.get_sample_value("drainctl_discovery_instances", {"platform": "gcp"})
+    assert took is not None and 0 <= took < 60 and held == 1
