@@ -208,13 +208,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _start(config: Path) -> tuple[asyncio.subprocess.Process, float, float, str]:
-    """The controller, its ready line's time, and the start's monotonic time."""
+async def _start(config: Path, profile: Path | None) -> tuple[asyncio.subprocess.Process, float, float, str]:
+    """The controller (under cProfile, written at its exit, with `profile`), the start's monotonic time, and
+    its ready line's time."""
     started = time.monotonic()
+    drainctl = str(Path(sys.executable).parent / "drainctl")
+    wrap = [] if profile is None else [sys.executable, "-m", "cProfile", "-o", str(profile)]
     with (config.parent / "controller.log").open("wb") as log:
         process = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "drainctl"), "run", "--config", str(config),
-            stdout=asyncio.subprocess.PIPE, stderr=log)
+            *wrap, drainctl, "run", "--config", str(config), stdout=asyncio.subprocess.PIPE, stderr=log)
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), timeout=300)
     ready = json.loads(line)
@@ -378,7 +380,7 @@ async def _full_round(agents: Agents, instances: int, timeout_s: float) -> float
 
 
 async def _run(instances: int, rest_s: float, samples: int, storm: int, backstop: Backstop,
-               full_round: bool) -> dict[str, Any]:
+               full_round: bool, profile: Path | None = None) -> dict[str, Any]:
     hosts = fleet_hosts(instances)
     agents = Agents({host.address: host.name for host in hosts})
     agent_port = _free_port()
@@ -389,7 +391,7 @@ async def _run(instances: int, rest_s: float, samples: int, storm: int, backstop
     result: dict[str, Any] = {"instances": instances}
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         config = _config(Path(tmp), urls, _free_port(), agent_port, backstop)
-        process, started, ready_s, api = await _start(config)
+        process, started, ready_s, api = await _start(config, profile)
         try:
             full_s, gauges = await _inventory_full(api, instances, started)
             result.update(ready_s=round(ready_s, 2), inventory_full_s=round(full_s, 2),
@@ -424,9 +426,10 @@ async def _run(instances: int, rest_s: float, samples: int, storm: int, backstop
 
 
 def run(instances: int = 10_000, rest_s: float = 30.0, samples: int = 50, storm: int = 1000,
-        backstop_rate: float = 20.0, backstop_interval: float = 600.0, full_round: bool = False) -> dict[str, Any]:
+        backstop_rate: float = 20.0, backstop_interval: float = 600.0, full_round: bool = False,
+        profile: Path | None = None) -> dict[str, Any]:
     return asyncio.run(_run(instances, rest_s, samples, storm, Backstop(backstop_rate, backstop_interval),
-                            full_round))
+                            full_round, profile))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -438,9 +441,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backstop-rate", type=float, default=20.0, help="sources.local.rate_per_s")
     parser.add_argument("--backstop-interval", type=float, default=600.0, help="sources.local.poll_interval_s")
     parser.add_argument("--full-round", action="store_true", help="also wait for one whole backstop round")
+    parser.add_argument("--profile", type=Path, help="run the controller under cProfile, its stats to this file")
     args = parser.parse_args(argv)
     result = run(args.instances, args.rest, args.samples, args.storm, args.backstop_rate, args.backstop_interval,
-                 args.full_round)
+                 args.full_round, args.profile)
     print(json.dumps({"fleet": result}), flush=True)
 
 

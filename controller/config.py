@@ -185,6 +185,9 @@ class ApiConfig(Frozen):
     push_token: TokenFile | None = Field(default=None, alias="push_token_file")
     """The token agents push notices with (`POST /v1/pushes` only; never drains, resets or reads). None: the
     push route is off."""
+    push_batch_max: int = Field(default=256, ge=1, le=10_000)
+    """The most pushed notices journaled in one commit (group commit, controller/api/batching.py): each is
+    answered once its commit is durable; a larger batch holds the event loop longer while it is written."""
 
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ raises only drainctl's own errors (`TemporaryError`: retry later; `PermanentErro
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol, runtime_checkable
 
 from controller.core.announcements import Announcement
@@ -136,6 +137,20 @@ class Journal(Protocol):
         that must not lose a line passes the last seq it delivered and gets every later one, none skipped."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Batching(Protocol):
+    """A journal that can group writes into one commit (`SqliteJournal.batch`): the writes inside the block
+    are durable only once it has returned, all together; a failed commit (`JournalError`) wrote none of them.
+    A journal without it writes (and commits) each one as it comes."""
+
+    def batch(self) -> AbstractContextManager[None]: ...
+
+
+def batch_of(journal: Journal) -> AbstractContextManager[None]:
+    """`journal.batch()`, or a block in which each write commits on its own."""
+    return journal.batch() if isinstance(journal, Batching) else nullcontext()
 
 
 Work = Callable[[], Coroutine[Any, Any, None]]

@@ -46,6 +46,7 @@ from controller.core.stall import Progress
 from controller.engine import triaging
 from controller.engine.announcing import Announcer
 from controller.engine.budgeting import admit
+from controller.engine.episodes import Episodes
 from controller.engine.rotating import Rotation
 from controller.engine.scheduling import backoff_s, must_start_by, plan
 from controller.engine.verifying import Observation, Verifier
@@ -111,8 +112,8 @@ class Reconciler:
         self._clock = clock
         self._announcer = announcer
         self._slots = slots
-        self.drains: dict[str, Drain] = {}
-        """The latest episode of each instance (the only one that may be unfinished)."""
+        self.drains = Episodes()
+        """The latest episode of each instance (the only one that may be unfinished), the open ones by pool."""
         self.watches: dict[str, Watch] = {}
         self._attempts: dict[str, int] = {}
         self._errors: dict[str, DrainctlError] = {}
@@ -133,6 +134,14 @@ class Reconciler:
         """Drop everything held in memory (episodes, watches, retries): the journal is read again (`Engine.run`)."""
         for held in (self.drains, self.watches, self._attempts, self._errors, self._waiting, self._released_refs):
             held.clear()
+
+    def restore(self, episodes: Mapping[str, Drain | None]) -> None:
+        """Put episodes back as they were (a batch of events whose commit failed: none of it was written)."""
+        for instance, drain in episodes.items():
+            if drain is None:
+                self.drains.pop(instance, None)
+            else:
+                self.drains[instance] = drain
 
     # --- intake --------------------------------------------------------------------------------------------
 
@@ -238,7 +247,8 @@ class Reconciler:
                        force_at=now, release_by=now + self._budget.verify_s)
             return now
         start_by = must_start_by(not_after=drain.not_after, budget=self._budget, holds=drain.needs_release)
-        verdict = admit(drain, self.drains.values(), slots=self._slots(drain.pool), now=now, must_start_by=start_by)
+        verdict = admit(drain, self.drains.open_in(drain.pool), slots=self._slots(drain.pool), now=now,
+                        must_start_by=start_by)
         if not verdict.start:
             if self._waiting.get(drain.instance) != verdict.why:
                 log.info("%s: %s", drain.instance, verdict.why)
