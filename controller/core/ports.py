@@ -148,6 +148,20 @@ class Batching(Protocol):
     def batch(self) -> AbstractContextManager[None]: ...
 
 
+@runtime_checkable
+class Relaxing(Protocol):
+    """A journal that can commit a write recording what already happened without waiting for the disk
+    (`SqliteJournal.after_the_fact`): durable against a crash of the process at once, against a power loss
+    once the next ordinary commit is (it flushes everything before it)."""
+
+    def after_the_fact(self) -> AbstractContextManager[None]: ...
+
+
+def after_the_fact_of(journal: Journal) -> AbstractContextManager[None]:
+    """`journal.after_the_fact()`, or a block whose writes commit as every other."""
+    return journal.after_the_fact() if isinstance(journal, Relaxing) else nullcontext()
+
+
 def batch_of(journal: Journal) -> AbstractContextManager[None]:
     """`journal.batch()`, or a block in which each write commits on its own."""
     return journal.batch() if isinstance(journal, Batching) else nullcontext()

@@ -31,6 +31,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ from controller.core.budget import Budget
 from controller.core.clocks import Clock
 from controller.core.errors import DrainctlError, PermanentError, TemporaryError
 from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase, Transition
-from controller.core.ports import HostActions, Hosts, Journal, NothingToRelease, Releaser
+from controller.core.ports import HostActions, Hosts, Journal, NothingToRelease, Releaser, after_the_fact_of
 from controller.core.settings import EngineConfig
 from controller.core.stall import Progress
 from controller.engine import triaging
@@ -545,8 +546,9 @@ class Reconciler:
         moved = after.phase is not drain.phase
         if moved:
             after = dataclasses.replace(after, phase_since=now)
-        self._store.record(drain, after, step=step, detail=detail, event=event,
-                           disposition=Disposition.MERGED if event else None)
+        with after_the_fact_of(self._store) if step in RESULT_STEPS else nullcontext():
+            self._store.record(drain, after, step=step, detail=detail, event=event,
+                               disposition=Disposition.MERGED if event else None)
         self.drains[drain.instance] = after
         if moved:
             self._attempts.pop(drain.instance, None)
@@ -588,6 +590,13 @@ class Reconciler:
             return latest[-1]
         return self._store.transitions(drain_id=drain.id, limit=1_000_000)[-1]
 
+
+RESULT_STEPS = frozenset({
+    "drain accepted", "drain request failed", "first count", "verified zero", "reset done",
+    "verified zero after reset", "sockets left after reset", "released", "done",
+})
+"""Steps that record what already happened, not what is about to be done: journaled after the fact (a power
+loss may lose one; the resumed pass finds it again), while every intent is on disk before it is acted on."""
 
 _TIMERS = ("not_after", "force_at", "release_by")
 """The episode's deadlines: an event merged into it may only tighten them."""

@@ -9,14 +9,14 @@ a controller that cannot journal cannot act.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter
 
 from controller.core.errors import JournalError
 from controller.core.models import Disposition, Drain, LifecycleEvent, Transition
-from controller.core.ports import Journal, batch_of
+from controller.core.ports import Journal, after_the_fact_of, batch_of
 
 Result = TypeVar("Result")
 
@@ -55,6 +55,9 @@ class CountedJournal:
         except JournalError:
             self.errors.labels("write").inc()
             raise
+
+    def after_the_fact(self) -> AbstractContextManager[None]:
+        return after_the_fact_of(self.inner)
 
     def seen(self, event_id: str) -> bool:
         return self._counted("read", lambda: self.inner.seen(event_id))

@@ -4,7 +4,13 @@ durable; a commit that fails takes none of its batch (all answered 503, nothing 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -115,3 +121,68 @@ async def test_a_batch_whose_commit_fails_takes_none_of_its_pushes_and_their_ret
     assert kept == [], "an episode of the failed batch stayed in memory though the journal has none"
     assert written == [], "nothing of the failed batch may be in the file"
     assert [a.json()["disposition"] for a in retried] == ["started"] * len(names), "retries are new, not duplicates"
+
+
+def _controller_config(tmp_path: Path, port: int) -> Path:
+    for name, text in (("api.token", API), ("push.token", PUSH), ("agent.token", "agent-token")):
+        (tmp_path / name).write_text(text)
+    config = {
+        "journal": str(tmp_path / "journal.sqlite"),
+        "api": {"listen": f"127.0.0.1:{port}", "token_file": str(tmp_path / "api.token"),
+                "push_token_file": str(tmp_path / "push.token")},
+        "agents": {"token_file": str(tmp_path / "agent.token")},
+        "sources": {"local": {"enabled": False}},
+    }
+    path = tmp_path / "controller.yaml"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _start(config: Path) -> tuple[subprocess.Popen[str], str]:
+    child = subprocess.Popen([sys.executable, "-c", "from controller.cli import main; main()", "run", "--config",
+                              str(config)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert child.stdout is not None
+    ready = json.loads(child.stdout.readline())
+    return child, f"http://{ready['api']}"
+
+
+@async_test
+async def test_a_controller_killed_mid_storm_has_journaled_every_push_it_answered(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = _controller_config(tmp_path, port)
+    names = [f"vm-{i:03d}" for i in range(STORM)]
+    headers = {"Authorization": f"Bearer {PUSH}"}
+    child, url = await asyncio.to_thread(_start, config)
+    answered: list[str] = []
+    try:
+        async with httpx.AsyncClient(base_url=url, trust_env=False, limits=httpx.Limits(max_connections=STORM),
+                                     timeout=30) as http:
+            async def push(name: str) -> None:
+                with contextlib.suppress(httpx.TransportError):
+                    answer = await http.post("/v1/pushes", json=_push(name), headers=headers)
+                    if answer.status_code == 202:
+                        answered.append(name)
+                        if len(answered) == STORM // 10:
+                            child.send_signal(signal.SIGKILL)  # a crash in the middle of the storm
+
+            await asyncio.gather(*(push(name) for name in names))
+    finally:
+        child.kill()
+        child.wait()
+    lost = [name for name in answered if not _journaled(tmp_path / "journal.sqlite", name)]
+    assert len(answered) >= STORM // 10 and lost == [], f"answered 202 but not in the journal: {lost}"
+
+    child, url = await asyncio.to_thread(_start, config)  # the agents retry against the restarted controller
+    try:
+        async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=30) as http:
+            again = {name: (await http.post("/v1/pushes", json=_push(name), headers=headers)).json()
+                     for name in names}
+    finally:
+        child.terminate()
+        child.wait()
+    assert {again[name]["disposition"] for name in answered} == {"duplicate"}, "an answered push was lost"
+    with sqlite3.connect(tmp_path / "journal.sqlite") as db:
+        per_instance = dict(db.execute("SELECT instance, COUNT(*) FROM drains GROUP BY instance").fetchall())
+    assert per_instance == {name: 1 for name in names}, "every notice has exactly one episode after the crash"
