@@ -176,7 +176,7 @@ class Engine:
         except JournalError as exc:
             log.error("journal: a batch of %d events was not committed (%s); none was taken", len(events), exc)
             self._reconciler.restore(before)
-            return [exc for _ in events]
+            return [JournalError(str(exc)) for _ in events]
         for result in results:
             if isinstance(result, Submission) and result.disposition in (Disposition.STARTED, Disposition.MERGED):
                 assert result.drain is not None
