@@ -1,7 +1,7 @@
 """The controller at fleet scale: 10,000 instances it discovers itself, one `drainctl run`, agents that push.
 
     .venv/bin/python -m bench fleet [--instances 10000] [--rest 30] [--samples 50] [--storm 1000]
-                                    [--backstop-rate 20] [--backstop-interval 600] [--full-round]
+                                    [--backstop-rate 10] [--backstop-interval 1200] [--full-round]
 
 The controller's config lists no instance: it discovers them through the wire-level fakes the e2e tests use
 (tests/fakes), served from this process: the Compute API (`FakeCompute`: 3 regions' MIGs of `--instances`
@@ -422,7 +422,7 @@ async def _run(instances: int, rest_s: float, samples: int, storm: int, backstop
 
 
 def run(instances: int = 10_000, rest_s: float = 30.0, samples: int = 50, storm: int = 1000,
-        backstop_rate: float = 20.0, backstop_interval: float = 600.0, full_round: bool = False,
+        backstop_rate: float = 10.0, backstop_interval: float = 1200.0, full_round: bool = False,
         profile: Path | None = None) -> dict[str, Any]:
     return asyncio.run(_run(instances, rest_s, samples, storm, Backstop(backstop_rate, backstop_interval),
                             full_round, profile))
@@ -434,8 +434,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rest", type=float, default=30.0, help="seconds of CPU sampling at rest")
     parser.add_argument("--samples", type=int, default=50, help="pushed notices timed one at a time")
     parser.add_argument("--storm", type=int, default=1000, help="notices pushed at once")
-    parser.add_argument("--backstop-rate", type=float, default=20.0, help="sources.local.rate_per_s")
-    parser.add_argument("--backstop-interval", type=float, default=600.0, help="sources.local.poll_interval_s")
+    parser.add_argument("--backstop-rate", type=float, default=10.0, help="sources.local.rate_per_s")
+    parser.add_argument("--backstop-interval", type=float, default=1200.0, help="sources.local.poll_interval_s")
     parser.add_argument("--full-round", action="store_true", help="also wait for one whole backstop round")
     parser.add_argument("--profile", type=Path, help="run the controller under cProfile, its stats to this file")
     args = parser.parse_args(argv)
