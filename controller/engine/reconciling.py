@@ -593,10 +593,12 @@ class Reconciler:
 
 RESULT_STEPS = frozenset({
     "drain accepted", "drain request failed", "first count", "verified zero", "reset done",
-    "verified zero after reset", "sockets left after reset", "released", "done",
+    "verified zero after reset", "sockets left after reset", "released", "done", "release requested",
 })
-"""Steps that record what already happened, not what is about to be done: journaled after the fact (a power
-loss may lose one; the resumed pass finds it again), while every intent is on disk before it is acted on."""
+"""Steps a resumed pass finds again safely if a power loss took them: what already happened (a count, an answer,
+a release), and "release requested", whose act is idempotent (a resumed drained episode releases again). They
+are journaled after the fact; every other intent (above all "drain requested": a drain request is never sent
+twice) is on disk before it is acted on."""
 
 _TIMERS = ("not_after", "force_at", "release_by")
 """The episode's deadlines: an event merged into it may only tighten them."""

@@ -21,8 +21,9 @@ Results after the fact (`after_the_fact()`): a line that records what already ha
 once (it is in the WAL, in the OS's cache) and a power loss once the next FULL commit, the next intent, has
 flushed the WAL. Losing one to a power loss only makes the resumed controller find it again: the drain was
 sent (draining goes on to verifying), the count is taken again, the release is repeated (releases are
-idempotent). Intents ("drain requested", "reset requested", "release requested", an event accepted) stay FULL:
-they are on disk before they are acted on. That took a drain from five fsyncs to two.
+idempotent, so "release requested" is one of these too). The other intents ("drain requested", "reset
+requested", an event accepted) stay FULL: they are on disk before they are acted on. That took a drain from
+five fsyncs to one.
 
 The schema and its migrations are in `sqlite_schema.py`, the row mapping in `rows.py`. sqlite3's errors
 never leave this module: opening fails with `ConfigError`, a failed read or write with `JournalError` (a

@@ -1,5 +1,6 @@
-"""Intents are on disk before they are acted on (synchronous=FULL); results are journaled after the fact
-(synchronous=NORMAL, flushed by the next intent's commit), and both are in the file for another process at once."""
+"""Intents are on disk before they are acted on (synchronous=FULL); results, and the idempotent release's
+request, are journaled after the fact (synchronous=NORMAL, flushed by the next FULL commit), and both are in the
+file for another process at once."""
 
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ async def test_intents_wait_for_the_disk_and_results_do_not(tmp_path: Path) -> N
     await world.settle()
     drain = world.engine.get("A")
     assert drain is not None and drain.phase is Phase.RELEASED
-    intents = {step: store.modes[step] for step in ("event accepted", "drain requested", "release requested")}
-    results = {step: store.modes[step] for step in ("drain accepted", "verified zero", "released")}
+    intents = {step: store.modes[step] for step in ("event accepted", "drain requested")}
+    results = {step: store.modes[step]
+               for step in ("drain accepted", "verified zero", "release requested", "released")}
     assert intents == dict.fromkeys(intents, FULL) and results == dict.fromkeys(results, NORMAL)
     assert store._db.execute("PRAGMA synchronous").fetchone()[0] == FULL, "the setting is put back"
     with sqlite3.connect(f"file:{tmp_path / 'journal.sqlite'}?mode=ro", uri=True) as other:
