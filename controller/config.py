@@ -151,8 +151,11 @@ class AgentsConfig(Frozen):
     """Per agent request. Longer than the agent's own app timeout, so a stopped app shows as the agent's 504."""
     max_in_flight: int = Field(default=64, ge=1, le=10_000)
     """Requests to agents on the wire at once, whoever sends them (one shared client: hosts/pooling.py)."""
-    max_keepalive: int = Field(default=64, ge=0, le=10_000)
-    """Idle connections to agents kept open for their next request."""
+    max_keepalive: int = Field(default=16, ge=0, le=10_000)
+    """Idle connections to agents kept open for their next request. Few: at fleet scale an idle connection is
+    rarely the next one needed (the backstop reads each agent once a round), and httpcore's pool looks over
+    every kept connection for each one at every request (quadratic: at 64 kept, ~3 % of a core at rest in the
+    fleet benchmark); a drain's own calls reuse theirs while it runs."""
     keepalive_s: Seconds = 30.0
     """How long an idle connection is kept."""
     token: TokenFile | None = Field(default=None, alias="token_file")
@@ -191,6 +194,9 @@ class ApiConfig(Frozen):
     push_token: TokenFile | None = Field(default=None, alias="push_token_file")
     """The token agents push notices with (`POST /v1/pushes` only; never drains, resets or reads). None: the
     push route is off."""
+    push_batch_max: int = Field(default=256, ge=1, le=10_000)
+    """The most pushed notices journaled in one commit (group commit, controller/api/batching.py): each is
+    answered once its commit is durable; a larger batch holds the event loop longer while it is written."""
 
 
 if TYPE_CHECKING:

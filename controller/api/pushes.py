@@ -5,7 +5,8 @@ holding it can report that it is going away, never drain, reset or read another 
 agent's instance and its callback URL; an instance the controller does not know yet is learned (inventory and
 agent, `controller/hosts/learning.py`) when `agents.token_file` lets the controller call it back, else the push
 is refused with 404 and the agent's fallback and the next discovery round remain. A body that is not a push is
-one 400 line naming the key.
+one 400 line naming the key. Concurrent pushes are journaled together, one commit per batch, each answered
+only once its event is durable (`batching.py`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from controller.api.batching import MAX_BATCH, GroupCommit
 from controller.core.notices import notice_event
 from controller.engine import Engine
 from controller.hosts.learning import KnownAgents
@@ -28,22 +31,28 @@ log = logging.getLogger("drainctl.api")
 @dataclass(frozen=True)
 class Pushes:
     """What the push route needs: its token, the engine it submits to, the agents it may learn, the pool of a
-    push that names none."""
+    push that names none, the most pushes journaled in one commit."""
 
     token: str = field(repr=False)
     engine: Engine
     agents: KnownAgents
     learned_pool: str = "default"
+    max_batch: int = MAX_BATCH
+
+    @cached_property
+    def intake(self) -> GroupCommit:
+        return GroupCommit(self.engine.submit_all, max_batch=self.max_batch)
 
     def route(self, app: web.Application) -> None:
         app.router.add_post(PUSHES, self._push)
+        app.on_cleanup.append(lambda _app: self.intake.aclose())
 
     async def _push(self, request: web.Request) -> web.StreamResponse:
         body = _parsed(await request.read())
         learned = self._learn(body)
         notice = body.notice
         event = notice_event(body.instance, notice_id=notice.id, kind=notice.kind, not_after=notice.not_after)
-        submission = self.engine.submit(event)
+        submission = await self.intake.submit(event)
         log.info("api: %s notice %s for %s pushed by its agent: %s%s", event.kind, notice.id, body.instance,
                  submission.disposition, " (instance learned)" if learned else "")
         drain_id = submission.drain.id if submission.drain is not None else None

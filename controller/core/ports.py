@@ -20,6 +20,7 @@ raises only drainctl's own errors (`TemporaryError`: retry later; `PermanentErro
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol, runtime_checkable
 
 from controller.core.announcements import Announcement
@@ -139,6 +140,34 @@ class Journal(Protocol):
         that must not lose a line passes the last seq it delivered and gets every later one, none skipped."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Batching(Protocol):
+    """A journal that can group writes into one commit (`SqliteJournal.batch`): the writes inside the block
+    are durable only once it has returned, all together; a failed commit (`JournalError`) wrote none of them.
+    A journal without it writes (and commits) each one as it comes."""
+
+    def batch(self) -> AbstractContextManager[None]: ...
+
+
+@runtime_checkable
+class Relaxing(Protocol):
+    """A journal that can commit a write recording what already happened without waiting for the disk
+    (`SqliteJournal.after_the_fact`): durable against a crash of the process at once, against a power loss
+    once the next ordinary commit is (it flushes everything before it)."""
+
+    def after_the_fact(self) -> AbstractContextManager[None]: ...
+
+
+def after_the_fact_of(journal: Journal) -> AbstractContextManager[None]:
+    """`journal.after_the_fact()`, or a block whose writes commit as every other."""
+    return journal.after_the_fact() if isinstance(journal, Relaxing) else nullcontext()
+
+
+def batch_of(journal: Journal) -> AbstractContextManager[None]:
+    """`journal.batch()`, or a block in which each write commits on its own."""
+    return journal.batch() if isinstance(journal, Batching) else nullcontext()
 
 
 Work = Callable[[], Coroutine[Any, Any, None]]

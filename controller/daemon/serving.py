@@ -78,7 +78,7 @@ def _pushes(config: ControllerConfig, api: ApiConfig, controller: Assembly) -> P
     if api.push_token is None or controller.agents is None:
         return None
     return Pushes(api.push_token.get_secret_value(), controller.engine, controller.agents,
-                  learned_pool=config.agents.learned_pool)
+                  learned_pool=config.agents.learned_pool, max_batch=api.push_batch_max)
 
 
 async def _run_until(stop: asyncio.Event, controller: Assembly) -> int:

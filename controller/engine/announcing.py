@@ -22,7 +22,7 @@ import contextlib
 import inspect
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TypeGuard
 
 from controller.core.announcements import Announcement
@@ -116,6 +116,7 @@ class Announcer:
         """Every listener, in the order given (the API finds the metrics among them)."""
         self._direct: list[Listener] = []
         self._mailboxes: list[Mailbox] = []
+        self._held: list[Announcement] | None = None
         for listener in self.listeners:
             if _is_async(listener):
                 self._mailboxes.append(Mailbox(listener, self._complain))
@@ -124,6 +125,29 @@ class Announcer:
 
     def announce(self, announcement: Announcement) -> None:
         """Tell every listener; returns without awaiting any of them, whatever they do."""
+        if self._held is not None:
+            self._held.append(announcement)
+            return
+        self._tell(announcement)
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Keep what is announced inside, and tell it only if the block ends well (a group commit: its lines
+        are durable only once the whole batch is committed); a block that raises drops them."""
+        if self._held is not None:
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        except BaseException:
+            self._held = None
+            raise
+        held, self._held = self._held, None
+        for announcement in held:
+            self._tell(announcement)
+
+    def _tell(self, announcement: Announcement) -> None:
         for listener in self._direct:
             try:
                 listener.hear(announcement)

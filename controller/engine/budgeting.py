@@ -18,16 +18,24 @@ class Admission:
     why: str
 
 
+def earliest_deadline_first(drain: Drain) -> tuple[float, float, int]:
+    """The order waiting drains are admitted in: deadline, then arrival, then id."""
+    return (drain.not_after, drain.created_at, drain.id)
+
+
+def waiting(drains: Iterable[Drain]) -> list[Drain]:
+    """The drains that wait for a slot (pending, not an operator's reset), earliest deadline first."""
+    return sorted((d for d in drains if d.phase is Phase.PENDING and d.kind is not EventKind.RESET),
+                  key=earliest_deadline_first)
+
+
 def admit(candidate: Drain, drains: Iterable[Drain], *, slots: int, now: float, must_start_by: float) -> Admission:
     """May `candidate` (pending) start now, given every current episode?"""
     same_pool = [d for d in drains if d.pool == candidate.pool]
     draining = sum(1 for d in same_pool if d.active)
-    waiting = sorted(
-        (d for d in same_pool if d.phase is Phase.PENDING and d.kind is not EventKind.RESET),
-        key=lambda d: (d.not_after, d.created_at, d.id),
-    )
+    queue = waiting(same_pool)
     free = slots - draining
-    ahead = next((i for i, d in enumerate(waiting) if d.id == candidate.id), len(waiting))
+    ahead = next((i for i, d in enumerate(queue) if d.id == candidate.id), len(queue))
     if ahead < free:
         return Admission(True, f"{draining}/{slots} of pool {candidate.pool} draining, earliest deadline next")
     if now >= must_start_by:

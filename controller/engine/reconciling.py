@@ -31,6 +31,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +41,13 @@ from controller.core.budget import Budget
 from controller.core.clocks import Clock
 from controller.core.errors import DrainctlError, PermanentError, TemporaryError
 from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Outcome, Phase, Ref, Transition
-from controller.core.ports import HostActions, Hosts, Journal, NothingToRelease, Releaser
+from controller.core.ports import HostActions, Hosts, Journal, NothingToRelease, Releaser, after_the_fact_of
 from controller.core.settings import EngineConfig
 from controller.core.stall import Progress
 from controller.engine import releasing, triaging
 from controller.engine.announcing import Announcer
 from controller.engine.budgeting import admit
+from controller.engine.episodes import Episodes
 from controller.engine.rotating import Rotation
 from controller.engine.scheduling import backoff_s, must_start_by, plan
 from controller.engine.verifying import Observation, Verifier
@@ -111,8 +113,8 @@ class Reconciler:
         self._clock = clock
         self._announcer = announcer
         self._slots = slots
-        self.drains: dict[str, Drain] = {}
-        """The latest episode of each instance (the only one that may be unfinished)."""
+        self.drains = Episodes()
+        """The latest episode of each instance (the only one that may be unfinished), the open ones by pool."""
         self.watches: dict[str, Watch] = {}
         self._attempts: dict[str, int] = {}
         self._errors: dict[str, DrainctlError] = {}
@@ -131,6 +133,14 @@ class Reconciler:
         """Drop everything held in memory (episodes, watches, retries): the journal is read again (`Engine.run`)."""
         for held in (self.drains, self.watches, self._attempts, self._errors, self._waiting):
             held.clear()
+
+    def restore(self, episodes: Mapping[str, Drain | None]) -> None:
+        """Put episodes back as they were (a batch of events whose commit failed: none of it was written)."""
+        for instance, drain in episodes.items():
+            if drain is None:
+                self.drains.pop(instance, None)
+            else:
+                self.drains[instance] = drain
 
     # --- intake --------------------------------------------------------------------------------------------
 
@@ -246,7 +256,8 @@ class Reconciler:
                        force_at=now, release_by=now + self._budget.verify_s)
             return now
         start_by = must_start_by(not_after=drain.not_after, budget=self._budget, holds=drain.needs_release)
-        verdict = admit(drain, self.drains.values(), slots=self._slots(drain.pool), now=now, must_start_by=start_by)
+        verdict = admit(drain, self.drains.open_in(drain.pool), slots=self._slots(drain.pool), now=now,
+                        must_start_by=start_by)
         if not verdict.start:
             if self._waiting.get(drain.instance) != verdict.why:
                 log.info("%s: %s", drain.instance, verdict.why)
@@ -583,8 +594,9 @@ class Reconciler:
         moved = after.phase is not drain.phase
         if moved:
             after = dataclasses.replace(after, phase_since=now)
-        self._store.record(drain, after, step=step, detail=detail, event=event,
-                           disposition=Disposition.MERGED if event else None)
+        with after_the_fact_of(self._store) if step in RESULT_STEPS else nullcontext():
+            self._store.record(drain, after, step=step, detail=detail, event=event,
+                               disposition=Disposition.MERGED if event else None)
         self.drains[drain.instance] = after
         if moved:
             self._attempts.pop(drain.instance, None)
@@ -626,6 +638,15 @@ class Reconciler:
             return latest[-1]
         return self._store.transitions(drain_id=drain.id, limit=1_000_000)[-1]
 
+
+RESULT_STEPS = frozenset({
+    "drain accepted", "drain request failed", "first count", "verified zero", "reset done",
+    "verified zero after reset", "sockets left after reset", "released", "done", "release requested",
+})
+"""Steps a resumed pass finds again safely if a power loss took them: what already happened (a count, an answer,
+a release), and "release requested", whose act is idempotent (a resumed drained episode releases again). They
+are journaled after the fact; every other intent (above all "drain requested": a drain request is never sent
+twice) is on disk before it is acted on."""
 
 _TIMERS = ("not_after", "force_at", "release_by")
 """The episode's deadlines: an event merged into it may only tighten them."""

@@ -37,13 +37,13 @@ from controller.core import operator as manual_source
 from controller.core.announcements import Resumed
 from controller.core.budget import Budget
 from controller.core.clocks import Clock, SystemClock
-from controller.core.errors import DrainctlError, PermanentError, TemporaryError
+from controller.core.errors import DrainctlError, JournalError, PermanentError, TemporaryError
 from controller.core.inventory import Inventory
 from controller.core.models import Disposition, Drain, EventKind, LifecycleEvent, Phase, Transition
-from controller.core.ports import AsyncListener, Hosts, Journal, Listener, Releaser, Source
+from controller.core.ports import AsyncListener, Hosts, Journal, Listener, Releaser, Source, batch_of
 from controller.core.settings import EngineConfig
 from controller.engine.announcing import Announcer
-from controller.engine.budgeting import admit
+from controller.engine.budgeting import admit, earliest_deadline_first, waiting
 from controller.engine.queueing import DueQueue
 from controller.engine.reconciling import Reconciler, Submission
 from controller.engine.rotating import Rotation
@@ -162,6 +162,33 @@ class Engine:
             self._schedule(event.instance, self.clock.now())
         return submission
 
+    def submit_all(self, events: Sequence[LifecycleEvent]) -> list[Submission | DrainctlError]:
+        """Take several events in one journal commit (group commit: one fsync for the lot); for each, its
+        submission or why it was not taken. Every submission returned is durable; nothing of the batch is
+        announced, nor its passes scheduled, before the commit. A commit that fails took none of them: the
+        episodes held in memory are put back as they were and each gets the `JournalError` (temporary)."""
+        before = {event.instance: self._reconciler.drains.get(event.instance) for event in events}
+        results: list[Submission | DrainctlError] = []
+        try:
+            with self._announcer.holding(), batch_of(self._store):
+                for event in events:
+                    results.append(self._accept_one(event))
+        except JournalError as exc:
+            log.error("journal: a batch of %d events was not committed (%s); none was taken", len(events), exc)
+            self._reconciler.restore(before)
+            return [JournalError(str(exc)) for _ in events]
+        for result in results:
+            if isinstance(result, Submission) and result.disposition in (Disposition.STARTED, Disposition.MERGED):
+                assert result.drain is not None
+                self._schedule(result.drain.instance, self.clock.now())
+        return results
+
+    def _accept_one(self, event: LifecycleEvent) -> Submission | DrainctlError:
+        try:
+            return self._reconciler.accept(event, self._pool(event.instance))
+        except DrainctlError as exc:
+            return exc
+
     def drain(
         self,
         instance: str,
@@ -214,7 +241,7 @@ class Engine:
         """Whether a drafted episode would start now (the disruption budget), and its timers if it did."""
         now, holds = self.clock.now(), draft.needs_release
         start_by = must_start_by(not_after=draft.not_after, budget=self.budget, holds=holds)
-        others = [*self._reconciler.drains.values(), draft]
+        others = [*self._reconciler.drains.open_in(draft.pool), draft]
         verdict = admit(draft, others, slots=self._slots(draft.pool), now=now, must_start_by=start_by)
         timers = plan(start=now, not_after=draft.not_after, drain_deadline_s=draft.drain_deadline_s,
                       budget=self.budget, holds=holds)
@@ -310,7 +337,7 @@ class Engine:
                     tasks.create_task(self._watch(source), name=f"source-{source.name}")
                 while True:
                     self._retake()
-                    for key in self._queue.pop_due(self.clock.now(), busy=self._busy):
+                    for key in self._in_deadline_order(self._queue.pop_due(self.clock.now(), busy=self._busy)):
                         self._busy.add(key)
                         tasks.create_task(self._work(key), name=f"reconcile-{key}")
                     due = self.next_due()
@@ -328,7 +355,7 @@ class Engine:
         """Run every pass due now (and those they make due now), then return. For tests and benchmarks."""
         for _ in range(10_000):
             self._retake()
-            keys = self._queue.pop_due(self.clock.now(), busy=self._busy)
+            keys = self._in_deadline_order(self._queue.pop_due(self.clock.now(), busy=self._busy))
             if not keys:
                 return
             self._busy.update(keys)
@@ -382,11 +409,24 @@ class Engine:
             self._wake_pool(drain.pool)
 
     def _wake_pool(self, pool: str) -> None:
-        """A slot may have freed: pending drains of the pool take another look now."""
+        """A slot may have freed: as many of the pool's waiting drains as there are free slots take another
+        look now, earliest deadline first. The others keep their pass at their must-start-by time; waking
+        every waiting drain at each release made a storm quadratic (each pass sorts the pool's queue)."""
+        open_now = list(self._reconciler.drains.open_in(pool))
+        free = self._slots(pool) - sum(1 for d in open_now if d.active)
         now = self.clock.now()
-        for other in self._reconciler.drains.values():
-            if other.pool == pool and other.phase is Phase.PENDING and other.instance not in self._busy:
+        for other in waiting(open_now)[:max(0, free)]:
+            if other.instance not in self._busy:
                 self._queue.schedule(other.instance, now)
+
+    def _in_deadline_order(self, keys: list[str]) -> list[str]:
+        """Passes due together, the waiting drains among them earliest deadline first (so their "drain
+        requested" lines are journaled in deadline order too); the others first, as they came."""
+        drains = self._reconciler.drains
+        pending = {key: drain for key in keys
+                   if (drain := drains.get(key)) is not None and drain.phase is Phase.PENDING}
+        rest = [key for key in keys if key not in pending]
+        return rest + sorted(pending, key=lambda key: earliest_deadline_first(pending[key]))
 
     async def _watch(self, source: Source) -> None:
         while True:

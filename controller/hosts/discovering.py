@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
@@ -65,6 +66,7 @@ class Discovery:
     async def round(self) -> float:
         """One round; how long to wait before the next."""
         waiting, self._waiting = self._waiting, []
+        started = time.monotonic()
         try:
             members = await self._discoverer.discover()
         except DrainctlError as exc:
@@ -73,7 +75,7 @@ class Discovery:
         if self._failures:
             log.info("discovery %s: answering again after %d failed rounds", self.platform, self._failures)
         self._failures = 0
-        self._fleet.apply(self.platform, members)
+        self._fleet.apply(self.platform, members, started=started)
         for future in waiting:
             if not future.done():
                 future.set_result(None)

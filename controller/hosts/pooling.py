@@ -23,7 +23,7 @@ class AgentPool:
     network."""
 
     def __init__(
-        self, *, max_in_flight: int = 64, max_keepalive: int = 64, keepalive_s: float = 30.0,
+        self, *, max_in_flight: int = 64, max_keepalive: int = 16, keepalive_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_keepalive,

@@ -8,14 +8,15 @@ a controller that cannot journal cannot act.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter
 
 from controller.core.errors import JournalError
 from controller.core.models import Disposition, Drain, LifecycleEvent, Transition
-from controller.core.ports import Journal
+from controller.core.ports import Journal, after_the_fact_of, batch_of
 
 Result = TypeVar("Result")
 
@@ -44,6 +45,19 @@ class CountedJournal:
 
     def log_event(self, event: LifecycleEvent, *, at: float, disposition: Disposition, drain_id: int | None) -> None:
         self._counted("write", lambda: self.inner.log_event(event, at=at, disposition=disposition, drain_id=drain_id))
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The inner journal's group commit (a commit that fails counts as a failed write)."""
+        try:
+            with batch_of(self.inner):
+                yield
+        except JournalError:
+            self.errors.labels("write").inc()
+            raise
+
+    def after_the_fact(self) -> AbstractContextManager[None]:
+        return after_the_fact_of(self.inner)
 
     def seen(self, event_id: str) -> bool:
         return self._counted("read", lambda: self.inner.seen(event_id))

@@ -17,7 +17,7 @@ from controller.plugins import Context, Parts, Platform
 
 def connect(settings: LocalSourceConfig, context: Context) -> Parts:
     source = LocalSource(context.agents, poll_interval_s=settings.poll_interval_s,
-                         max_in_flight=settings.max_in_flight)
+                         max_in_flight=settings.max_in_flight, rate_per_s=settings.rate_per_s)
     sources = (source,) if settings.enabled else ()
     return Parts(sources=sources, releasers={SOURCE: AgentNoticeRelease(context.agents)})
 

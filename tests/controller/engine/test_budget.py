@@ -16,7 +16,7 @@ from tests.support.tasks import async_test
 def _intervals(world: World) -> dict[str, tuple[float, float]]:
     """Per instance: (drain requested, left the budget) as the journal recorded them."""
     result = {}
-    for drain in world.engine.history():
+    for drain in world.engine.history(limit=10_000):
         lines = world.engine.journal(drain.id)
         start = next(t.at for t in lines if t.phase is Phase.DRAINING)
         end = next(t.at for t in lines if t.phase in (Phase.DRAINED, Phase.FAILED))
@@ -114,3 +114,25 @@ def test_drains_in_the_budget_are_the_active_phases() -> None:
                                                    event_id="e", not_after=0, rate_per_s=1, drain_deadline_s=1,
                                                    needs_release=False, phase=phase).active}
     assert draining == {Phase.DRAINING, Phase.VERIFYING, Phase.FORCING}
+
+
+@async_test
+async def test_a_storm_taken_in_one_commit_drains_within_the_budget_earliest_deadline_first(tmp_path: Path) -> None:
+    clock = FakeClock()
+    hosts = {f"vm-{i:03d}": FakeHost(clock, sockets=50) for i in range(120)}
+    world = make_world(tmp_path / "journal.db", hosts=hosts, clock=clock, slots=7)
+    rng = random.Random(11)
+    events = [world.notice(name, in_s=rng.uniform(200.0, 500.0)) for name in hosts]
+    results = world.engine.submit_all(events)
+    await world.settle()
+
+    assert all(getattr(r, "disposition", None) is not None for r in results), results
+    intervals = _intervals(world)
+    assert len(intervals) == 120 and _most_at_once(intervals) <= 7
+    deadlines = {e.instance: e.not_after for e in events}
+    started = sorted(intervals, key=lambda name: (intervals[name][0], deadlines[name]))
+    requested = [line.instance for line in world.engine.journal(limit=100_000) if line.step == "drain requested"]
+    assert requested == sorted(requested, key=deadlines.__getitem__), "drain requests journaled out of deadline order"
+    assert started == sorted(started, key=deadlines.__getitem__)
+    late = [r for r in world.releaser.releases if r.at >= deadlines[r.drain.instance]]
+    assert late == [] and len(world.releaser.releases) == 120

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from controller.core.errors import TemporaryError
 from controller.core.inventory import Inventory
@@ -79,3 +80,13 @@ async def test_before_a_discoverys_first_round_an_unknown_instance_is_a_temporar
     await fleet.aclose()
 
     assert found == "http://10.0.0.2:9100"
+
+
+@async_test
+async def test_an_answered_round_exports_its_size_and_how_long_it_took() -> None:
+    registry = CollectorRegistry()
+    fleet = Fleet(Inventory(), {}, timeout_s=1.0, registry=registry)
+    await Discovery("gcp", Platform(), fleet, interval_s=3600.0).round()
+    took = registry.get_sample_value("drainctl_discovery_round_duration_seconds", {"platform": "gcp"})
+    held = registry.get_sample_value("drainctl_discovery_instances", {"platform": "gcp"})
+    assert took is not None and 0 <= took < 60 and held == 1
