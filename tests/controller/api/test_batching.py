@@ -20,7 +20,7 @@ import httpx
 from controller.api.pushes import Pushes
 from controller.api.routes import build_app
 from controller.core.errors import JournalError
-from controller.hosts.learning import KnownAgents
+from controller.hosts.fleet import Fleet
 from controller.hosts.pooling import AgentPool
 from controller.journal.sqlite import SqliteJournal
 from tests.controller.engine.fakes import FakeClock, FakeHost, World, make_world
@@ -68,7 +68,7 @@ class _Abort(Exception):
 @asynccontextmanager
 async def _api(world: World) -> AsyncIterator[tuple[httpx.AsyncClient, Pushes]]:
     pool = AgentPool()
-    agents = KnownAgents({}, world.engine.inventory, pool, token=None, timeout_s=1)
+    agents = Fleet(world.engine.inventory, {}, pool=pool, token=None, timeout_s=1)
     pushes = Pushes(PUSH, world.engine, agents)
     app = build_app(world.engine, API, pushes=pushes)
     limits = httpx.Limits(max_connections=STORM)
