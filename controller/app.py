@@ -133,7 +133,7 @@ async def assemble(
         fleet = _fleet(config, inventory, hosts, pool, metrics, reachability)
         stack.push_async_callback(fleet.aclose)
         context = Context(
-            inventory=inventory, static=frozenset(config.instances), agents=fleet,
+            inventory=inventory, agents=fleet,
             agent_timeout_s=config.agents.timeout_s, budget=config.budget,
             source_metrics=SourceMetrics(metrics.registry), leader=config.leader, fleet=fleet,
             journal=journal, agent_pool=pool, agent_reachability=reachability,

@@ -61,8 +61,6 @@ class Context:
 
     inventory: Inventory
     """Shared instance -> pool map; a platform adds the instances it discovers and removes those that are gone."""
-    static: frozenset[str]
-    """Instances listed under `instances:`; the config wins over a platform's discovery for these names."""
     agents: Mapping[str, AgentClient]
     """Every agent by instance: the fleet's (static, discovered, learned from pushes) when the composition root
     built one."""

@@ -184,24 +184,7 @@ class ComputeApi:
 
     async def aggregated_instances(self) -> list[Any]:
         """Every instance of the project, all zones (`instances.aggregatedList`, paginated), as raw JSON objects."""
-        path = f"/compute/v1/projects/{self._project}/aggregated/instances"
-        instances: list[Any] = []
-        token: str | None = None
-        while True:
-            body = await self._page(path, token, method="GET")
-            scopes = body.get("items", {})
-            if not isinstance(scopes, dict):
-                raise ComputeMalformed("gcp: aggregated instances: items is not an object")
-            for scope in scopes.values():
-                found = scope.get("instances", []) if isinstance(scope, dict) else None
-                if not isinstance(found, list):
-                    raise ComputeMalformed("gcp: aggregated instances: a zone's instances is not a list")
-                instances.extend(found)
-            token = body.get("nextPageToken")
-            if not token:
-                return instances
-            if not isinstance(token, str):
-                raise ComputeMalformed("gcp: aggregated instances: nextPageToken is not a string")
+        return await self._aggregated("instances", "aggregated instances")
 
     async def backend_health(
         self, backend_service: str, group: str, *, region: str | None = None, timeout_s: float | None = None
@@ -223,28 +206,34 @@ class ComputeApi:
     def group_url(self, region: str, name: str) -> str:
         """The URL of a regional MIG's instance group (it has the MIG's name), as backend services name it."""
         return f"{GROUP_URL_BASE}/projects/{self._project}/regions/{region}/instanceGroups/{name}"
+
     async def aggregated_groups(self) -> list[Any]:
         """Every managed instance group of the project, regional and zonal (`instanceGroupManagers.aggregatedList`,
         paginated), as raw JSON objects. No `filter`: a MIG has no `labels` field to filter on (its instances'
         labels come from its instance template and its `allInstancesConfig`), so the caller matches those."""
-        path = f"/compute/v1/projects/{self._project}/aggregated/instanceGroupManagers"
-        groups: list[Any] = []
+        return await self._aggregated("instanceGroupManagers", "aggregated instance group managers")
+
+    async def _aggregated(self, kind: str, what: str) -> list[Any]:
+        """One `aggregatedList` of `kind`, every page, every scope's list (`items: {scope: {kind: [...]}}`; a
+        scope with only a `warning` has none), as raw JSON objects."""
+        path = f"/compute/v1/projects/{self._project}/aggregated/{kind}"
+        found: list[Any] = []
         token: str | None = None
         while True:
             body = await self._page(path, token, method="GET")
             scopes = body.get("items", {})
             if not isinstance(scopes, dict):
-                raise ComputeMalformed("gcp: aggregated instance group managers: items is not an object")
+                raise ComputeMalformed(f"gcp: {what}: items is not an object")
             for scope in scopes.values():
-                found = scope.get("instanceGroupManagers", []) if isinstance(scope, dict) else None
-                if not isinstance(found, list):
-                    raise ComputeMalformed("gcp: aggregated instance group managers: a scope's list is not a list")
-                groups.extend(found)
+                listed = scope.get(kind, []) if isinstance(scope, dict) else None
+                if not isinstance(listed, list):
+                    raise ComputeMalformed(f"gcp: {what}: a scope's {kind} is not a list")
+                found.extend(listed)
             token = body.get("nextPageToken")
             if not token:
-                return groups
+                return found
             if not isinstance(token, str):
-                raise ComputeMalformed("gcp: aggregated instance group managers: nextPageToken is not a string")
+                raise ComputeMalformed(f"gcp: {what}: nextPageToken is not a string")
 
     async def instance_template(self, url: str) -> dict[str, Any]:
         """One instance template (`instanceTemplates.get`, global or regional) by the URL a MIG names it with."""

@@ -23,6 +23,22 @@ from testbed.harness.fleet import DRAINCTL
 from tests.support import AGENT_TOKEN, TEST_BUDGET, running
 
 
+class IdleApp:
+    """Host actions of an app with no sockets, for the out-of-rotation step's tests (the step asks `not_ready`;
+    a subclass says what asking does)."""
+
+    async def not_ready(self) -> bool | None:
+        return False
+
+    async def drain(self, rate_per_s: float) -> None: ...
+
+    async def connections(self) -> int:
+        return 0
+
+    async def reset(self) -> int:
+        return 0
+
+
 @dataclass
 class Host:
     """A reference server and the node agent beside it."""

@@ -21,6 +21,7 @@ from controller.core.clocks import SystemClock
 from controller.engine.rotating import Rotated, Rotation
 from controller.platforms.gcp.backends import BackendHealth, BackendService
 from controller.platforms.gcp.compute import Anonymous, ComputeApi
+from tests.controller.platforms.support import IdleApp
 from tests.fakes.gce_compute import FakeCompute
 from tests.fakes.threaded import Handle, serve
 from tests.support.tasks import async_test
@@ -32,7 +33,7 @@ SHORT = Budget(lb_check_interval_s=1.0, lb_unhealthy_threshold=2, lb_check_timeo
 MIG = ["api-0", "api-1"]
 
 
-class ReadyzHost:
+class ReadyzHost(IdleApp):
     """An app with a real `/readyz`: 200 until `not_ready()` is called, then 503 (still serving)."""
 
     def __init__(self) -> None:
@@ -45,14 +46,6 @@ class ReadyzHost:
 
     async def readyz(self, _request: web.Request) -> web.Response:
         return web.Response(status=200 if self.ready else 503)
-
-    async def drain(self, rate_per_s: float) -> None: ...
-
-    async def connections(self) -> int:
-        return 0
-
-    async def reset(self) -> int:
-        return 0
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from controller.core.clocks import SystemClock
 from controller.engine.rotating import Rotated, Rotation
 from controller.platforms.kubernetes.endpoints import ServiceEndpoints
 from tests.controller.platforms.kubernetes.support import api_for
+from tests.controller.platforms.support import IdleApp
 from tests.fakes.kubernetes import Handle, serve
 from tests.support import until
 from tests.support.tasks import async_test
@@ -32,7 +33,7 @@ SHORT = Budget(lb_check_interval_s=1.0, lb_unhealthy_threshold=2, lb_check_timeo
 """2.5 s: the timer cases end soon."""
 
 
-class LeavingPod:
+class LeavingPod(IdleApp):
     """A pod's app that turns not ready when asked."""
 
     def __init__(self) -> None:
@@ -41,14 +42,6 @@ class LeavingPod:
     async def not_ready(self) -> bool | None:
         self.asked.set()
         return False
-
-    async def drain(self, rate_per_s: float) -> None: ...
-
-    async def connections(self) -> int:
-        return 0
-
-    async def reset(self) -> int:
-        return 0
 
 
 @pytest.fixture
