@@ -79,10 +79,7 @@ class NodeAgent:
     async def drain(self, rate_per_s: float, *, by: Actor) -> dict[str, Any]:
         """Ask the app to drain; the app's answer. A controller drain calls off the fallbacks' wait first."""
         if by == "controller":
-            self._controller_drain_at_s = self._clock.now()
-            for notice in self.book.unreleased():
-                notice.start_drain("controller", at=self._controller_drain_at_s)
-            self.book.save()
+            self._controller_acting()
         else:
             self._acting()
         log.info("drain requested by %s at %g/s", by, rate_per_s)
@@ -95,8 +92,20 @@ class NodeAgent:
         self.metrics.drains.labels(by=by, outcome="accepted").inc()
         return answer
 
+    def _controller_acting(self) -> None:
+        """The controller drains this host now: the fallbacks' wait is called off (each notice guards the
+        controller's drain instead, to its deadline)."""
+        self._controller_drain_at_s = self._clock.now()
+        for notice in self.book.unreleased():
+            notice.start_drain("controller", at=self._controller_drain_at_s)
+        self.book.save()
+
     async def not_ready(self) -> bool | None:
-        """The drain's first step: ask the app to turn not ready; whether it is still ready (None: no hook)."""
+        """The drain's first step: ask the app to turn not ready; whether it is still ready (None: no hook).
+        Only the controller calls it (its route needs the agent token), as the first step of its drain: from
+        here the controller is draining, so the fallback does not start its own drain while the controller waits
+        for the load balancer (that wait may be longer than the fallback's grace)."""
+        self._controller_acting()
         leave = getattr(self._hook, "not_ready", None)
         if leave is None:
             return None

@@ -78,3 +78,31 @@ def test_with_a_controller_drain_the_agent_does_not_drain_but_still_releases_bef
     assert (notice.drain_started_by, notice.released_by, notice.reset) == ("controller", "agent", 3)
     assert notice.released_at is not None and notice.released_at < not_after
     assert all(was_reset(sock) for sock in clients)
+
+
+async def _notice_then_out_of_rotation(client: AgentClient, not_after: float) -> None:
+    await client.post_notice("n1", "terminate", not_after)
+    await client.not_ready()
+
+
+@needs_root
+def test_the_controllers_out_of_rotation_step_calls_off_the_fallbacks_own_drain(
+    start_app: Callable[..., App], start_agent: Callable[..., Agent], connect: Connect
+) -> None:
+    """The controller's drain starts with its out-of-rotation step (not ready, then wait for the load balancer),
+    which may last longer than the fallback's grace: the agent must not drain and release on its own meanwhile
+    (found in the box: the fallback drained at 5 s while the controller waited for the GCP backend service, and
+    the controller's drain of a VM already deleted never ended). It guards the controller's drain instead."""
+    app = start_app(on_drain="ignore")
+    agent = start_agent(app, fallback=FAST_FALLBACK)
+    clients = connect(app.service_port, 2)
+    wait_until(lambda: agent.connections() == 2, what="the 2 sockets to be established")
+    not_after = time.time() + 6
+
+    agent.call(lambda client: _notice_then_out_of_rotation(client, not_after))
+    notice = wait_until(lambda: _released(agent, "n1"), what="the agent to release the notice at its deadline")
+
+    assert app.drains() == [], "no drain of the agent's own while the controller's step ran"
+    assert (notice.drain_started_by, notice.released_by, notice.reset) == ("controller", "agent", 2)
+    assert notice.released_at is not None and notice.released_at < not_after
+    assert all(was_reset(sock) for sock in clients)
