@@ -234,8 +234,9 @@ class Init:
                 return
         prevent = {int(code) for value in unit.all("RestartPreventExitStatus") for code in value.split()}
         while not service.stopping.is_set():
-            notify = self._notify_socket(service)
-            try:
+            notify: socket.socket | None = None
+            try:  # the socket too: a restart racing the VM's teardown finds its root gone and ends quietly
+                notify = self._notify_socket(service)
                 process = self._spawn(service, unit.get("ExecStart"), notify=notify)
                 run = Run(process.pid, time.time())
                 service.runs.append(run)
@@ -249,8 +250,9 @@ class Init:
                 return
             finally:
                 service.settled.set()
-                with contextlib.suppress(OSError):
-                    notify.close()
+                if notify is not None:
+                    with contextlib.suppress(OSError):
+                        notify.close()
             if service.stopping.is_set() or not _restarts(unit.get("Restart", "no"), run.exit_status, prevent):
                 return
             service.ready.clear()

@@ -82,7 +82,10 @@ async def test_a_429_is_waited_out_and_failed_rounds_keep_the_inventory(fake: Ha
     succeeded_at = bed.metric("drainctl_discovery_last_success_timestamp_seconds")
 
     fake.remove("api-b")
-    fake.fail_next(5, 503, retry_after="2")
+    # Every attempt (3) at the MIG listing fails; the instance listing runs beside it and succeeds. The 503s are
+    # matched to one call so that a request the failed round cancelled in flight cannot reach the fake later and
+    # take the next round's fault (a race CI met once: the malformed answer went to a cancelled request).
+    fake.fail_next(3, 503, retry_after="2", match="listManagedInstances")
     unavailable_delay_s = await bed.discovery.round()
     fake.malformed_next(1, match="aggregated")
     malformed_delay_s = await bed.discovery.round()
