@@ -3,6 +3,7 @@
 Timeline of one notice (deadline = not_after - reset_margin_s):
 
     seen ──grace_s──> no controller drain?  drain via the app hook at the fallback rate
+                      (a controller that answered the push with `start_by`: not before start_by + grace_s)
                       watch the kernel count: zero -> release (drained)
                                               no progress for no_progress_window_s, or deadline -> reset, release
     seen ──> controller drain started: stay out of its way; at the deadline, if nobody released: reset, release
@@ -77,6 +78,8 @@ async def run_fallback(notice: Notice, hands: Hands, config: FallbackConfig, clo
     grace_s = config.grace_s if notice.grace_s is None else notice.grace_s
     grace_left_s = max(0.0, notice.seen_at + grace_s - clock.now())  # seen_at: the one time a restart keeps
     await _wait(clock, config.poll_s, deadline_s, lambda: notice.state is not NoticeState.OPEN, for_s=grace_left_s)
+    if notice.state is NoticeState.OPEN and notice.controller_start_by is not None:
+        await _wait_for_controller(notice, config, clock, grace_s, deadline_s)
     if notice.state is NoticeState.RELEASED:
         return Outcome.RELEASED
     if notice.drain_started_by == "controller":
@@ -87,6 +90,23 @@ async def run_fallback(notice: Notice, hands: Hands, config: FallbackConfig, clo
         await _drain(notice, hands, config, clock, grace_s, deadline_s)
     progress = Progress(window_s=config.no_progress_window_s, since=requested_at, rate_per_s=config.drain_rate_per_s)
     return await _watch(notice, hands, config, clock, deadline_s, progress)
+
+
+async def _wait_for_controller(
+    notice: Notice, config: FallbackConfig, clock: Clock, grace_s: float, deadline_s: Deadline
+) -> None:
+    """The controller answered the push: it holds the notice and its plan requests the drain by
+    `controller_start_by` (it may be holding it back for the disruption budget, which a drain of the agent's own
+    would break). Wait for it until then plus the grace, never past the fallback's deadline: a controller that
+    dies after its answer costs the graceful drain time, not the reset before `not_after`."""
+    def until_s() -> float:
+        promised = notice.controller_start_by
+        return deadline_s() if promised is None else min(deadline_s(), promised + grace_s)
+
+    if clock.now() < until_s():
+        log.info("notice %s: the controller holds it; no drain of the agent's own before %.1f s from now",
+                 notice.id, until_s() - clock.now())
+    await _wait(clock, config.poll_s, until_s, lambda: notice.state is not NoticeState.OPEN)
 
 
 async def _by(clock: Clock, until_s: Deadline, call: Awaitable[T], what: str) -> T:

@@ -14,6 +14,7 @@ from controller.agent.metrics import AgentMetrics
 from controller.agent.notices import Actor, Notice, NoticeBook, NoticeState
 from controller.agent.notifying import FallbackNotices
 from controller.core.clocks import SleepingClock as Clock
+from controller.protocol.pushes import PushAnswer
 
 log = logging.getLogger("drainctl.agent.node")
 
@@ -43,7 +44,7 @@ class NoticePusher(Protocol):
 
     agent_url: str
 
-    async def push(self, notice: Notice) -> object: ...
+    async def push(self, notice: Notice) -> PushAnswer | None: ...
 
     async def aclose(self) -> None: ...
 
@@ -128,7 +129,8 @@ class NodeAgent:
         return reset
 
     def add_notice(
-        self, notice_id: str, kind: str, not_after: float, *, source: str = "api", grace_s: float | None = None
+        self, notice_id: str, kind: str, not_after: float, *, source: str = "api", grace_s: float | None = None,
+        push: bool = True,
     ) -> tuple[Notice, bool]:
         """Record a notice (idempotent by id) and, when new, start its fallback. A controller drain requested at
         most `fallback.grace_s` before counts as the notice's drain, written with the notice's first save (a
@@ -143,7 +145,8 @@ class NodeAgent:
         self.metrics.notices.labels(kind=kind).inc()
         log.info("notice %s (%s, from %s) seen, not_after in %.1f s", notice.id, kind, source,
                  not_after - notice.seen_at)
-        self._push(notice)
+        if push:  # not one the controller posted itself (`routes._add_notice`)
+            self._push(notice)
         if self._fallback.enabled:
             self._spawn(self._run_fallback(notice))
         return notice, True
@@ -190,7 +193,11 @@ class NodeAgent:
             return
 
         async def push() -> None:
-            await pusher.push(notice)
+            answer = await pusher.push(notice)
+            if answer is not None and answer.start_by is not None:
+                notice.controller_start_by = answer.start_by
+                log.info("notice %s: the controller holds it; its drain starts %.1f s from now at the latest",
+                         notice.id, answer.start_by - self._clock.now())
 
         self._spawn(push())
 

@@ -53,6 +53,10 @@ class Notice:
     grace_s: float | None = None
     """How long the fallback waits for a controller drain; None: the agent's `fallback.grace_s`."""
     drain_started_at: float | None = None
+    controller_start_by: float | None = None
+    """The controller took the notice (its push answer) and its plan requests the drain by this unix time, even if
+    the disruption budget holds it back until then; the fallback waits for it that long. In memory only: a
+    restarted agent pushes its open notices again and learns it again."""
 
     def start_drain(self, by: Actor, *, at: float | None = None) -> None:
         if self.state is NoticeState.OPEN:

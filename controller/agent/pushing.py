@@ -54,7 +54,10 @@ class Pusher:
         self._http = async_client(headers=bearer(token), timeout=timeout_s, transport=transport)
 
     async def push(self, notice: Notice) -> wire.PushAnswer | None:
-        """Until a controller takes it (its answer), or the notice no longer needs it (None)."""
+        """Until a controller takes it (its answer), or the notice no longer needs it (None): released already (GCP's
+        release records the MIG's event as a notice and releases it at once) or past its `not_after`."""
+        if self._done(notice):
+            return None
         body = self._body(notice).model_dump(mode="json")
         retrying = AsyncRetrying(wait=self._wait, retry=retry_if_exception_type(TemporaryError),
                                  stop=lambda state: self._done(notice), reraise=True,

@@ -122,7 +122,10 @@ async def _reset(request: web.Request) -> web.StreamResponse:
 
 async def _add_notice(request: web.Request) -> web.StreamResponse:
     body = await _parse(request, wire.NoticeRequest)
-    notice, _ = request.app[_AGENT].add_notice(body.id, body.kind, body.not_after)
+    # A notice the controller posts within one of its drains (its drain id header: GCP's release records the MIG's
+    # event this way, then releases it) is the controller's own: pushed back, it would come in as an echo.
+    from_drain = logs.current("drain_id") is not None
+    notice, _ = request.app[_AGENT].add_notice(body.id, body.kind, body.not_after, push=not from_drain)
     return _answer(notice.to_wire(), status=201)
 
 

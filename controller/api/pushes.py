@@ -55,8 +55,11 @@ class Pushes:
         submission = await self.intake.submit(event)
         log.info("api: %s notice %s for %s pushed by its agent: %s%s", event.kind, notice.id, body.instance,
                  submission.disposition, " (instance learned)" if learned else "")
-        drain_id = submission.drain.id if submission.drain is not None else None
-        answer = PushAnswer(disposition=submission.disposition, drain_id=drain_id, learned=learned)
+        drain = submission.drain
+        drain_id = drain.id if drain is not None else None
+        start_by = self.engine.start_by(drain) if drain is not None else None  # a duplicate too: a restarted agent
+        answer = PushAnswer(disposition=submission.disposition, drain_id=drain_id, learned=learned,
+                            start_by=start_by)
         return web.json_response(text=answer.model_dump_json(), status=202)
 
     def _learn(self, body: PushRequest) -> bool:

@@ -46,7 +46,7 @@ ACTIVE_PHASES = frozenset({Phase.DRAINING, Phase.VERIFYING, Phase.FORCING})
 """Phases that occupy a slot of the pool's disruption budget."""
 
 ALLOWED_TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
-    Phase.PENDING: frozenset({Phase.DRAINING, Phase.FORCING, Phase.FAILED, Phase.CANCELLED}),
+    Phase.PENDING: frozenset({Phase.DRAINING, Phase.FORCING, Phase.DRAINED, Phase.FAILED, Phase.CANCELLED}),
     Phase.DRAINING: frozenset({Phase.VERIFYING, Phase.FORCING, Phase.FAILED, Phase.CANCELLED}),
     Phase.VERIFYING: frozenset({Phase.DRAINED, Phase.FORCING, Phase.FAILED, Phase.CANCELLED}),
     Phase.FORCING: frozenset({Phase.DRAINED, Phase.FAILED}),

@@ -119,6 +119,9 @@ class Reconciler:
         self._attempts: dict[str, int] = {}
         self._errors: dict[str, DrainctlError] = {}
         self._waiting: dict[str, str] = {}
+        self._drained_by: dict[str, Drain] = {}
+        """A new episode's host that its previous episode drained (`triaging.drained_before`): counted first. In
+        memory only: a resumed episode takes the usual path."""
         self._handlers: Mapping[Phase, Callable[[Drain], Awaitable[float | None]]] = {
             Phase.PENDING: self._pending,
             Phase.DRAINING: self._draining,
@@ -131,7 +134,7 @@ class Reconciler:
 
     def forget(self) -> None:
         """Drop everything held in memory (episodes, watches, retries): the journal is read again (`Engine.run`)."""
-        for held in (self.drains, self.watches, self._attempts, self._errors, self._waiting):
+        for held in (self.drains, self.watches, self._attempts, self._errors, self._waiting, self._drained_by):
             held.clear()
 
     def restore(self, episodes: Mapping[str, Drain | None]) -> None:
@@ -157,7 +160,11 @@ class Reconciler:
             assert current is not None
             return self._taken(event, Submission(Disposition.STALE, self._stale(current, event)))
         assert verdict.draft is not None
-        return self._taken(event, Submission(Disposition.STARTED, self._start(verdict.draft, event)))
+        drain = self._start(verdict.draft, event)
+        if triaging.drained_before(current, drain, now=self._clock.now(), window_s=self._budget.platform_notice_s):
+            assert current is not None
+            self._drained_by[drain.instance] = current
+        return self._taken(event, Submission(Disposition.STARTED, drain))
 
     def triage(self, event: LifecycleEvent, pool: str) -> triaging.Verdict:
         """What `accept` would do with `event` now; reads the journal, writes nothing (`Engine.dry_run` too)."""
@@ -174,6 +181,26 @@ class Reconciler:
         self._announce_line(None, drain)
         log.info("%s: %s (drain %d)", drain.instance, detail, drain.id)
         return drain
+
+    async def _drained_before(self, drain: Drain, previous: Drain, host: HostActions) -> float | None:
+        """`triaging.drained_before`: count first, with no slot of the budget; at zero the episode is drained
+        with no drain request and released in its next pass. None: not zero, or no count (the VM may be gone):
+        the usual path (the budget, the drain request)."""
+        seen = await self._verifier.observe(drain.instance, host)
+        if not seen.zero_by:
+            log.info("%s: drain %d drained it, but now %s: draining again", drain.instance, previous.id,
+                     seen.describe())
+            return None
+        now = self._clock.now()
+        timers = plan(start=now, not_after=drain.not_after, drain_deadline_s=drain.drain_deadline_s,
+                      budget=self._budget, holds=drain.needs_release)
+        detail = (f"drain {previous.id} drained the host {now - previous.updated_at:.1f} s ago ({previous.outcome}) "
+                  f"and it is still at zero ({seen.describe()}): no drain request; {drain.source}'s handle is "
+                  "released")
+        log.info("%s: %s (drain %d)", drain.instance, detail, drain.id)
+        self._move(drain, "drained before", detail=detail, phase=Phase.DRAINED, outcome=previous.outcome,
+                   verified_by=seen.zero_by, sockets_last=0, force_at=now, release_by=timers.release_by)
+        return now
 
     def _stale(self, current: Drain, event: LifecycleEvent) -> Drain:
         self._store.log_event(event, at=self._clock.now(), disposition=Disposition.STALE, drain_id=current.id)
@@ -210,6 +237,8 @@ class Reconciler:
         each is released by its own releaser, its retries bounded by its own deadline)."""
         if not event.ref or not joined.needs_release or event.kind in triaging.OPERATOR_KINDS:
             return False
+        if any(ref.handle == event.ref and ref.source != event.source for ref in joined.refs):
+            return False  # an echo of a handle the episode holds from another source (`triaging._stale`)
         return self.releaser(event.source).holds and joined.refs != releasing.joined(
             joined.refs, event.source, event.ref, event.not_after)
 
@@ -255,6 +284,10 @@ class Reconciler:
             self._move(drain, "reset requested by operator", phase=Phase.FORCING, reason="operator reset",
                        force_at=now, release_by=now + self._budget.verify_s)
             return now
+        previous = self._drained_by.pop(drain.instance, None)
+        if previous is not None and (due := await self._drained_before(drain, previous, self._hosts.host(
+                drain.instance))) is not None:
+            return due
         start_by = must_start_by(not_after=drain.not_after, budget=self._budget, holds=drain.needs_release)
         verdict = admit(drain, self.drains.open_in(drain.pool), slots=self._slots(drain.pool), now=now,
                         must_start_by=start_by)

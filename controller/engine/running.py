@@ -302,6 +302,14 @@ class Engine:
     def get(self, instance: str) -> Drain | None:
         return self._reconciler.drains.get(instance)
 
+    def start_by(self, drain: Drain) -> float | None:
+        """The wall-clock instant by which this episode's plan requests its drain, whatever the disruption budget
+        says (`scheduling.must_start_by`); None once it has finished. What the push route tells an agent, whose
+        fallback then keeps out of a drain the controller holds back for the budget."""
+        if drain.finished:
+            return None
+        return must_start_by(not_after=drain.not_after, budget=self.budget, holds=drain.needs_release)
+
     def status(self) -> list[InstanceStatus]:
         """Every inventory instance (and any instance with a journaled drain), with its latest episode."""
         names = sorted({*self.inventory, *self._reconciler.drains})

@@ -47,6 +47,11 @@ class PushAnswer(BaseModel):
     drain_id: int | None = None
     learned: bool = False
     """The controller did not know the instance before this push."""
+    start_by: float | None = None
+    """Started or merged: the unix time by which the controller's plan requests the drain of this episode, even
+    while the disruption budget holds it back. The agent's fallback waits for the controller until then (plus its
+    grace) instead of draining alone after its grace: a drain the controller queues is the budget at work, and an
+    agent that drained on its own would break it. Absent (an older controller): the fallback's grace alone."""
 
 
 class NotLeaderAnswer(BaseModel):

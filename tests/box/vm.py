@@ -228,6 +228,10 @@ class Vm:
         with contextlib.suppress(BoxError):
             run(["ip", "link", "del", self._link])
 
+    def unplug(self) -> None:
+        """Cut the VM's link at once (its side stays, carrying nothing): what a crashed machine's peers see."""
+        run(["ip", "link", "set", self._link, "down"])
+
     def _plug(self, bridge: Bridge) -> None:
         peer = f"{self._link}p"
         run(["ip", "link", "add", self._link, "type", "veth", "peer", "name", peer])

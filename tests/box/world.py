@@ -278,6 +278,19 @@ class World:
         self.link.remove_vm(box_vm.vm.ip)
         self.machines.destroy(name)
 
+    def crash(self, name: str) -> None:
+        """The VM fails at once (a host failure, a kernel panic): its address goes silent first (no FIN or RST
+        reaches anyone: the journal's server and the peers see a dead peer, not a closed one), then every process
+        in it gets SIGKILL and nothing is restarted, no ExecStop runs. What a `kill -9` of its controller would
+        be if systemd could not bring the process back."""
+        box_vm = self.vms.pop(name)
+        for service in box_vm.init.services.values():
+            service.stopping.set()  # the init of a dead machine restarts nothing
+        box_vm.vm.unplug()
+        self.link.remove_vm(box_vm.vm.ip)
+        self.machines.destroy(name)
+        box_vm.init.close()
+
     def shutdown_all(self) -> None:
         for name in list(self.vms):
             with contextlib.suppress(Exception):

@@ -68,7 +68,10 @@ async def test_a_push_from_an_unlisted_instance_is_learned_and_drained(tmp_path:
         assert agents["new-vm"].base_url == "http://10.0.0.7:9100"
         again = await http.post("/v1/pushes", json=_push("new-vm", agent_url="http://6.6.6.6:1"),
                                 headers=_bearer(PUSH))
-        assert again.json() == {"disposition": "duplicate", "drain_id": 1, "learned": False}
+        start_by = answer.json()["start_by"]
+        assert start_by == world.engine.start_by(world.engine.history()[0]) and start_by < 2e9, \
+            "the agent learns by when the controller's plan drains it (its fallback waits that long)"
+        assert again.json() == {"disposition": "duplicate", "drain_id": 1, "learned": False, "start_by": start_by}
         assert agents["new-vm"].base_url == "http://10.0.0.7:9100"  # a push never moves a known instance
         other = await http.post("/v1/pushes", json=_push("other-vm", "n9"), headers=_bearer(PUSH))
         assert world.engine.inventory["other-vm"] == "web" and other.json()["learned"] is True

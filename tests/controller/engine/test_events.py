@@ -111,7 +111,7 @@ async def test_a_new_lifecycle_event_after_a_finished_drain_drains_again(tmp_pat
     world.engine.submit(world.notice("A", in_s=60))
     await world.settle()
     host.refill(80)  # the instance was reused and took new clients
-    second = world.notice("A", in_s=60)
+    second = world.notice("A", in_s=60, ref="notice-A-again")  # a new notice has a handle of its own
     assert world.engine.submit(second).disposition is Disposition.STARTED
     await world.settle()
     assert len(host.drains) == 2

@@ -176,3 +176,99 @@ def test_a_kill_after_any_journal_write_releases_each_platforms_handle_exactly_o
         assert [r.refs for r in gcp] == [("H1",)], f"killed after write {kill_after}: gcp's releases {gcp}"
         assert [r.refs for r in local] == [("H2",)], f"killed after write {kill_after}: local's releases {local}"
         assert all(r.at < not_after for r in [*gcp, *local]), f"killed after write {kill_after}: late"
+
+
+@async_test
+async def test_a_released_handle_echoed_back_by_another_source_starts_no_episode(tmp_path: Path) -> None:
+    """Beyond the eleven (found in the box): GCP's release records the MIG's event on the agent as a notice whose id
+    is the event's handle, and releases it; the agent pushed that notice back to the controller (source local,
+    the same handle, the MIG's deadline). It used to start a new episode: a second drain request to a host that
+    was going away, for a deletion already released. Now it is stale."""
+    clock = FakeClock()
+    host = FakeHost(clock, sockets=0)
+    gcp = FakeReleaser(clock)
+    world = _two_platforms(tmp_path / "journal.db", clock, host, gcp)
+    world.engine.submit(_preemption(world, in_s=300, ref="100/DELETING/1"))
+    await world.settle()
+    released = world.engine.get("A")
+    assert released is not None and released.phase is Phase.RELEASED
+
+    echo = world.notice("A", in_s=299, ref="100/DELETING/1")
+    assert world.engine.submit(echo).disposition is Disposition.STALE
+    await world.settle()
+
+    assert [d.id for d in world.engine.history(instance="A")] == [released.id], "no second episode"
+    assert len(host.drains) == 1 and [r.refs for r in gcp.releases] == [("100/DELETING/1",)]
+
+
+@async_test
+async def test_a_platforms_handle_after_its_host_was_drained_and_released_is_released_without_a_drain(
+    tmp_path: Path,
+) -> None:
+    """Beyond the eleven (found in the box): a MIG deletion is two notices, the agent's shutdown hold (pushed at
+    once) and the MIG's DELETING seen by the GCP source's next poll, with a handle of its own. When the first
+    episode had drained and released the host before the poll, the second asked the host to drain again (and, with
+    the VM gone, would hold a budget slot retrying it). Now the host is counted first, with no budget slot: at
+    zero the handle is released with no drain request; the journal says which episode drained the host."""
+    clock = FakeClock()
+    host = FakeHost(clock, sockets=30)
+    gcp = FakeReleaser(clock)
+    world = _two_platforms(tmp_path / "journal.db", clock, host, gcp)
+    world.engine.submit(world.notice("A", in_s=85, ref="shutdown/1"))
+    await world.settle()
+    first = world.engine.get("A")
+    assert first is not None and first.phase is Phase.RELEASED and len(host.drains) == 1
+
+    deleting = _preemption(world, in_s=300, ref="100/DELETING/1")
+    assert world.engine.submit(deleting).disposition is Disposition.STARTED
+    await world.settle()
+
+    second = world.engine.get("A")
+    assert second is not None and second.id != first.id and second.phase is Phase.RELEASED
+    assert len(host.drains) == 1, "no second drain request to a host its first episode drained"
+    assert [r.refs for r in gcp.releases] == [("100/DELETING/1",)], "the MIG's handle released once"
+    steps = [t.step for t in world.engine.journal(second.id)]
+    assert "drained before" in steps and "drain requested" not in steps, steps
+
+
+@async_test
+async def test_a_host_drained_before_that_has_sockets_again_is_drained_again(tmp_path: Path) -> None:
+    """The same, but the host took connections again after its first episode (its app restarted): the count
+    first shows them, and the episode drains as usual before it releases the new handle."""
+    clock = FakeClock()
+    host = FakeHost(clock, sockets=30)
+    gcp = FakeReleaser(clock)
+    world = _two_platforms(tmp_path / "journal.db", clock, host, gcp)
+    world.engine.submit(world.notice("A", in_s=85, ref="shutdown/1"))
+    await world.settle()
+    host.refill(12)
+
+    world.engine.submit(_preemption(world, in_s=300, ref="100/DELETING/1"))
+    await world.settle()
+
+    second = world.engine.get("A")
+    assert second is not None and second.phase is Phase.RELEASED and second.sockets_last == 0
+    assert len(host.drains) == 2, "drained again: it had sockets"
+    assert "drained before" not in [t.step for t in world.engine.journal(second.id)]
+
+
+@async_test
+async def test_an_echo_of_a_handle_the_running_episode_holds_is_merged_without_a_second_release(
+    tmp_path: Path,
+) -> None:
+    """The echo of the test above, while its episode still runs (found in the box): the agent's push of the notice
+    GCP's release recorded came in during that release and joined the episode as the notices platform's handle,
+    released a second time through the agent. The episode keeps one handle, GCP's."""
+    clock = FakeClock()
+    host = FakeHost(clock, sockets=200, behaviour="ignore")
+    gcp = FakeReleaser(clock)
+    world = _two_platforms(tmp_path / "journal.db", clock, host, gcp)
+    world.engine.submit(_preemption(world, in_s=300, ref="100/DELETING/1"))
+    await world.advance(1.0)
+    assert world.engine.submit(world.notice("A", in_s=299, ref="100/DELETING/1")).disposition is Disposition.MERGED
+    await world.settle()
+
+    drain = world.engine.get("A")
+    assert drain is not None and drain.phase is Phase.RELEASED
+    assert [(r.source, r.handle) for r in drain.refs] == [("gcp", "100/DELETING/1")]
+    assert [r.refs for r in gcp.releases] == [("100/DELETING/1",)] and world.releaser.releases == []

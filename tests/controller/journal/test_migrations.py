@@ -75,7 +75,7 @@ async def test_a_journal_of_the_previous_schema_is_migrated_and_its_unfinished_d
     assert lines[-1].phase is Phase.RELEASED
     assert snapshot(path)["events"] == event_before
 
-    world.engine.submit(world.notice("A", in_s=60))
+    world.engine.submit(world.notice("A", in_s=60, ref="notice-A-again"))  # a new notice, a handle of its own
     again = world.engine.get("A")
     assert again is not None and again.id == 2, "drain ids go on from the migrated journal's"
     assert world.engine.journal(2)[0].seq == lines[-1].seq + 1
