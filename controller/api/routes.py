@@ -98,7 +98,7 @@ async def _leadership(request: web.Request, handler: Handler) -> web.StreamRespo
     if not request.path.startswith("/v1/") or api.is_leader():
         return await handler(request)
     if request.method in ("GET", "HEAD"):
-        api.engine.reload()
+        api.engine.reload(reads=True)
         return await handler(request)
     return _not_the_leader(api.leader_url())
 

@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol, runtime_checkable
 
 from controller.core.announcements import Announcement
-from controller.core.errors import PermanentError
+from controller.core.errors import PermanentError, TemporaryError
 from controller.core.models import Disposition, Drain, LifecycleEvent, Transition
 
 
@@ -75,6 +75,10 @@ class Hosts(Protocol):
 
 class UnknownHost(PermanentError):
     """The instance is not in the inventory, so the controller has no agent to call."""
+
+
+class HostUnreachable(TemporaryError):
+    """Nothing answers at the host's agent address (connection refused, no route): a blip, or the host is gone."""
 
 
 class Releaser(Protocol):

@@ -370,11 +370,13 @@ class Engine:
             await asyncio.gather(*(self._work(key) for key in keys))
         raise RuntimeError("engine: passes keep becoming due at the same instant")
 
-    def reload(self) -> None:
+    def reload(self, *, reads: bool = False) -> None:
         """What `run()` does as it starts: forget the episodes and passes held in memory and resume from the
         journal (a replica that wins the leadership back; a standby's reads, since the leader writes the shared
-        journal). For drivers of `run_due()`: tests, the simulation."""
-        self._reload()
+        journal). For drivers of `run_due()`: tests, the simulation. `reads`: only to answer a read (a standby's
+        API): the episodes it finds are logged at debug, since it resumes none of them (each read would log them:
+        the box's polling of a standby wrote the line every 30 ms)."""
+        self._reload(reads=reads)
 
     def next_due(self) -> float | None:
         """When a pass, or another try of a held event, is due next (None: nothing is)."""
@@ -482,13 +484,13 @@ class Engine:
         except KeyError:
             raise UnknownInstance(f"unknown instance {instance!r} ({_known(instance, self.inventory)})") from None
 
-    def _reload(self) -> None:
+    def _reload(self, *, reads: bool = False) -> None:
         """Forget the episodes and passes held in memory and resume from the journal."""
         self._reconciler.forget()
         self._queue = DueQueue(self.clock)
-        self._resume()
+        self._resume(reads=reads)
 
-    def _resume(self) -> None:
+    def _resume(self, *, reads: bool = False) -> None:
         for name in self.inventory:
             latest = self._store.latest(name)
             if latest is not None:
@@ -500,5 +502,6 @@ class Engine:
             self._queue.schedule(drain.instance, now)
         self._announcer.announce(Resumed(tuple(self._reconciler.drains.values())))
         if unfinished:
-            log.info("journal: resuming %d unfinished drains: %s", len(unfinished),
+            log.log(logging.DEBUG if reads else logging.INFO, "journal: resuming %d unfinished drains: %s",
+                    len(unfinished),
                      ", ".join(f"{d.instance} ({d.phase})" for d in unfinished))

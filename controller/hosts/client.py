@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from controller.core import logs
 from controller.core.errors import PermanentError, TemporaryError
 from controller.core.http import HttpErrors, WithStatus, bearer
+from controller.core.ports import HostUnreachable
 from controller.hosts.pooling import AgentPool
 from controller.protocol import agent as wire
 from controller.protocol.agent import Notice
@@ -38,7 +39,7 @@ __all__ = [
 Answer = TypeVar("Answer", bound=BaseModel)
 
 
-class AgentUnreachable(TemporaryError):
+class AgentUnreachable(HostUnreachable):
     pass
 
 

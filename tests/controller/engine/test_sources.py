@@ -232,6 +232,40 @@ async def test_a_platforms_handle_after_its_host_was_drained_and_released_is_rel
 
 
 @async_test
+async def test_a_late_handle_of_a_host_that_went_away_after_its_drain_is_settled_without_a_slot(
+    tmp_path: Path,
+) -> None:
+    """The same, but the poll came after the guest's shutdown went on and its agent stopped (found in the box):
+    the usual path sent a drain, then resets, to a host that was gone, holding the pool's only budget slot for
+    4.5 min. Now the episode goes to drained (no slot) and only its release is retried; the next instance's
+    drain does not wait. An agent that answers again gets the release (the platform still waits for it)."""
+    clock = FakeClock()
+    host, other = FakeHost(clock, sockets=30), FakeHost(clock, sockets=10)
+    gcp = FakeReleaser(clock)
+    gcp.failures = [AgentUnavailable("agent: release: unreachable", status=0) for _ in range(3)]
+    world = make_world(tmp_path / "journal.db", hosts={"A": host, "B": other}, clock=clock,
+                       more_releasers={"gcp": gcp}, slots=1)
+    world.engine.submit(world.notice("A", in_s=85, ref="shutdown/1"))
+    await world.settle()
+    host.behaviour = "unreachable"  # the VM went on with its shutdown
+
+    polled_at = clock.now()
+    world.engine.submit(_preemption(world, in_s=300, ref="100/DELETING/1"))
+    world.engine.submit(world.notice("B", in_s=85, ref="shutdown/2"))
+    await world.advance(1.0)
+    late = world.engine.get("A")
+    assert late is not None and late.phase is Phase.DRAINED, "no slot held: only the release is retried"
+    assert other.drains and other.drains[0][0] - polled_at < 0.5, "B's drain did not wait for a slot"
+    await world.settle()
+
+    late = world.engine.get("A")
+    assert late is not None and late.phase is Phase.RELEASED
+    assert len(host.drains) == 1 and host.resets == [], "no drain, no reset of a host let go"
+    assert [r.refs for r in gcp.releases] == [("100/DELETING/1",)] and gcp.attempts == 4, "released once, retried"
+    assert "drained before" in [t.step for t in world.engine.journal(late.id)]
+
+
+@async_test
 async def test_a_host_drained_before_that_has_sockets_again_is_drained_again(tmp_path: Path) -> None:
     """The same, but the host took connections again after its first episode (its app restarted): the count
     first shows them, and the episode drains as usual before it releases the new handle."""
