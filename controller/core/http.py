@@ -207,8 +207,8 @@ def system_trust() -> ssl.SSLContext:
     global _TRUST
     if _TRUST is None:
         context = ssl.create_default_context()
-        if not context.cert_store_stats()["x509_ca"] and not context.get_ca_certs():  # an image with no bundle
-            import certifi  # httpx's own dependency: the public roots, as httpx would have used
+        if not context.cert_store_stats()["x509_ca"]:  # no bundle file loaded (a bare image, or a hashed
+            import certifi  # directory only): certifi's public roots are added, as httpx alone would have used
 
             context.load_verify_locations(cafile=certifi.where())
         _TRUST = context

@@ -201,6 +201,17 @@ async def test_a_released_handle_echoed_back_by_another_source_starts_no_episode
     assert len(host.drains) == 1 and [r.refs for r in gcp.releases] == [("100/DELETING/1",)]
 
 
+async def _drained_by_its_shutdown_notice(tmp_path: Path) -> tuple[World, FakeHost, FakeReleaser]:
+    """A (30 sockets) drained and released for the agent's shutdown notice; the GCP releaser beside it."""
+    clock = FakeClock()
+    host = FakeHost(clock, sockets=30)
+    gcp = FakeReleaser(clock)
+    world = _two_platforms(tmp_path / "journal.db", clock, host, gcp)
+    world.engine.submit(world.notice("A", in_s=85, ref="shutdown/1"))
+    await world.settle()
+    return world, host, gcp
+
+
 @async_test
 async def test_a_platforms_handle_after_its_host_was_drained_and_released_is_released_without_a_drain(
     tmp_path: Path,
@@ -210,12 +221,7 @@ async def test_a_platforms_handle_after_its_host_was_drained_and_released_is_rel
     episode had drained and released the host before the poll, the second asked the host to drain again (and, with
     the VM gone, would hold a budget slot retrying it). Now the host is counted first, with no budget slot: at
     zero the handle is released with no drain request; the journal says which episode drained the host."""
-    clock = FakeClock()
-    host = FakeHost(clock, sockets=30)
-    gcp = FakeReleaser(clock)
-    world = _two_platforms(tmp_path / "journal.db", clock, host, gcp)
-    world.engine.submit(world.notice("A", in_s=85, ref="shutdown/1"))
-    await world.settle()
+    world, host, gcp = await _drained_by_its_shutdown_notice(tmp_path)
     first = world.engine.get("A")
     assert first is not None and first.phase is Phase.RELEASED and len(host.drains) == 1
 
@@ -269,12 +275,7 @@ async def test_a_late_handle_of_a_host_that_went_away_after_its_drain_is_settled
 async def test_a_host_drained_before_that_has_sockets_again_is_drained_again(tmp_path: Path) -> None:
     """The same, but the host took connections again after its first episode (its app restarted): the count
     first shows them, and the episode drains as usual before it releases the new handle."""
-    clock = FakeClock()
-    host = FakeHost(clock, sockets=30)
-    gcp = FakeReleaser(clock)
-    world = _two_platforms(tmp_path / "journal.db", clock, host, gcp)
-    world.engine.submit(world.notice("A", in_s=85, ref="shutdown/1"))
-    await world.settle()
+    world, host, _ = await _drained_by_its_shutdown_notice(tmp_path)
     host.refill(12)
 
     world.engine.submit(_preemption(world, in_s=300, ref="100/DELETING/1"))
