@@ -46,7 +46,10 @@ def test_one_of_two_controllers_acts_and_a_killed_leader_is_replaced_without_a_s
     wait_leader(first, "the first controller to lead")
     second = bed.fleet.start_controller(ha_config(bed, postgres_server, postgres_url, "ctl-2"))
     assert not ready(second), "two leaders"
-    refused = second.request("POST", "/v1/drains", json={"instance": "A"})
+    # Until its elector's first attempt has read the lease, a standby that just started knows no leader yet
+    # ("no leader is known yet", 503 with Retry-After: 1; CI met that window once): wait for that attempt.
+    refused = wait_for(lambda: (r := second.request("POST", "/v1/drains", json={"instance": "A"})).headers.get(
+        "X-Drainctl-Leader") and r, timeout_s=SETTLE_S, what="the standby to name the leader")
     assert refused.status_code == 503 and refused.headers["X-Drainctl-Leader"] == first.url
     assert refused.json()["error"] == f"not the leader; the leader is at {first.url}"
     assert second.instance("A")["instance"] == "A", "the standby answers reads"
