@@ -148,6 +148,7 @@ class Reconciler:
     def restore(self, episodes: Mapping[str, Drain | None]) -> None:
         """Put episodes back as they were (a batch of events whose commit failed: none of it was written)."""
         for instance, drain in episodes.items():
+            self._drained_by.pop(instance, None)  # noted for an episode the failed commit did not write
             if drain is None:
                 self.drains.pop(instance, None)
             else:
@@ -169,8 +170,9 @@ class Reconciler:
             return self._taken(event, Submission(Disposition.STALE, self._stale(current, event)))
         assert verdict.draft is not None
         drain = self._start(verdict.draft, event)
-        if triaging.drained_before(current, drain, now=self._clock.now(), window_s=self._budget.platform_notice_s):
-            assert current is not None
+        self._drained_by.pop(drain.instance, None)
+        if current is not None and triaging.drained_before(current, drain, now=self._clock.now(),
+                                                           window_s=self._budget.platform_notice_s):
             self._drained_by[drain.instance] = current
         return self._taken(event, Submission(Disposition.STARTED, drain))
 
@@ -199,34 +201,27 @@ class Reconciler:
         of the pool's one slot after each MIG deletion whose shutdown notice was drained before the source's
         poll). None: sockets, or another error: the usual path (the budget, the drain request)."""
         now = self._clock.now()
-        ago_s = now - previous.updated_at
+        drained = f"drain {previous.id} drained the host {now - previous.updated_at:.1f} s ago ({previous.outcome})"
         try:
             count = await host.connections()
         except HostUnreachable as exc:
-            detail = (f"drain {previous.id} drained the host {ago_s:.1f} s ago ({previous.outcome}) and let it go; "
-                      f"its agent does not answer now ({exc}): no drain of a host let go; {drain.source}'s handle is "
-                      "released, retried until its deadline")
-            timers = plan(start=now, not_after=drain.not_after, drain_deadline_s=drain.drain_deadline_s,
-                          budget=self._budget, holds=drain.needs_release)
-            log.info("%s: %s (drain %d)", drain.instance, detail, drain.id)
-            self._move(drain, "drained before", detail=detail, phase=Phase.DRAINED, outcome=previous.outcome,
-                       verified_by=f"drain {previous.id}", force_at=now, release_by=timers.release_by)
-            return now
+            detail = (f"{drained} and let it go; its agent does not answer now ({exc}): no drain of a host let go; "
+                      f"{drain.source}'s handle is released, retried until its deadline")
+            verified: dict[str, Any] = {"verified_by": f"drain {previous.id}"}
         except DrainctlError as exc:
-            log.info("%s: drain %d drained it, but it cannot be counted now (%s): draining again", drain.instance,
-                     previous.id, exc)
+            log.info("%s: %s, but it cannot be counted now (%s): draining again", drain.instance, drained, exc)
             return None
-        if count:
-            log.info("%s: drain %d drained it, but it has %d sockets now: draining again", drain.instance,
-                     previous.id, count)
-            return None
+        else:
+            if count:
+                log.info("%s: %s, but it has %d sockets now: draining again", drain.instance, drained, count)
+                return None
+            detail = f"{drained} and it is still at zero: no drain request; {drain.source}'s handle is released"
+            verified = {"verified_by": "kernel", "sockets_last": 0}
         timers = plan(start=now, not_after=drain.not_after, drain_deadline_s=drain.drain_deadline_s,
                       budget=self._budget, holds=drain.needs_release)
-        detail = (f"drain {previous.id} drained the host {ago_s:.1f} s ago ({previous.outcome}) and it is still at "
-                  f"zero: no drain request; {drain.source}'s handle is released")
         log.info("%s: %s (drain %d)", drain.instance, detail, drain.id)
         self._move(drain, "drained before", detail=detail, phase=Phase.DRAINED, outcome=previous.outcome,
-                   verified_by="kernel", sockets_last=0, force_at=now, release_by=timers.release_by)
+                   force_at=now, release_by=timers.release_by, **verified)
         return now
 
     def _stale(self, current: Drain, event: LifecycleEvent) -> Drain:

@@ -69,7 +69,7 @@ def _stale(event: LifecycleEvent, finished: Drain, *, holds: bool) -> bool:
     return event.kind not in OPERATOR_KINDS and held and not own_handle and event.not_after <= finished.not_after
 
 
-def drained_before(previous: Drain | None, started: Drain, *, now: float, window_s: float) -> bool:
+def drained_before(previous: Drain, started: Drain, *, now: float, window_s: float) -> bool:
     """Whether a new episode's host may be drained already for the same going-away: its latest episode before it
     held for a platform (the host was released to go), ended drained (verified zero, or a completed reset) and
     released, at most `window_s` (one platform notice) ago, and the new one holds a platform handle of its own.
@@ -78,7 +78,7 @@ def drained_before(previous: Drain | None, started: Drain, *, now: float, window
     shutdown hold (pushed the moment the guest's shutdown began) and the MIG's DELETING (seen by the GCP
     source's next poll, with the MIG's own handle); when the first episode had drained and released the host
     before the poll, the second one asked the host, already at zero, to drain again."""
-    if previous is None or previous.phase is not Phase.RELEASED or not previous.needs_release:
+    if previous.phase is not Phase.RELEASED or not previous.needs_release:
         return False
     if previous.outcome not in (Outcome.GRACEFUL, Outcome.FORCED) or not started.needs_release:
         return False

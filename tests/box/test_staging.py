@@ -308,13 +308,7 @@ def _journal(controller: BoxVm, drain_id: int) -> list[dict[str, Any]]:
 
 def _history(controller: BoxVm, instance: str) -> list[dict[str, Any]]:
     """The drains of `instance` as a controller's API lists them (its own API token)."""
-    token = controller.vm.path("/etc/drainctl/api-token").read_text().strip()
-    done = subprocess.run(["curl", "-sSf", "-m", "10", "-H", "@-",
-                           f"http://{controller.vm.ip}:{API_PORT}/v1/history?instance={instance}"],
-                          input=f"Authorization: Bearer {token}\n", capture_output=True, text=True, timeout=30,
-                          check=False)
-    assert done.returncode == 0, f"history from {controller.name}: {done.stderr}"
-    drains: list[dict[str, Any]] = json.loads(done.stdout)["drains"]
+    drains: list[dict[str, Any]] = _api_get(controller, f"/v1/history?instance={instance}")["drains"]
     return drains
 
 
